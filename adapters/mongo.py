@@ -1,0 +1,141 @@
+"""pymongo repositories for this service's collections (CONTRACT §5).
+
+Writes that matter use majority write concern and decisions read from the primary, so a
+failover never hands a decision a stale document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+from pymongo.read_preferences import ReadPreference
+from pymongo.write_concern import WriteConcern
+
+from domain.events import StripeEvent
+from domain.payments import Payment
+
+Doc = dict[str, Any]
+
+#: Stored event payloads hold customer data; Stripe retries for 3 days and keeps events 30.
+EVENT_RETENTION = timedelta(days=90)
+
+
+def now() -> datetime:
+    # BSON dates have millisecond precision; trimming here keeps read-back values equal.
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def connect(uri: str, db_name: str, timeout_ms: int = 5000) -> Database[Doc]:
+    """A database handle with majority writes and primary reads; connects lazily."""
+    client: MongoClient[Doc] = MongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        appname="payments-pipeline",
+    )
+    return client.get_database(
+        db_name,
+        write_concern=WriteConcern(w="majority"),
+        read_preference=ReadPreference.PRIMARY,
+    )
+
+
+def ensure_indexes(db: Database[Doc]) -> None:
+    """Create this service's indexes; safe to run at every start."""
+    db.payments.create_index(
+        [("paymentId", ASCENDING)],
+        unique=True,
+        name="paymentId_unique",
+        partialFilterExpression={"paymentId": {"$type": "string"}},
+    )
+    db.payments.create_index([("customerId", ASCENDING), ("createdAt", DESCENDING)], name="customer_recent")
+    db.stripe_events.create_index([("status", ASCENDING), ("receivedAt", ASCENDING)], name="status_received")
+    db.stripe_events.create_index(
+        [("receivedAt", ASCENDING)], name="payload_ttl", expireAfterSeconds=int(EVENT_RETENTION.total_seconds())
+    )
+    db.job_failures.create_index([("state", ASCENDING), ("lastFailedAt", DESCENDING)], name="state_recent")
+    db.job_failures.create_index([("messageId", ASCENDING)], name="message")
+
+
+def _payment(doc: Mapping[str, Any]) -> Payment:
+    return Payment(
+        record_id=doc["_id"],
+        intent_id=doc["paymentId"],
+        status=doc["status"],
+        amount=int(doc["amount"]),
+        currency=doc["currency"],
+        last_event_at=doc.get("lastEventAt"),
+    )
+
+
+class MongoPayments:
+    def __init__(self, db: Database[Doc]) -> None:
+        self.collection: Collection[Doc] = db.payments
+
+    def by_intent(self, intent_id: str) -> Payment | None:
+        doc = self.collection.find_one({"paymentId": intent_id})
+        return _payment(doc) if doc else None
+
+    def move(self, payment: Payment, target: str, event_id: str, event_at: datetime) -> bool:
+        at = now()
+        moved = self.collection.find_one_and_update(
+            {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
+            {
+                "$set": {
+                    "status": target,
+                    "lastEventAt": event_at,
+                    "stripeEventId": event_id,
+                    "updatedAt": at,
+                    "webhookReceivedAt": at,
+                },
+                "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}},
+            },
+            projection={"_id": 1},
+        )
+        return moved is not None
+
+
+class MongoInbox:
+    """The ``stripe_events`` inbox, keyed by Stripe's event id."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.collection: Collection[Doc] = db.stripe_events
+
+    def receive(self, event: StripeEvent) -> str:
+        update = {
+            "$setOnInsert": {
+                "type": event.type,
+                "created": event.created_at,
+                "objectId": event.object_id,
+                "payload": dict(event.payload),
+                "status": "received",
+                "receivedAt": now(),
+            },
+            "$inc": {"attempts": 1},
+        }
+        for _ in range(2):
+            try:
+                doc = self.collection.find_one_and_update(
+                    {"_id": event.id}, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                return str(doc["status"]) if doc else "received"
+            except DuplicateKeyError:
+                # Two deliveries upserted at once on MongoDB; the other insert won, so update it.
+                continue
+        raise RuntimeError(f"could not record event {event.id}")
+
+    def finish(self, event_id: str, status: str) -> None:
+        self.collection.update_one(
+            {"_id": event_id}, {"$set": {"status": status, "processedAt": now()}, "$unset": {"error": ""}}
+        )
+
+    def fail(self, event_id: str, error: str) -> None:
+        self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})

@@ -1,0 +1,182 @@
+"""Configuration from the environment and an optional ``.env`` file (CONTRACT §2).
+
+``load_settings`` validates everything at start-up; a missing or malformed value raises
+``ConfigError`` whose message is one line naming the variable. Entry points print that line
+and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: Pinned so that payload shapes do not change under us when Stripe's default moves.
+DEFAULT_STRIPE_API_VERSION = "2024-06-20"
+
+_STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
+_WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=_-]+$")
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; ``str(error)`` is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    host: str
+    port: int
+    stripe_secret_key: str
+    stripe_webhook_secrets: tuple[str, ...]
+    stripe_api_base: str | None
+    stripe_api_version: str
+    mongodb_uri: str
+    mongodb_db: str
+    redis_url: str
+    jwt_secret: str
+    ops_token: str | None
+    metrics_token: str | None
+    smtp_url: str | None
+    email_from: str
+    ops_email: str | None
+    app_base_url: str
+    refund_window_days: int
+    webhook_max_bytes: int
+    # Tuning knobs (README): retries, broker timing, worker size.
+    retry_min_backoff_ms: int
+    retry_max_backoff_ms: int
+    retry_max_retries: int
+    broker_heartbeat_timeout_ms: int
+    broker_maintenance_chance: int
+    worker_processes: int
+    worker_threads: int
+    log_level: str
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse ``KEY=value`` lines; ``#`` comments, ``export`` prefixes and quotes are allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ConfigError(f"{name} is required but not set")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+        value = self.text(name, default)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL, got {_redact(value)!r}")
+        return value
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL so that a config error never prints a secret."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Build validated settings; the process environment wins over ``.env``."""
+    env: dict[str, str] = read_dotenv(dotenv) if dotenv else {}
+    env.update(os.environ if environ is None else environ)
+    r = _Reader(env)
+
+    app_env = r.text("APP_ENV", "development") or "development"
+    if app_env not in ("development", "test", "production"):
+        raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
+
+    key = r.required("STRIPE_SECRET_KEY")
+    if not _STRIPE_KEY.match(key):
+        raise ConfigError("STRIPE_SECRET_KEY must look like sk_test_…, sk_live_… or rk_…")
+    secrets = tuple(s.strip() for s in r.required("STRIPE_WEBHOOK_SECRET").split(",") if s.strip())
+    if not secrets or not all(_WHSEC.match(s) for s in secrets):
+        raise ConfigError("STRIPE_WEBHOOK_SECRET must be one or more comma-separated whsec_… values")
+
+    settings = Settings(
+        app_env=app_env,
+        host=r.text("HOST", "127.0.0.1") or "127.0.0.1",
+        port=r.integer("PORT", 5001, minimum=1),
+        stripe_secret_key=key,
+        stripe_webhook_secrets=secrets,
+        stripe_api_base=r.url("STRIPE_API_BASE", None, ("http", "https")),
+        stripe_api_version=r.text("STRIPE_API_VERSION", DEFAULT_STRIPE_API_VERSION) or "",
+        mongodb_uri=r.url("MONGODB_URI", "mongodb://127.0.0.1:27017", ("mongodb", "mongodb+srv")) or "",
+        mongodb_db=r.text("MONGODB_DB", "app") or "app",
+        redis_url=r.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")) or "",
+        jwt_secret=r.required("JWT_SECRET"),
+        ops_token=r.text("OPS_TOKEN"),
+        metrics_token=r.text("METRICS_TOKEN"),
+        smtp_url=r.url("SMTP_URL", None, ("smtp", "smtps")),
+        email_from=r.text("EMAIL_FROM", "payments@localhost") or "",
+        ops_email=r.text("OPS_EMAIL"),
+        app_base_url=r.url("APP_BASE_URL", "http://localhost:5173", ("http", "https")) or "",
+        refund_window_days=r.integer("REFUND_WINDOW_DAYS", 30),
+        webhook_max_bytes=r.integer("WEBHOOK_MAX_BYTES", 1_048_576, minimum=1024),
+        retry_min_backoff_ms=r.integer("RETRY_MIN_BACKOFF_MS", 5_000, minimum=1),
+        retry_max_backoff_ms=r.integer("RETRY_MAX_BACKOFF_MS", 600_000, minimum=1),
+        retry_max_retries=r.integer("RETRY_MAX_RETRIES", 12),
+        broker_heartbeat_timeout_ms=r.integer("BROKER_HEARTBEAT_TIMEOUT_MS", 60_000, minimum=100),
+        broker_maintenance_chance=r.integer("BROKER_MAINTENANCE_CHANCE", 1_000),
+        worker_processes=r.integer("WORKER_PROCESSES", 2, minimum=1),
+        worker_threads=r.integer("WORKER_THREADS", 8, minimum=1),
+        log_level=(r.text("LOG_LEVEL", "INFO") or "INFO").upper(),
+    )
+    if settings.production:
+        _check_production(settings)
+    return settings
+
+
+def _check_production(s: Settings) -> None:
+    if s.stripe_secret_key.startswith(("sk_test_", "rk_test_")):
+        raise ConfigError("STRIPE_SECRET_KEY is a test key, refused when APP_ENV=production")
+    if s.stripe_api_base is not None:
+        raise ConfigError("STRIPE_API_BASE points at a Stripe stand-in, refused when APP_ENV=production")
+    if s.smtp_url is None:
+        raise ConfigError("SMTP_URL is required when APP_ENV=production")

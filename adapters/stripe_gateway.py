@@ -1,0 +1,53 @@
+"""The Stripe API, as the rules need it: plain JSON data in and out, brief faults retried.
+
+tenacity retries one call a few times within one attempt of a job (connection errors, 429,
+5xx); longer outages fail the call and the job's own retries take over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import stripe
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from adapters.settings import Settings
+
+T = TypeVar("T")
+
+
+def transient(error: BaseException) -> bool:
+    """Stripe errors worth retrying at once: network faults, rate limits and Stripe's own 5xx."""
+    if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
+        return True
+    return isinstance(error, stripe.StripeError) and (error.http_status or 0) >= 500
+
+
+def with_retries(call: Callable[[], T]) -> T:
+    retrying = retry(
+        retry=retry_if_exception(transient),
+        stop=stop_after_attempt(3),
+        wait=wait_exponential(multiplier=0.2, max=2),
+        reraise=True,
+    )
+    return retrying(call)()
+
+
+def build_client(settings: Settings) -> stripe.StripeClient:
+    base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    return stripe.StripeClient(
+        settings.stripe_secret_key,
+        stripe_version=settings.stripe_api_version,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=0,  # tenacity decides, so retries are not multiplied
+    )
+
+
+class StripeGateway:
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
+        intent = with_retries(lambda: self.client.v1.payment_intents.retrieve(intent_id))
+        return intent.to_dict()

@@ -1,0 +1,26 @@
+"""The subscription table: every Stripe event type this service handles, and who handles it.
+
+The ingress enqueues only these types (others are answered ``ignored``); the worker dispatches
+through this table. A handler returns the inbox outcome: ``processed`` or ``ignored``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from domain.events import StripeEvent
+from domain.handlers import payment_intent
+from domain.ports import Deps
+
+Handler = Callable[[StripeEvent, Deps], str]
+
+HANDLERS: dict[str, Handler] = {
+    "payment_intent.succeeded": payment_intent.succeeded,
+    "payment_intent.processing": payment_intent.processing,
+    "payment_intent.requires_action": payment_intent.requires_action,
+    "payment_intent.payment_failed": payment_intent.payment_failed,
+    "payment_intent.canceled": payment_intent.canceled,
+}
+
+#: What the ingress accepts.
+SUBSCRIBED = frozenset(HANDLERS)

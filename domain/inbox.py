@@ -1,0 +1,44 @@
+"""Process one Stripe event exactly once in effect: record, skip what is done, dispatch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from domain.errors import PermanentError
+from domain.events import StripeEvent
+from domain.handlers import HANDLERS
+from domain.ports import Deps
+from domain.transitions import IGNORED, PROCESSED
+
+log = logging.getLogger(__name__)
+
+#: Inbox statuses after which a redelivery changes nothing.
+DONE = frozenset({PROCESSED, IGNORED})
+
+
+def process_event(payload: Mapping[str, Any], deps: Deps) -> str:
+    """Handle one delivery of a Stripe event and return its inbox status.
+
+    Raises ``PermanentError`` for an event that can never be handled (recorded ``failed``) and
+    lets every other exception through so the queue retries the message.
+    """
+    event = StripeEvent.parse(payload)
+    status = deps.inbox.receive(event)
+    if status in DONE:
+        log.info("event already done", extra={"outcome": "duplicate", "status": status})
+        return status
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        # Reached only through a replay or reconcile of a type nobody handles.
+        deps.inbox.finish(event.id, IGNORED)
+        return IGNORED
+    try:
+        outcome = handler(event, deps)
+    except PermanentError as error:
+        deps.inbox.fail(event.id, str(error))
+        raise
+    deps.inbox.finish(event.id, outcome)
+    log.info("event handled", extra={"outcome": outcome})
+    return outcome

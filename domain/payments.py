@@ -1,0 +1,76 @@
+"""The payment state machine (DESIGN §2) and how Stripe's intent states map onto it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+PENDING = "pending"
+REQUIRES_ACTION = "requires_action"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+DISPUTED = "disputed"
+DISPUTE_LOST = "dispute_lost"
+
+#: Allowed moves, ``from -> {to}``. Anything not listed is refused; the last row is terminal.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({REQUIRES_ACTION, PROCESSING, COMPLETED, FAILED, CANCELED}),
+    REQUIRES_ACTION: frozenset({PENDING, PROCESSING, COMPLETED, FAILED, CANCELED}),
+    # A failed bank debit returns the intent to requires_payment_method, i.e. pending.
+    PROCESSING: frozenset({COMPLETED, FAILED, PENDING}),
+    # A failed intent can still be paid.
+    FAILED: frozenset({PENDING, REQUIRES_ACTION, PROCESSING, COMPLETED, CANCELED}),
+    COMPLETED: frozenset({PARTIALLY_REFUNDED, REFUNDED, DISPUTED}),
+    PARTIALLY_REFUNDED: frozenset({REFUNDED, DISPUTED}),
+    DISPUTED: frozenset({COMPLETED, DISPUTE_LOST, PARTIALLY_REFUNDED}),
+    CANCELED: frozenset(),
+    REFUNDED: frozenset(),
+    DISPUTE_LOST: frozenset(),
+}
+
+#: Statuses in which a payment has not been paid yet and may be reused for a new attempt.
+OPEN = frozenset({PENDING, REQUIRES_ACTION, FAILED})
+
+
+def can_move(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(target: str) -> list[str]:
+    """Every status from which ``target`` may be reached (the filter of a conditional update)."""
+    return sorted(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def status_of_intent(intent: Mapping[str, Any]) -> str:
+    """Our status for a Stripe PaymentIntent as Stripe reports it now."""
+    stripe_status = intent.get("status")
+    if stripe_status == "succeeded":
+        return COMPLETED
+    if stripe_status == "processing":
+        return PROCESSING
+    if stripe_status == "requires_action":
+        return REQUIRES_ACTION
+    if stripe_status == "canceled":
+        return CANCELED
+    # requires_payment_method after a decline carries the error; before any attempt it does not.
+    if stripe_status == "requires_payment_method" and intent.get("last_payment_error"):
+        return FAILED
+    return PENDING
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The fields of a ``payments`` document the rules read (CONTRACT §5)."""
+
+    record_id: Any
+    intent_id: str
+    status: str
+    amount: int
+    currency: str
+    last_event_at: datetime | None

@@ -1,0 +1,72 @@
+"""Apply an event's outcome to a payment along the state machine, whatever the arrival order.
+
+Stripe's ``created`` is in whole seconds, so two events about one intent often tie. When the
+table allows a move but the event is not newer than the last one applied, or refuses a move
+the event insists on, Stripe's current view of the intent decides.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from domain.errors import RetryLater
+from domain.events import StripeEvent, created_by_us
+from domain.payments import Payment, can_move, status_of_intent
+from domain.ports import Deps
+
+log = logging.getLogger(__name__)
+
+#: Optimistic-update attempts before giving the message back to the queue.
+_ATTEMPTS = 5
+
+IGNORED = "ignored"
+PROCESSED = "processed"
+
+
+def load_payment(event: StripeEvent, deps: Deps) -> Payment | None:
+    """The payment an intent event is about; ``None`` for intents this service did not create."""
+    payment = deps.payments.by_intent(event.object_id)
+    if payment is None and created_by_us(event.object):
+        # Ours, but the create-intent write is not visible yet: retry rather than lose it.
+        raise RetryLater(f"payment for {event.object_id} not found yet")
+    return payment
+
+
+def follow(event: StripeEvent, target: str, deps: Deps) -> str:
+    """Move the event's payment to ``target`` if the rules and the event's age allow it."""
+    payment = load_payment(event, deps)
+    if payment is None:
+        return IGNORED
+    for _ in range(_ATTEMPTS):
+        if payment.status == target:
+            return PROCESSED
+        newer = payment.last_event_at is None or event.created_at > payment.last_event_at
+        if not (newer and can_move(payment.status, target)):
+            return _settle_with_stripe(event, payment, deps)
+        if deps.payments.move(payment, target, event.id, event.created_at):
+            log.info("payment moved", extra={"status": target, "outcome": "applied"})
+            return PROCESSED
+        payment = _reload(event, deps)
+    raise RetryLater(f"payment for {event.object_id} kept changing under us")
+
+
+def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps) -> str:
+    """Ask Stripe where the intent really is and apply that, when the table allows it."""
+    for _ in range(_ATTEMPTS):
+        actual = status_of_intent(deps.stripe.retrieve_payment_intent(event.object_id))
+        if actual == payment.status or not can_move(payment.status, actual):
+            log.info("event superseded", extra={"status": payment.status, "outcome": "stale"})
+            return PROCESSED
+        at = max(payment.last_event_at or event.created_at, event.created_at)
+        if deps.payments.move(payment, actual, event.id, at):
+            log.info("payment moved to Stripe's state", extra={"status": actual, "outcome": "applied"})
+            return PROCESSED
+        payment = _reload(event, deps)
+    raise RetryLater(f"payment for {event.object_id} kept changing under us")
+
+
+def _reload(event: StripeEvent, deps: Deps) -> Payment:
+    payment = deps.payments.by_intent(event.object_id)
+    if payment is None:
+        raise RetryLater(f"payment for {event.object_id} disappeared")
+    return payment
