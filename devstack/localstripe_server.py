@@ -1,0 +1,112 @@
+"""Serve localstripe (a local Stripe stand-in) on one address with its own state file.
+
+``python -m devstack.localstripe_server --port N [--host 127.0.0.1] --state PATH [--from-scratch]``
+
+localstripe's own CLI binds every interface (``::``) and pickles its state to the fixed file
+``/tmp/localstripe.pickle``, so two stacks on one machine (or a test run next to ``make run``) would
+share and overwrite each other's data. Here we import its aiohttp ``app`` and serve it ourselves on
+``--host`` only, and point its ``Store`` at ``--state``.
+
+Not persisted (localstripe keeps them in memory): registered webhooks (``POST /_config/webhooks/{id}``)
+must be registered again after a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from aiohttp import web
+from localstripe.resources import Store, store
+
+# localstripe registers plain (non-async) handlers, which aiohttp deprecates at import time; the
+# warning is about localstripe's code, not ours, and would only clutter the log (or, under pytest's
+# "error" filter, break an importing test).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Bare functions are deprecated", category=DeprecationWarning)
+    from localstripe.server import app
+
+log = logging.getLogger("devstack.localstripe")
+
+
+def use_state_file(path: Path) -> None:
+    """Make localstripe's one ``Store`` read and write ``path`` instead of /tmp/localstripe.pickle.
+
+    Patched on the class (not the instance): the store pickles itself, and functions set on the
+    instance would land in its ``__dict__`` and so in the pickle.
+    """
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def try_load_from_disk(self: Store) -> None:
+        try:
+            with open(path, "rb") as f:
+                old = pickle.load(f)
+        except FileNotFoundError:
+            return
+        self.clear()
+        self.update(old)  # dict.update does not call __setitem__, so no dump while loading
+
+    def dump_to_disk(self: Store) -> None:
+        # localstripe dumps after every store change; a crash mid-write must never leave a truncated
+        # pickle, so write a temp file in the same directory and rename it over the old one.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    Store.try_load_from_disk = try_load_from_disk
+    Store.dump_to_disk = dump_to_disk
+
+
+async def serve(host: str, port: int) -> None:
+    """Serve the app until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    # A short shutdown_timeout: nothing in flight here is worth waiting 60 s (aiohttp's default) for.
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"), shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("localstripe listening on http://%s:%d", host, port)
+        await stop.wait()
+        log.info("localstripe stopping")
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, required=True, help="pickle file holding the Stripe objects")
+    parser.add_argument("--from-scratch", action="store_true", help="ignore (and overwrite) --state")
+    args = parser.parse_args(argv)
+
+    # localstripe reports webhook deliveries on the "aiohttp.access" logger at INFO.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s")
+
+    use_state_file(args.state)
+    if not args.from_scratch:
+        store.try_load_from_disk()
+    asyncio.run(serve(args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

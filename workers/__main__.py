@@ -1,0 +1,33 @@
+"""``python -m workers``: check the configuration, then run the Dramatiq worker CLI."""
+
+from __future__ import annotations
+
+import sys
+
+from dramatiq.cli import main as dramatiq_main
+from dramatiq.cli import make_argument_parser
+
+from adapters.settings import ConfigError, load_settings
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    args = make_argument_parser().parse_args(
+        [
+            "workers.entry",
+            "--processes",
+            str(settings.worker_processes),
+            "--threads",
+            str(settings.worker_threads),
+            *sys.argv[1:],
+        ]
+    )
+    return int(dramatiq_main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

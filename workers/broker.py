@@ -1,0 +1,82 @@
+"""The one place a Dramatiq broker is built, for the workers and for the ingress alike.
+
+Dramatiq's ``get_broker()`` silently creates a global broker on first use; building it here
+explicitly (and setting it before any actor is declared) keeps every process on the broker
+the settings describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from adapters.settings import Settings
+from workers.middleware.retries import DurableRetries
+
+#: Queue of Stripe events; message id = Stripe event id.
+STRIPE_EVENTS_QUEUE = "stripe-events"
+#: The actor that processes one Stripe event.
+STRIPE_EVENTS_ACTOR = "process_stripe_event"
+
+#: Seconds a Redis call may take before it counts as an outage (the ingress answers 503).
+REDIS_SOCKET_TIMEOUT = 5.0
+
+
+def build_broker(settings: Settings, extra: Sequence[Middleware] = ()) -> RedisBroker:
+    """A Redis broker with the retry policy of DESIGN §3; ``extra`` middleware run after retries.
+
+    ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq
+    calls ``after_*`` hooks in reverse order, so they are placed before it in the list).
+    """
+    middleware: list[Middleware] = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        *extra,
+        DurableRetries(
+            max_retries=settings.retry_max_retries,
+            min_backoff=settings.retry_min_backoff_ms,
+            max_backoff=settings.retry_max_backoff_ms,
+        ),
+    ]
+    broker = RedisBroker(
+        url=settings.redis_url,
+        middleware=middleware,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+    broker.declare_queue(STRIPE_EVENTS_QUEUE)
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def event_message(event: dict[str, Any]) -> Message[Any]:
+    """The message for one Stripe event; its id is the event's id (CONTRACT §3).
+
+    The id does not dedupe (each enqueue gets its own Redis id); the worker's inbox does.
+    """
+    return Message(
+        queue_name=STRIPE_EVENTS_QUEUE,
+        actor_name=STRIPE_EVENTS_ACTOR,
+        args=(event,),
+        kwargs={},
+        options={},
+        message_id=event["id"],
+    )

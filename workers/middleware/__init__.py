@@ -1,0 +1,1 @@
+"""Dramatiq middleware of this project, one per file."""
