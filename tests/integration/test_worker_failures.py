@@ -1,0 +1,59 @@
+"""Worker retry policy: PermanentError straight to the dead letters, exhausted retries recorded (DESIGN §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+
+from adapters.settings import Settings
+from devstack import events
+from tests.support import queued_messages, wait_for
+from workers.bootstrap import Worker, bootstrap
+from workers.broker import STRIPE_EVENTS_QUEUE, event_message
+
+DEAD = f"{STRIPE_EVENTS_QUEUE}.XQ"
+
+
+@pytest.fixture
+def worker(settings: Settings, db: Any) -> Iterator[Worker]:
+    """A real Dramatiq worker in this process, on the test Redis and MongoDB."""
+    wired = bootstrap(settings)
+    wired.broker.flush_all()
+    running = dramatiq.Worker(wired.broker, worker_timeout=50, worker_threads=2)
+    running.start()
+    yield wired
+    running.stop()
+    wired.broker.flush_all()
+    wired.broker.close()
+
+
+def dead_ids(wired: Worker) -> list[str]:
+    return [m.message_id for m in queued_messages(wired.broker.client, DEAD)]
+
+
+def test_a_permanent_error_goes_to_the_dead_letters_with_its_reason(worker: Worker, db: Any) -> None:
+    """An event that can never be handled is dead-lettered at once and its failure recorded."""
+    event = events.event("payment_intent.succeeded", {"object": "payment_intent"})
+    worker.broker.enqueue(event_message(event))
+    failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), what="failure record")
+    assert dead_ids(worker) == [event["id"]]
+    assert failure["error"].startswith("PermanentError: event") and "no data.object" in failure["error"]
+    assert (failure["attempts"], failure["state"], failure["eventType"]) == (1, "dead", "payment_intent.succeeded")
+    assert "Traceback" in failure["traceback"] and failure["queue"] == STRIPE_EVENTS_QUEUE
+
+
+def test_exhausted_retries_record_the_final_failure(worker: Worker, db: Any) -> None:
+    """An event that keeps failing is retried max_retries times, then recorded with the last traceback."""
+    metadata = {"source": events.SOURCE}
+    intent = events.payment_intent("payment_intent.succeeded", events.new_id("pi"), 100, "INR", metadata)
+    event = events.event("payment_intent.succeeded", intent)
+    worker.broker.enqueue(event_message(event))
+    failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), 20, "failure record")
+    assert failure["attempts"] == 3  # the first try and RETRY_MAX_RETRIES=2 retries
+    assert "RetryLater" in failure["error"] and "RetryLater" in failure["traceback"]
+    assert failure["firstFailedAt"] < failure["lastFailedAt"]
+    assert dead_ids(worker) == [event["id"]]
+    assert db.stripe_events.find_one({"_id": event["id"]})["attempts"] == 3
