@@ -81,3 +81,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # The Stripe SDK logs request lines at INFO; they carry nothing we need.
     logging.getLogger("stripe").setLevel(logging.WARNING)
+    # Dramatiq's worker threads log a failed message with its arguments (event payloads with
+    # customer data); the LogContext middleware logs failures with ids instead.
+    logging.getLogger("dramatiq.worker.WorkerThread").setLevel(logging.CRITICAL)

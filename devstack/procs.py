@@ -102,11 +102,16 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM the process group, SIGKILL it after ``timeout``; return the exit code."""
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the child, SIGKILL its group after ``timeout``; return the exit code.
+
+        Only the leader gets SIGTERM: a supervisor such as the Dramatiq CLI forwards it to its
+        workers, and a second SIGTERM sent to them directly would make them exit hard.
+        """
         if self.proc is None:
             return None
-        self.signal(signal.SIGTERM)
+        if self.alive():
+            self.proc.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

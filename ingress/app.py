@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dramatiq.brokers.redis import RedisBroker
@@ -24,20 +24,25 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, broker: RedisBroker | None = None, db: Database[Any] | None = None) -> Starlette:
-    """Build the app; tests may hand in their own broker or database."""
-    broker = broker or build_broker(settings)
-    db = db if db is not None else connect(settings.mongodb_uri, settings.mongodb_db, timeout_ms=2000)
+    """Build the app; tests may hand in their own broker or database (then they close them)."""
+    owned: list[Callable[[], None]] = []
+    if broker is None:
+        broker = build_broker(settings)
+        owned.append(broker.close)
+    if db is None:
+        db = connect(settings.mongodb_uri, settings.mongodb_db, timeout_ms=2000)
+        owned.append(db.client.close)
     webhook = StripeWebhook(settings, broker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        broker.close()
-        db.client.close()
+        for close in owned:
+            close()
 
     routes = [
-        Route("/api/webhooks/stripe", webhook, methods=["POST"]),
-        Route("/api/payments/webhooks/stripe", webhook, methods=["POST"]),
-        Route("/api/webhooks/health", Health(broker, db), methods=["GET"]),
+        Route("/api/webhooks/stripe", webhook.handle, methods=["POST"]),
+        Route("/api/payments/webhooks/stripe", webhook.handle, methods=["POST"]),
+        Route("/api/webhooks/health", Health(broker, db).handle, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_exception})

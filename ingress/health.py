@@ -25,7 +25,7 @@ class Health:
         self.broker = broker
         self.db = db
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         parts = {
             "redis": await _probe(self.broker.client.ping),
             "mongo": await _probe(lambda: self.db.command("ping")),

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -52,7 +52,7 @@ class StripeWebhook:
         self.max_bytes = settings.webhook_max_bytes
         self.broker = broker
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         try:
             body = await read_body(request, self.max_bytes)
         except TooLarge:

@@ -23,6 +23,9 @@ def main() -> int:
             str(settings.worker_processes),
             "--threads",
             str(settings.worker_threads),
+            # Finish in-flight messages within the 30 s that Heroku and Compose give before SIGKILL.
+            "--worker-shutdown-timeout",
+            "25000",
             *sys.argv[1:],
         ]
     )

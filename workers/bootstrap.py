@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dramatiq.brokers.redis import RedisBroker
+from pymongo.database import Database
 
 from adapters.failures import MongoFailures
-from adapters.mongo import MongoInbox, MongoPayments, connect, ensure_indexes
+from adapters.mongo import Doc, MongoInbox, MongoPayments, connect, ensure_indexes
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway, build_client
 from domain.ports import Deps
@@ -21,6 +22,11 @@ from workers.middleware.log_context import LogContext
 class Worker:
     broker: RedisBroker
     deps: Deps
+    db: Database[Doc]
+
+    def close(self) -> None:
+        self.broker.close()
+        self.db.client.close()
 
 
 def bootstrap(settings: Settings) -> Worker:
@@ -33,4 +39,4 @@ def bootstrap(settings: Settings) -> Worker:
     )
     broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db))])
     actors.declare(broker, deps, settings)
-    return Worker(broker=broker, deps=deps)
+    return Worker(broker=broker, deps=deps, db=db)

@@ -67,15 +67,29 @@ def build_broker(settings: Settings, extra: Sequence[Middleware] = ()) -> RedisB
     return broker
 
 
+#: Keys whose values are secrets (a PaymentIntent's client secret lets anyone confirm it).
+SECRET_KEYS = frozenset({"client_secret"})
+
+
+def redact(value: Any) -> Any:
+    """A copy of a Stripe payload without secrets, so queues, logs and MongoDB never hold them."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items() if k not in SECRET_KEYS}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 def event_message(event: dict[str, Any]) -> Message[Any]:
     """The message for one Stripe event; its id is the event's id (CONTRACT §3).
 
     The id does not dedupe (each enqueue gets its own Redis id); the worker's inbox does.
+    Secrets are stripped here, the one door every event goes through into the queue.
     """
     return Message(
         queue_name=STRIPE_EVENTS_QUEUE,
         actor_name=STRIPE_EVENTS_ACTOR,
-        args=(event,),
+        args=(redact(event),),
         kwargs={},
         options={},
         message_id=event["id"],

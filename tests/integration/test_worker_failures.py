@@ -27,7 +27,7 @@ def worker(settings: Settings, db: Any) -> Iterator[Worker]:
     yield wired
     running.stop()
     wired.broker.flush_all()
-    wired.broker.close()
+    wired.close()
 
 
 def dead_ids(wired: Worker) -> list[str]:
@@ -39,7 +39,7 @@ def test_a_permanent_error_goes_to_the_dead_letters_with_its_reason(worker: Work
     event = events.event("payment_intent.succeeded", {"object": "payment_intent"})
     worker.broker.enqueue(event_message(event))
     failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), what="failure record")
-    assert dead_ids(worker) == [event["id"]]
+    wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
     assert failure["error"].startswith("PermanentError: event") and "no data.object" in failure["error"]
     assert (failure["attempts"], failure["state"], failure["eventType"]) == (1, "dead", "payment_intent.succeeded")
     assert "Traceback" in failure["traceback"] and failure["queue"] == STRIPE_EVENTS_QUEUE
@@ -55,5 +55,5 @@ def test_exhausted_retries_record_the_final_failure(worker: Worker, db: Any) -> 
     assert failure["attempts"] == 3  # the first try and RETRY_MAX_RETRIES=2 retries
     assert "RetryLater" in failure["error"] and "RetryLater" in failure["traceback"]
     assert failure["firstFailedAt"] < failure["lastFailedAt"]
-    assert dead_ids(worker) == [event["id"]]
+    wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
     assert db.stripe_events.find_one({"_id": event["id"]})["attempts"] == 3

@@ -1,7 +1,11 @@
-"""Put the message id, actor and queue on every log line written while a message is processed."""
+"""Put the message id, actor and queue on every log line written while a message is processed.
+
+Failed attempts are logged here too, with ids and the error, never the message's arguments.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextvars import Token
 from typing import Any
@@ -10,6 +14,8 @@ from dramatiq import Broker
 from dramatiq.middleware import Middleware
 
 from adapters import logs
+
+log = logging.getLogger(__name__)
 
 
 class LogContext(Middleware):
@@ -21,7 +27,13 @@ class LogContext(Middleware):
             message_id=message.message_id, actor=message.actor_name, queue=message.queue_name
         )
 
-    def after_process_message(self, broker: Broker, message: Any, **_: Any) -> None:
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        if exception is not None:
+            # Dramatiq's own line prints the message with its arguments (customer data), so it is
+            # silenced in configure_logging and the failure is logged here with ids only.
+            log.warning("attempt failed", extra={"error": f"{type(exception).__name__}: {exception}"})
         self._reset()
 
     def after_skip_message(self, broker: Broker, message: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from dramatiq import Broker, Message
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Retries
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,64 @@
+"""Money in integer minor units, and Stripe's rules for turning a price into an amount.
+
+Prices in the MERN app's ``services`` are in major units (``499`` rupees); Stripe wants the
+smallest unit (``49900`` paise), except for zero-decimal currencies (``JPY 500`` is ``500``) and
+three-decimal ones (``KWD 1.5`` is ``1500``, and Stripe requires it to end in 0).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+#: Stripe's zero-decimal currencies.
+ZERO_DECIMAL = frozenset(
+    ["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"],
+)
+#: Stripe's three-decimal currencies.
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+#: Stripe's minimum charge per settlement currency, in minor units; others default to 50.
+MINIMUM = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500,
+    "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50, "MXN": 1000,
+    "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000,
+}  # fmt: skip
+
+
+class MoneyError(ValueError):
+    """A price that cannot be charged; the message says why, for a 422."""
+
+
+def exponent(currency: str) -> int:
+    code = currency.upper()
+    if code in ZERO_DECIMAL:
+        return 0
+    return 3 if code in THREE_DECIMAL else 2
+
+
+def to_minor(price: object, currency: str) -> int:
+    """``price`` in major units as an exact integer amount in minor units.
+
+    >>> to_minor(499, "INR"), to_minor("19.99", "usd"), to_minor(500, "JPY")
+    (49900, 1999, 500)
+    """
+    if isinstance(price, bool) or not isinstance(price, int | float | str | Decimal):
+        raise MoneyError(f"price {price!r} is not a number")
+    try:
+        # str() first: Decimal(0.1) would carry the float's binary error into the amount.
+        value = Decimal(str(price))
+    except InvalidOperation:
+        raise MoneyError(f"price {price!r} is not a number") from None
+    minor = value.scaleb(exponent(currency))
+    if not value.is_finite() or minor != minor.to_integral_value():
+        raise MoneyError(f"price {price} has more decimals than {currency.upper()} allows")
+    return int(minor)
+
+
+def check_chargeable(amount: int, currency: str) -> None:
+    """Raise ``MoneyError`` for an amount Stripe would refuse."""
+    code = currency.upper()
+    minimum = MINIMUM.get(code, 50)
+    if amount < minimum:
+        raise MoneyError(f"{amount} is below Stripe's minimum charge of {minimum} for {code}")
+    if code in THREE_DECIMAL and amount % 10:
+        raise MoneyError(f"{code} amounts must end in 0 for Stripe")

@@ -1,0 +1,57 @@
+"""``make run``'s launcher: the stack comes up, takes a signed test event, and SIGTERM leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+from devstack import send_event
+from devstack.procs import Child, free_port, port_open, python_module
+from tests.support import wait_for
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Pids of live processes whose working directory is inside ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(directory):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+    """The launcher writes var/stack.json, a signed event is processed, SIGTERM stops all children."""
+    env = {"PORT": str(free_port()), "REDIS_URL": "", "MONGODB_URI": "", "SMTP_URL": "", "STRIPE_SECRET_KEY": ""}
+    launcher = Child("launcher", python_module("devstack"), tmp_path / "logs", env=env, cwd=tmp_path).start()
+    try:
+        stack_file = tmp_path / "var" / "stack.json"
+        launcher.wait_until(stack_file.is_file, 60, "var/stack.json")
+        info = json.loads(stack_file.read_text())
+        assert set(info) >= {"ingress", "redis", "mongodb", "mongodb_db", "stripe_api", "webhook_secret", "smtp"}
+        assert info["webhook_secret"].startswith("whsec_") and info["ingress"].endswith(env["PORT"])
+        assert "The payments stack is up" in launcher.log_tail(40)
+
+        assert send_event.main(["payment_intent.succeeded", "--seed", "--stack", str(stack_file)]) == 0
+        client: MongoClient[dict[str, Any]] = MongoClient(info["mongodb"])
+        try:
+            events = client[info["mongodb_db"]].stripe_events
+            wait_for(lambda: events.find_one({"status": "processed"}), what="the test event processed")
+        finally:
+            client.close()
+        assert len(processes_under(tmp_path / "var")) >= 5
+    finally:
+        launcher.signal(signal.SIGTERM)
+        code = launcher.proc.wait(30) if launcher.proc else None
+        launcher.stop()
+    assert code == 0
+    assert processes_under(tmp_path / "var") == []
+    ports = [int(info[k].rsplit(":", 1)[1].split("/")[0]) for k in ("ingress", "redis", "stripe_api", "smtp")]
+    assert not any(port_open("127.0.0.1", p) for p in ports)
