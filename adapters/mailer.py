@@ -1,0 +1,223 @@
+"""Email out: Jinja2 templates rendered to subject, text and HTML, sent over SMTP.
+
+``SMTP_URL`` is ``smtp://[user:pass@]host[:port][?starttls=1]`` or ``smtps://[user:pass@]host[:port]``.
+tenacity retries one send a few times for brief faults (connection refused or reset, timeouts,
+the server hanging up, 4xx replies); a 5xx refusal of the recipient or of the message is
+``Undeliverable`` at once, and anything longer fails the call so the job's own retries take over.
+The password is kept out of ``repr``, log lines and error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from adapters.settings import Settings
+
+#: The repository's ``templates/`` directory; each email is ``emails/<name>/{subject.txt,body.txt,body.html}``.
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+
+#: Seconds any one SMTP socket operation may take.
+SMTP_TIMEOUT = 10.0
+
+_TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class Undeliverable(Exception):
+    """The server refused this recipient or this message for good (5xx): resending cannot help."""
+
+
+class MailerNotConfigured(RuntimeError):
+    """No ``SMTP_URL`` is set, so nothing can be sent (the notification stays pending)."""
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    ssl: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """``smtp://user:pass@host:587?starttls=1`` or ``smtps://host:465`` as a connection target."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("SMTP URL must look like smtp://[user:pass@]host[:port] or smtps://host[:port]")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    secure = parts.scheme == "smtps"
+    starttls = not secure and query.get("starttls", "").lower() in _TRUE
+    return SmtpTarget(
+        host=parts.hostname,
+        port=parts.port or (465 if secure else 587 if starttls else 25),
+        ssl=secure,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _codes(error: BaseException) -> list[int]:
+    """The SMTP reply codes an error carries (one per refused recipient for ``SMTPRecipientsRefused``)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return [int(code) for code, _ in error.recipients.values()]
+    if isinstance(error, smtplib.SMTPResponseException):
+        return [int(error.smtp_code)]
+    return []
+
+
+def transient(error: BaseException) -> bool:
+    """Faults worth retrying within one attempt: network trouble, a hang-up, a 4xx reply."""
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    codes = _codes(error)
+    if codes:
+        return all(400 <= code < 500 for code in codes)
+    if isinstance(error, smtplib.SMTPException):
+        return False  # e.g. STARTTLS not offered: a configuration problem, retrying at once cannot help
+    return isinstance(error, OSError)  # refused, reset, timed out, DNS failure, unreachable
+
+
+def permanent(error: BaseException) -> bool:
+    """A 5xx refusal of the recipient or of the message itself, as opposed to one of our configuration.
+
+    A refused login or sender address (5xx too) is a configuration fault shared by every email;
+    it fails the attempt so the job retries, rather than failing this notification for good.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError):
+        return any(code >= 500 for code in _codes(error))
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """A short, address-free description: the type and the SMTP code, or the OS error."""
+    codes = _codes(error)
+    if codes:
+        return f"{type(error).__name__} {'/'.join(str(c) for c in codes)}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{type(error).__name__}: {error.strerror}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+_retry_brief_faults = retry(
+    retry=retry_if_exception(transient),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    reraise=True,
+)
+
+
+class Mailer:
+    """Renders the email templates and sends one message per call (a fresh SMTP connection each time).
+
+    Thread-safe: worker threads share one instance.
+    """
+
+    def __init__(self, smtp_url: str | None, email_from: str, *, timeout: float = SMTP_TIMEOUT) -> None:
+        self.target = parse_smtp_url(smtp_url) if smtp_url else None
+        self.email_from = email_from
+        self.envelope_from = email.utils.parseaddr(email_from)[1] or email_from
+        self.timeout = timeout
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES_DIR),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailer:
+        return cls(settings.smtp_url, settings.email_from)
+
+    def __repr__(self) -> str:
+        where = f"{self.target.host}:{self.target.port}" if self.target else "unconfigured"
+        return f"Mailer({where}, from={self.email_from!r})"
+
+    def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]:
+        """``(subject, text, html)`` of ``templates/emails/<template>/``; any missing key raises.
+
+        Raises ``jinja2.TemplateError`` (``TemplateNotFound``, ``UndefinedError``, …): retrying cannot help.
+        """
+        if not _TEMPLATE_NAME.match(template):
+            raise TemplateNotFound(template)
+        values = dict(context)
+        base = f"emails/{template}"
+        subject = self.env.get_template(f"{base}/subject.txt").render(values)
+        text = self.env.get_template(f"{base}/body.txt").render(values)
+        html = self.env.get_template(f"{base}/body.html").render(values)
+        # A subject is one header line: collapse whitespace (and any newline a value carried).
+        return " ".join(subject.split()), text.rstrip() + "\n", html.rstrip() + "\n"
+
+    def build(self, to: str, subject: str, text: str, html: str, message_id: str) -> EmailMessage:
+        """The multipart/alternative message as it goes on the wire."""
+        message = EmailMessage()
+        message["From"] = self.email_from
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = email.utils.formatdate(usegmt=True)
+        message["Message-ID"] = message_id
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message
+
+    def send(self, to: str, subject: str, text: str, html: str, message_id: str) -> None:
+        """Send one email; brief faults are retried here, a 5xx refusal raises ``Undeliverable``.
+
+        ``message_id`` is the stable ``Message-ID`` header, the same for every resend of one notification.
+        """
+        if self.target is None:
+            raise MailerNotConfigured("SMTP_URL is not set")
+        address = email.utils.parseaddr(to)[1]
+        if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
+            raise Undeliverable("malformed recipient address")
+        try:
+            message = self.build(to, subject, text, html, message_id)
+        except Exception as error:  # building is pure: the same input fails the same way every time
+            raise Undeliverable(f"cannot build the message: {type(error).__name__}") from error
+        try:
+            _retry_brief_faults(self._deliver)(message, address)
+        except smtplib.SMTPException as error:
+            if permanent(error):
+                raise Undeliverable(describe(error)) from error
+            raise
+
+    def _deliver(self, message: EmailMessage, address: str) -> None:
+        target = self.target
+        assert target is not None
+        smtp: smtplib.SMTP
+        if target.ssl:
+            smtp = smtplib.SMTP_SSL(
+                target.host, target.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(target.host, target.port, timeout=self.timeout)
+        try:
+            if target.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if target.username is not None:
+                smtp.login(target.username, target.password or "")
+            smtp.send_message(message, from_addr=self.envelope_from, to_addrs=[address])
+        finally:
+            # Not ``with smtp``: its QUIT may raise after the message was accepted, and a retry
+            # would then send it twice. A failed goodbye changes nothing; the socket is closed anyway.
+            try:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()
+            finally:
+                smtp.close()

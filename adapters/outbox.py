@@ -1,0 +1,150 @@
+"""The ``notifications`` outbox (CONTRACT §5, DESIGN §2 "Emails").
+
+One document per email, keyed by a dedupe key the domain builds (event or action, template,
+recipient). Every handler attempt re-asserts its notifications with ``notify``: the first call
+stores it ``pending``, later calls change nothing, and each call enqueues a send while it is not
+done, so a crash between the state change and the outbox write is healed by the retry.
+
+The email actor ``claim``s a notification (``pending``, or ``sending`` whose lease ran out, to
+``sending`` with a lease), sends it, and marks it ``sent``; a fault ``release``s it back to
+``pending``; a permanent problem ``mark_failed``s it. Concurrent messages for one key are fine:
+only one holds the lease, the others return. ``pending_keys`` feeds the periodic sweep.
+
+Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` (and ``sending`` → ``pending`` on a fault).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import timedelta
+
+from dramatiq import Broker
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from adapters.mongo import Doc, now
+from workers.broker import notification_message
+
+#: How long a claim holds a notification; longer than one send can take (3 tries of 10 s timeouts).
+LEASE = timedelta(seconds=60)
+
+#: Statuses in which a notification still has to be sent.
+UNSENT = ("pending", "sending")
+
+
+def message_id_for(key: str) -> str:
+    """The stable ``Message-ID`` of a notification: a resend after a crash carries the same one."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@payments-pipeline>"
+
+
+def ensure_outbox_indexes(db: Database[Doc]) -> None:
+    """Create the outbox's indexes; safe to run at every start."""
+    db.notifications.create_index([("dedupeKey", ASCENDING)], unique=True, name="dedupeKey_unique")
+    db.notifications.create_index([("status", ASCENDING), ("updatedAt", ASCENDING)], name="status_updated")
+
+
+class MongoOutbox:
+    def __init__(self, db: Database[Doc], broker: Broker, *, lease: timedelta = LEASE) -> None:
+        self.collection: Collection[Doc] = db.notifications
+        self.broker = broker
+        self.lease = lease
+
+    def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
+        """Store the notification once (idempotent) and enqueue a send while it is not done.
+
+        Blocking (MongoDB and Redis calls); a Redis outage raises, so the caller's job retries.
+        """
+        at = now()
+        update = {
+            "$setOnInsert": {
+                "template": template,
+                "recipient": to,
+                "context": dict(context),
+                "messageId": message_id_for(key),
+                "status": "pending",
+                "attempts": 0,
+                "createdAt": at,
+                "updatedAt": at,
+            }
+        }
+        doc: Doc | None = None
+        for _ in range(2):
+            try:
+                doc = self.collection.find_one_and_update(
+                    {"dedupeKey": key},
+                    update,
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                    projection={"status": 1},
+                )
+                break
+            except DuplicateKeyError:
+                # Two upserts raced on MongoDB and the other insert won; the retry finds its document.
+                continue
+        else:
+            raise RuntimeError("could not record a notification after a duplicate-key race")
+        # ``failed`` is final and ``sent`` is done: a message for either would only be skipped.
+        if doc is None or doc.get("status") in UNSENT:
+            self.broker.enqueue(notification_message(key))
+
+    def claim(self, key: str) -> Doc | None:
+        """Take the notification for sending, or None when it is sent, failed or leased by someone else.
+
+        Counts the attempt (``attempts``) and holds a lease; a crashed holder's lease runs out.
+        """
+        at = now()
+        return self.collection.find_one_and_update(
+            {
+                "dedupeKey": key,
+                "$or": [{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}],
+            },
+            {"$set": {"status": "sending", "leaseUntil": at + self.lease, "updatedAt": at}, "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def mark_sent(self, key: str) -> None:
+        at = now()
+        self.collection.update_one(
+            {"dedupeKey": key},
+            {"$set": {"status": "sent", "sentAt": at, "updatedAt": at}, "$unset": {"leaseUntil": "", "lastError": ""}},
+        )
+
+    def release(self, key: str, error: str) -> None:
+        """Back to ``pending`` after a fault, for the next attempt (only while it is being sent)."""
+        self.collection.update_one(
+            {"dedupeKey": key, "status": "sending"},
+            {"$set": {"status": "pending", "lastError": error, "updatedAt": now()}, "$unset": {"leaseUntil": ""}},
+        )
+
+    def mark_failed(self, key: str, error: str) -> None:
+        """``failed`` for good, with the reason; a notification already sent stays ``sent``."""
+        at = now()
+        self.collection.update_one(
+            {"dedupeKey": key, "status": {"$ne": "sent"}},
+            {
+                "$set": {"status": "failed", "lastError": error, "failedAt": at, "updatedAt": at},
+                "$unset": {"leaseUntil": ""},
+            },
+        )
+
+    def pending_keys(self, older_than: timedelta, limit: int = 1000) -> list[str]:
+        """Keys the sweep re-enqueues: ``pending`` and untouched for ``older_than``, or ``sending`` past its lease."""
+        at = now()
+        cursor = self.collection.find(
+            {
+                "$or": [
+                    {"status": "pending", "updatedAt": {"$lte": at - older_than}},
+                    {"status": "sending", "leaseUntil": {"$lte": at}},
+                ]
+            },
+            projection={"dedupeKey": 1, "_id": 0},
+            limit=limit,
+        ).sort("updatedAt", ASCENDING)
+        return [str(doc["dedupeKey"]) for doc in cursor]
+
+    def get(self, key: str) -> Doc | None:
+        """The stored notification (for ops and tests)."""
+        return self.collection.find_one({"dedupeKey": key})

@@ -1,0 +1,125 @@
+"""The email templates: each renders subject, text and HTML from exactly its context keys."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import TemplateNotFound, UndefinedError
+
+from adapters.mailer import Mailer, parse_smtp_url
+
+CONTEXTS: dict[str, dict[str, str]] = {
+    "enrollment_confirmation": {
+        "customer_name": "Asha Rao",
+        "service_name": "Yoga for Beginners",
+        "service_type": "course",
+        "amount_display": "₹1,499.00",
+        "payment_id": "pi_123",
+        "enrollment_url": "http://localhost:5173/enrollments/abc",
+    },
+    "specialist_new_enrollment": {
+        "specialist_name": "Dr. Mehta",
+        "customer_name": "Asha Rao",
+        "service_name": "Yoga for Beginners",
+        "amount_display": "₹1,499.00",
+        "payment_id": "pi_123",
+        "dashboard_url": "http://localhost:5173/dashboard",
+    },
+    "payment_failed": {
+        "customer_name": "Asha Rao",
+        "service_name": "Yoga for Beginners",
+        "amount_display": "₹1,499.00",
+        "reason": "Your card was declined.",
+        "retry_url": "http://localhost:5173/checkout/abc",
+        "payment_id": "pi_123",
+    },
+    "ops_review_required": {
+        "reason": "amount_mismatch",
+        "payment_id": "pi_123",
+        "event_id": "evt_456",
+        "details": "expected 149900 INR, received 100 INR",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def mailer() -> Mailer:
+    return Mailer(None, "payments@localhost")
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXTS))
+def test_each_template_renders_subject_text_and_html(mailer: Mailer, name: str) -> None:
+    """Every template renders a one-line subject and both bodies, each showing the context's values."""
+    context = CONTEXTS[name]
+    subject, text, html = mailer.render(name, context)
+    assert subject and "\n" not in subject and subject == subject.strip()
+    assert text.endswith("\n") and html.lstrip().startswith("<!doctype html>")
+    for key, value in context.items():
+        if key == "details" or key.endswith("_url"):
+            assert value in text and value in html, key
+        else:
+            assert value in text, key
+            assert value.replace("'", "&#39;") in html, key
+
+
+def test_subjects_read_as_expected(mailer: Mailer) -> None:
+    """The subjects name the service, or the reason and payment for ops."""
+    subjects = {name: mailer.render(name, context)[0] for name, context in CONTEXTS.items()}
+    assert subjects == {
+        "enrollment_confirmation": "You're enrolled in Yoga for Beginners",
+        "specialist_new_enrollment": "New enrollment: Asha Rao joined Yoga for Beginners",
+        "payment_failed": "Your payment for Yoga for Beginners didn't go through",
+        "ops_review_required": "[payments] Review required: amount_mismatch (pi_123)",
+    }
+
+
+def test_html_escapes_a_script_in_a_name_and_text_keeps_it(mailer: Mailer) -> None:
+    """A name with markup is escaped in the HTML body and left as typed in the text body and subject."""
+    context = {**CONTEXTS["specialist_new_enrollment"], "customer_name": "<script>alert(1)</script>"}
+    subject, text, html = mailer.render("specialist_new_enrollment", context)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" in text and "<script>alert(1)</script>" in subject
+
+
+def test_a_newline_in_a_value_cannot_split_the_subject(mailer: Mailer) -> None:
+    """Whitespace in a subject is collapsed to one line, so no header can be injected."""
+    context = {**CONTEXTS["ops_review_required"], "reason": "odd\r\nBcc: someone@example.com"}
+    subject, _, _ = mailer.render("ops_review_required", context)
+    assert subject == "[payments] Review required: odd Bcc: someone@example.com (pi_123)"
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXTS))
+def test_a_missing_context_key_raises(mailer: Mailer, name: str) -> None:
+    """Leaving out any one key is an error, never an email with a blank in it."""
+    for key in CONTEXTS[name]:
+        context = {k: v for k, v in CONTEXTS[name].items() if k != key}
+        with pytest.raises(UndefinedError, match=key):
+            mailer.render(name, context)
+
+
+def test_an_unknown_or_unsafe_template_name_raises(mailer: Mailer) -> None:
+    """Only existing templates with plain names render; a path in the name is refused."""
+    for name in ("no_such_template", "../emails/payment_failed", "_layout.html"):
+        with pytest.raises(TemplateNotFound):
+            mailer.render(name, CONTEXTS["payment_failed"])
+
+
+def test_no_template_mentions_card_data() -> None:
+    """No template has a placeholder for card numbers, CVCs or expiry dates."""
+    from adapters.mailer import TEMPLATES_DIR
+
+    for path in (TEMPLATES_DIR / "emails").rglob("*.*"):
+        source = path.read_text().lower()
+        assert not any(word in source for word in ("card_number", "cvc", "cvv", "exp_month", "last4")), path
+
+
+def test_smtp_urls_parse_with_defaults_and_credentials() -> None:
+    """smtp:// with STARTTLS and credentials, smtps:// on 465, plain smtp:// on 25; no password in repr."""
+    target = parse_smtp_url("smtp://app%40shop:p%40ss@mail.example.com:587?starttls=1")
+    assert (target.host, target.port, target.ssl, target.starttls) == ("mail.example.com", 587, False, True)
+    assert (target.username, target.password) == ("app@shop", "p@ss") and "p@ss" not in repr(target)
+    secure = parse_smtp_url("smtps://mail.example.com")
+    assert (secure.port, secure.ssl, secure.starttls, secure.username) == (465, True, False, None)
+    assert parse_smtp_url("smtp://127.0.0.1").port == 25
+    assert "p@ss" not in repr(Mailer("smtp://u:p%40ss@h:25", "x@y"))
+    with pytest.raises(ValueError):
+        parse_smtp_url("http://mail.example.com")

@@ -1,0 +1,179 @@
+"""The email actor and the sweep that re-enqueues notifications left behind (DESIGN §2 "Emails").
+
+``send_notification(key)``: claim the notification (None: already sent, failed, or being sent
+by another worker, so there is nothing to do), render, send with the stable ``Message-ID``,
+mark it sent.
+
+- A template error (unknown template, missing context key) or a 5xx refusal of the recipient or
+  the message: the notification is marked ``failed`` and ``PermanentError`` sends the message
+  to the dead letters at once (recorded in ``job_failures``).
+- Any other fault (SMTP down, 4xx, timeouts, a refused login, MongoDB trouble): the notification
+  goes back to ``pending`` and the exception is re-raised, so Dramatiq retries with backoff.
+
+Retry budget: ``claim`` counts every attempt in the notification's ``attempts``. An attempt
+that fails while ``attempts`` has reached ``email_max_retries + 1`` (the actor's own budget:
+the first try and its retries) marks the notification ``failed`` and raises ``PermanentError``,
+so a notification is never left ``pending`` behind a dead-lettered message, and the sweep can
+never resend it forever. Because every message for a key (duplicates from re-asserting
+handlers, sweeps) adds to the same count, this fires on or before the last Dramatiq retry of
+any one message; the actor's ``max_retries`` stays as the backstop for faults before the claim
+(MongoDB down), which leave the notification for the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+import dramatiq
+import jinja2
+from dramatiq import Broker, Message
+from dramatiq.middleware import Middleware
+
+from adapters.mailer import Undeliverable, describe
+from adapters.outbox import message_id_for
+from adapters.settings import Settings
+from domain.errors import PermanentError
+from workers.broker import EMAILS_ACTOR, EMAILS_QUEUE, notification_message
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    def claim(self, key: str) -> Mapping[str, Any] | None: ...
+    def mark_sent(self, key: str) -> None: ...
+    def release(self, key: str, error: str) -> None: ...
+    def mark_failed(self, key: str, error: str) -> None: ...
+
+
+class Sweepable(Protocol):
+    def pending_keys(self, older_than: timedelta) -> list[str]: ...
+
+
+class Sender(Protocol):
+    def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]: ...
+    def send(self, to: str, subject: str, text: str, html: str, message_id: str) -> None: ...
+
+
+def _ref(key: str) -> str:
+    """The notification's handle in log lines: its Message-ID (the key may name a recipient)."""
+    return message_id_for(key)
+
+
+def declare_emails_actor(
+    broker: Broker, outbox: Outbox, mailer: Sender, settings: Settings
+) -> dramatiq.Actor[[str], None]:
+    """Declare ``send_notification`` on ``broker`` (queue ``emails``) with the email retry policy."""
+    budget = settings.email_max_retries + 1
+
+    def fail(key: str, attempt: int, reason: str) -> PermanentError:
+        outbox.mark_failed(key, reason)
+        log.error(
+            "email %s failed for good", _ref(key), extra={"outcome": "failed", "attempt": attempt, "error": reason}
+        )
+        return PermanentError(f"notification {_ref(key)}: {reason}")
+
+    def send_notification(key: str) -> None:
+        doc = outbox.claim(key)
+        if doc is None:
+            log.info("email %s already sent, failed or in flight", _ref(key), extra={"outcome": "skipped"})
+            return
+        attempt = int(doc.get("attempts", 1))
+        template = str(doc.get("template"))
+        try:
+            subject, text, html = mailer.render(template, doc.get("context") or {})
+        except jinja2.TemplateError as error:
+            raise fail(key, attempt, f"template {template}: {type(error).__name__}: {error}") from error
+        try:
+            mailer.send(str(doc["recipient"]), subject, text, html, message_id_for(key))
+        except Undeliverable as error:
+            raise fail(key, attempt, f"refused: {error}") from error
+        except Exception as error:
+            reason = describe(error)
+            if attempt >= budget:
+                raise fail(key, attempt, f"gave up after {attempt} attempts: {reason}") from error
+            outbox.release(key, reason)
+            log.warning(
+                "email %s not sent, will retry",
+                _ref(key),
+                extra={"outcome": "retry", "attempt": attempt, "error": reason},
+            )
+            raise
+        outbox.mark_sent(key)
+        log.info("email %s sent (%s)", _ref(key), template, extra={"outcome": "sent", "attempt": attempt})
+
+    actor: dramatiq.Actor[[str], None] = dramatiq.actor(
+        actor_name=EMAILS_ACTOR,
+        queue_name=EMAILS_QUEUE,
+        broker=broker,
+        max_retries=settings.email_max_retries,
+        min_backoff=settings.retry_min_backoff_ms,
+        max_backoff=settings.retry_max_backoff_ms,
+        throws=(PermanentError,),
+    )(send_notification)
+    return actor
+
+
+def sweep_age(settings: Settings) -> timedelta:
+    """How long a ``pending`` notification sits untouched before the sweep re-enqueues it.
+
+    Longer than the longest retry backoff (plus one sweep), so a notification waiting for its
+    scheduled retry is not enqueued a second time; duplicates would be harmless, only wasteful.
+    """
+    return timedelta(milliseconds=settings.retry_max_backoff_ms, seconds=settings.notification_sweep_seconds)
+
+
+class NotificationSweeper(Middleware):
+    """Every ``interval_seconds`` (and once at boot), enqueue a send for each notification left behind.
+
+    It heals a crash between the outbox write and the enqueue, a message lost by the broker,
+    and a worker that died while holding a claim. Every worker process runs one; the claim
+    keeps sending single, so the extra messages are only skipped.
+    """
+
+    def __init__(
+        self,
+        outbox: Sweepable,
+        enqueue: Callable[[Message[Any]], object],
+        interval_seconds: float,
+        *,
+        older_than: timedelta | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.enqueue = enqueue
+        self.interval = float(interval_seconds)
+        self.older_than = older_than if older_than is not None else timedelta(seconds=interval_seconds)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self) -> int:
+        """One pass; returns how many sends were enqueued."""
+        keys = self.outbox.pending_keys(self.older_than)
+        for key in keys:
+            self.enqueue(notification_message(key))
+        if keys:
+            log.info("sweep re-enqueued %d notifications", len(keys), extra={"outcome": "swept"})
+        return len(keys)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception as error:
+                # MongoDB or Redis away: the next pass tries again.
+                log.warning("notification sweep failed", extra={"outcome": "sweep_failed", "error": describe(error)})
+            self._stop.wait(self.interval)
+
+    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="notification-sweeper", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
