@@ -18,9 +18,12 @@ from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from domain.events import StripeEvent
-from domain.payments import Payment
+from domain.payments import Party, Payment
 
 Doc = dict[str, Any]
+
+#: Statuses in which a payment holds the customer's one open slot for a service.
+OPEN_SLOT = frozenset({"pending", "requires_action", "failed", "processing"})
 
 #: Stored event payloads hold customer data; Stripe retries for 3 days and keeps events 30.
 EVENT_RETENTION = timedelta(days=90)
@@ -73,6 +76,12 @@ def _payment(doc: Mapping[str, Any]) -> Payment:
         amount=int(doc["amount"]),
         currency=doc["currency"],
         last_event_at=doc.get("lastEventAt"),
+        customer=Party(doc.get("customerId"), doc.get("customerEmail"), doc.get("customerName")),
+        specialist=Party(doc.get("specialistId"), doc.get("specialistEmail"), doc.get("specialistName")),
+        service_id=doc.get("serviceId"),
+        service_type=doc.get("serviceType", ""),
+        service_name=doc.get("serviceName", ""),
+        enrollment_id=doc.get("enrollmentId"),
     )
 
 
@@ -84,23 +93,29 @@ class MongoPayments:
         doc = self.collection.find_one({"paymentId": intent_id})
         return _payment(doc) if doc else None
 
-    def move(self, payment: Payment, target: str, event_id: str, event_at: datetime) -> bool:
+    def move(self, payment: Payment, target: str, event_id: str | None, event_at: datetime | None) -> bool:
         at = now()
+        changes: dict[str, Any] = {"status": target, "updatedAt": at}
+        if event_id is not None:
+            changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
+        if target not in OPEN_SLOT:
+            changes["openKey"] = None  # frees the customer's slot for this service (see MongoCheckout)
         moved = self.collection.find_one_and_update(
             {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
-            {
-                "$set": {
-                    "status": target,
-                    "lastEventAt": event_at,
-                    "stripeEventId": event_id,
-                    "updatedAt": at,
-                    "webhookReceivedAt": at,
-                },
-                "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}},
-            },
+            {"$set": changes, "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}}},
             projection={"_id": 1},
         )
         return moved is not None
+
+    def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
+        self.collection.update_one(
+            {"_id": payment.record_id, "reviewRequired": None},
+            {"$set": {"reviewRequired": {"reason": reason, "eventId": event_id, "at": now()}, "updatedAt": now()}},
+        )
+
+    def link_enrollment(self, payment: Payment, enrollment_id: Any) -> None:
+        if payment.enrollment_id != enrollment_id:
+            self.collection.update_one({"_id": payment.record_id}, {"$set": {"enrollmentId": enrollment_id}})
 
 
 class MongoInbox:

@@ -46,12 +46,15 @@ class Settings:
     app_base_url: str
     refund_window_days: int
     webhook_max_bytes: int
+    rate_limit_per_minute: int
     # Tuning knobs (README): retries, broker timing, worker size.
     retry_min_backoff_ms: int
     retry_max_backoff_ms: int
     retry_max_retries: int
     broker_heartbeat_timeout_ms: int
     broker_maintenance_chance: int
+    email_max_retries: int
+    notification_sweep_seconds: int
     worker_processes: int
     worker_threads: int
     log_level: str
@@ -159,11 +162,14 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         app_base_url=r.url("APP_BASE_URL", "http://localhost:5173", ("http", "https")) or "",
         refund_window_days=r.integer("REFUND_WINDOW_DAYS", 30),
         webhook_max_bytes=r.integer("WEBHOOK_MAX_BYTES", 1_048_576, minimum=1024),
+        rate_limit_per_minute=r.integer("RATE_LIMIT_PER_MINUTE", 10, minimum=1),
         retry_min_backoff_ms=r.integer("RETRY_MIN_BACKOFF_MS", 5_000, minimum=1),
         retry_max_backoff_ms=r.integer("RETRY_MAX_BACKOFF_MS", 600_000, minimum=1),
         retry_max_retries=r.integer("RETRY_MAX_RETRIES", 12),
         broker_heartbeat_timeout_ms=r.integer("BROKER_HEARTBEAT_TIMEOUT_MS", 60_000, minimum=100),
         broker_maintenance_chance=r.integer("BROKER_MAINTENANCE_CHANCE", 1_000),
+        email_max_retries=r.integer("EMAIL_MAX_RETRIES", 10),
+        notification_sweep_seconds=r.integer("NOTIFICATION_SWEEP_SECONDS", 60, minimum=1),
         worker_processes=r.integer("WORKER_PROCESSES", 2, minimum=1),
         worker_threads=r.integer("WORKER_THREADS", 8, minimum=1),
         log_level=(r.text("LOG_LEVEL", "INFO") or "INFO").upper(),

@@ -51,3 +51,19 @@ class StripeGateway:
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         intent = with_retries(lambda: self.client.v1.payment_intents.retrieve(intent_id))
         return intent.to_dict()
+
+    def create_payment_intent(
+        self, amount: int, currency: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]:
+        # Only what the flow needs: amount, currency, metadata (card payments via the client secret).
+        intent = with_retries(
+            lambda: self.client.v1.payment_intents.create(
+                params={"amount": amount, "currency": currency.lower(), "metadata": dict(metadata)},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return intent.to_dict()
+
+    def update_payment_intent_amount(self, intent_id: str, amount: int) -> Mapping[str, Any]:
+        intent = with_retries(lambda: self.client.v1.payment_intents.update(intent_id, params={"amount": amount}))
+        return intent.to_dict()

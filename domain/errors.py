@@ -7,3 +7,19 @@ class PermanentError(Exception):
 
 class RetryLater(Exception):
     """Something this event needs is not there yet (e.g. the payment document): retry with backoff."""
+
+
+class RequestRefused(Exception):
+    """A caller's request that the rules refuse; ``code`` is the API's error code.
+
+    Parameters:
+      code(str): ``not_found``, ``already_enrolled``, ``amount_mismatch``, ``validation_error``, …
+      message(str): for humans.
+      field(str): the one field at fault, when there is one.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field

@@ -62,3 +62,14 @@ def check_chargeable(amount: int, currency: str) -> None:
         raise MoneyError(f"{amount} is below Stripe's minimum charge of {minimum} for {code}")
     if code in THREE_DECIMAL and amount % 10:
         raise MoneyError(f"{code} amounts must end in 0 for Stripe")
+
+
+def display(amount: int, currency: str) -> str:
+    """An amount for people: ``INR 499.00``, ``JPY 500``.
+
+    >>> display(49900, "inr"), display(500, "JPY")
+    ('INR 499.00', 'JPY 500')
+    """
+    places = exponent(currency)
+    value = Decimal(amount).scaleb(-places)
+    return f"{currency.upper()} {value:,.{places}f}"

@@ -64,9 +64,26 @@ def status_of_intent(intent: Mapping[str, Any]) -> str:
     return PENDING
 
 
+#: Statuses after a successful charge: the customer paid, whatever happened since.
+PAID = frozenset({COMPLETED, PARTIALLY_REFUNDED, REFUNDED, DISPUTED, DISPUTE_LOST})
+
+
+@dataclass(frozen=True)
+class Party:
+    """A customer or specialist as the emails need them."""
+
+    id: Any
+    email: str | None = None
+    name: str | None = None
+
+
 @dataclass(frozen=True)
 class Payment:
-    """The fields of a ``payments`` document the rules read (CONTRACT §5)."""
+    """The fields of a ``payments`` document the rules read (CONTRACT §5).
+
+    Ids (``record_id``, parties, ``service_id``) are opaque to the rules: adapters store them
+    as ObjectIds and compare them as given.
+    """
 
     record_id: Any
     intent_id: str
@@ -74,3 +91,9 @@ class Payment:
     amount: int
     currency: str
     last_event_at: datetime | None
+    customer: Party = Party(None)
+    specialist: Party = Party(None)
+    service_id: Any = None
+    service_type: str = ""
+    service_name: str = ""
+    enrollment_id: Any = None

@@ -8,18 +8,45 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.events import StripeEvent
-from domain.payments import Payment
+from domain.payments import Party, Payment
+
+#: What ``Enrollments.activate`` found.
+ACTIVATED = "activated"  # this call made the enrollment active for this payment
+ALREADY = "already"  # active already, for this same payment (a second delivery or confirm-payment)
+DUPLICATE = "duplicate"  # active already, paid by another payment: never activated twice
 
 
 class Payments(Protocol):
     def by_intent(self, intent_id: str) -> Payment | None:
         """The payment whose ``paymentId`` is this PaymentIntent id, read from the primary."""
 
-    def move(self, payment: Payment, target: str, event_id: str, event_at: datetime) -> bool:
+    def move(self, payment: Payment, target: str, event_id: str | None, event_at: datetime | None) -> bool:
         """Set ``target`` only if the document still has ``payment``'s status and lastEventAt.
 
         Returns False when another writer got there first; the caller reloads and decides again.
+        A move that no event caused (confirm-payment) passes ``event_id=None`` and keeps lastEventAt.
         """
+
+    def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
+        """Set ``reviewRequired`` (once; the first reason stays) for a person to look at."""
+
+    def link_enrollment(self, payment: Payment, enrollment_id: Any) -> None:
+        """Record the enrollment this payment activated."""
+
+
+class Enrollments(Protocol):
+    def activate(self, payment: Payment, verified: bool) -> tuple[str, Any]:
+        """Make the customer's enrollment in the service active for ``payment``, at most once.
+
+        Returns ``(ACTIVATED | ALREADY | DUPLICATE, enrollment id)``. ``verified`` marks the
+        activation as confirmed by a signed webhook (``webhookVerified``); a later verified call
+        for an activation done unverified sets the flag and changes nothing else.
+        """
+
+
+class Outbox(Protocol):
+    def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
+        """Ensure one email exists under ``key`` and is on its way unless already sent."""
 
 
 class Inbox(Protocol):
@@ -39,9 +66,91 @@ class StripeGateway(Protocol):
 
 
 @dataclass(frozen=True)
+class Links:
+    """Where emails point, and where alerts for people go."""
+
+    app_base_url: str
+    ops_email: str | None = None
+
+
+@dataclass(frozen=True)
 class Deps:
     """Everything a handler may touch, built once per process in the bootstrap."""
 
     payments: Payments
     inbox: Inbox
     stripe: StripeGateway
+    enrollments: Enrollments
+    outbox: Outbox
+    links: Links
+
+
+@dataclass(frozen=True)
+class Service:
+    """A row of the MERN app's ``services`` (read only)."""
+
+    id: Any
+    name: str
+    type: str
+    price: Any
+    currency: str
+    specialist_id: Any
+    active: bool
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A payment about to get its PaymentIntent."""
+
+    record_id: Any
+    amount: int
+    currency: str
+    status: str
+    intent_id: str | None
+    creating: bool  # another request holds the lease to create its intent
+
+
+class Catalog(Protocol):
+    def service(self, service_id: Any) -> Service | None: ...
+
+    def user(self, user_id: Any) -> Party | None: ...
+
+
+class Checkout(Protocol):
+    """The create-intent side of ``payments``: one open payment per customer and service."""
+
+    def is_enrolled(self, customer_id: Any, service_id: Any) -> bool: ...
+
+    def open_payment(self, customer_id: Any, service_id: Any) -> Draft | None:
+        """The customer's open payment for the service (pending, requires_action, failed, processing)."""
+
+    def insert_pending(self, customer: Party, specialist: Party, service: Service, amount: int) -> Draft | None:
+        """Store a pending payment holding the open slot and the creation lease; None if the slot is taken."""
+
+    def claim_creation(self, record_id: Any) -> bool:
+        """Take over creating the intent of a draft whose previous creator's lease expired."""
+
+    def attach_intent(self, record_id: Any, intent_id: str) -> None: ...
+
+    def release_creation(self, record_id: Any) -> None:
+        """Give the lease back after a failed Stripe call, so the next request can try at once."""
+
+    def set_amount(self, record_id: Any, amount: int) -> None: ...
+
+
+class Intents(Protocol):
+    def create_payment_intent(
+        self, amount: int, currency: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]: ...
+
+    def update_payment_intent_amount(self, intent_id: str, amount: int) -> Mapping[str, Any]: ...
+
+    def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CheckoutDeps:
+    catalog: Catalog
+    checkout: Checkout
+    intents: Intents
+    core: Deps

@@ -37,36 +37,42 @@ def follow(event: StripeEvent, target: str, deps: Deps) -> str:
     payment = load_payment(event, deps)
     if payment is None:
         return IGNORED
+    advance(event, payment, target, deps)
+    return PROCESSED
+
+
+def advance(event: StripeEvent, payment: Payment, target: str, deps: Deps) -> Payment:
+    """Apply the event's ``target`` (or Stripe's current state) to ``payment``; return it after."""
     for _ in range(_ATTEMPTS):
         if payment.status == target:
-            return PROCESSED
+            return payment
         newer = payment.last_event_at is None or event.created_at > payment.last_event_at
         if not (newer and can_move(payment.status, target)):
             return _settle_with_stripe(event, payment, deps)
         if deps.payments.move(payment, target, event.id, event.created_at):
             log.info("payment moved", extra={"status": target, "outcome": "applied"})
-            return PROCESSED
-        payment = _reload(event, deps)
+            return reload(payment, deps)
+        payment = reload(payment, deps)
     raise RetryLater(f"payment for {event.object_id} kept changing under us")
 
 
-def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps) -> str:
+def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps) -> Payment:
     """Ask Stripe where the intent really is and apply that, when the table allows it."""
     for _ in range(_ATTEMPTS):
         actual = status_of_intent(deps.stripe.retrieve_payment_intent(event.object_id))
         if actual == payment.status or not can_move(payment.status, actual):
             log.info("event superseded", extra={"status": payment.status, "outcome": "stale"})
-            return PROCESSED
+            return payment
         at = max(payment.last_event_at or event.created_at, event.created_at)
         if deps.payments.move(payment, actual, event.id, at):
             log.info("payment moved to Stripe's state", extra={"status": actual, "outcome": "applied"})
-            return PROCESSED
-        payment = _reload(event, deps)
+            return reload(payment, deps)
+        payment = reload(payment, deps)
     raise RetryLater(f"payment for {event.object_id} kept changing under us")
 
 
-def _reload(event: StripeEvent, deps: Deps) -> Payment:
-    payment = deps.payments.by_intent(event.object_id)
-    if payment is None:
-        raise RetryLater(f"payment for {event.object_id} disappeared")
-    return payment
+def reload(payment: Payment, deps: Deps) -> Payment:
+    fresh = deps.payments.by_intent(payment.intent_id)
+    if fresh is None:
+        raise RetryLater(f"payment for {payment.intent_id} disappeared")
+    return fresh

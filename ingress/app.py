@@ -7,24 +7,40 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import stripe
 from dramatiq.brokers.redis import RedisBroker
 from pymongo.database import Database
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
+from adapters.checkout import MongoCatalog
 from adapters.mongo import connect
+from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
-from ingress.errors import http_exception
+from adapters.stripe_gateway import StripeGateway, build_client
+from adapters.wiring import build_checkout, build_deps, ensure_all_indexes
+from domain.errors import RequestRefused
+from ingress import errors
+from ingress.auth import Unauthorized
 from ingress.health import Health
+from ingress.payments import PaymentRoutes
+from ingress.ratelimit import RateLimiter
 from ingress.webhooks import StripeWebhook
 from workers.broker import build_broker
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, broker: RedisBroker | None = None, db: Database[Any] | None = None) -> Starlette:
-    """Build the app; tests may hand in their own broker or database (then they close them)."""
+def create_app(
+    settings: Settings,
+    *,
+    broker: RedisBroker | None = None,
+    db: Database[Any] | None = None,
+    stripe_gateway: StripeGateway | None = None,
+) -> Starlette:
+    """Build the app; tests may hand in their own broker, database or Stripe (then they close them)."""
     owned: list[Callable[[], None]] = []
     if broker is None:
         broker = build_broker(settings)
@@ -32,10 +48,23 @@ def create_app(settings: Settings, *, broker: RedisBroker | None = None, db: Dat
     if db is None:
         db = connect(settings.mongodb_uri, settings.mongodb_db, timeout_ms=2000)
         owned.append(db.client.close)
+    gateway = stripe_gateway or StripeGateway(build_client(settings))
+    deps = build_deps(settings, db, broker, gateway)
     webhook = StripeWebhook(settings, broker)
+    payments = PaymentRoutes(
+        jwt_secret=settings.jwt_secret,
+        deps=build_checkout(db, deps, gateway),
+        reads=MongoPaymentReads(db),
+        limiter=RateLimiter(broker.client, settings.rate_limit_per_minute),
+        role_of=MongoCatalog(db).role,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(ensure_all_indexes, db)
+        except Exception as exc:  # webhooks need only Redis: start anyway, the worker creates them too
+            log.error("indexes not ensured at start-up", extra={"error": repr(exc)})
         yield
         for close in owned:
             close()
@@ -44,5 +73,16 @@ def create_app(settings: Settings, *, broker: RedisBroker | None = None, db: Dat
         Route("/api/webhooks/stripe", webhook.handle, methods=["POST"]),
         Route("/api/payments/webhooks/stripe", webhook.handle, methods=["POST"]),
         Route("/api/webhooks/health", Health(broker, db).handle, methods=["GET"]),
+        Route("/api/payments/create-intent", payments.create_intent, methods=["POST"]),
+        Route("/api/payments/confirm-payment", payments.confirm_payment, methods=["POST"]),
+        Route("/api/payments/history/customer", payments.history, methods=["GET"]),
+        Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_exception})
+    handlers: dict[Any, Any] = {
+        HTTPException: errors.http_exception,
+        errors.ApiError: errors.api_error,
+        RequestRefused: errors.refused,
+        Unauthorized: errors.unauthorized,
+        stripe.StripeError: errors.stripe_failed,
+    }
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

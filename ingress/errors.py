@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from domain.errors import RequestRefused
+
+log = logging.getLogger(__name__)
 
 
 def error(
@@ -25,3 +30,45 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 answered in the API's shape."""
     assert isinstance(exc, HTTPException)
     return error(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail, headers=exc.headers)
+
+
+class ApiError(Exception):
+    """Raise anywhere in a route to answer with the API's error shape."""
+
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+
+
+#: HTTP status of each domain refusal code.
+REFUSAL_STATUS = {
+    "not_found": 404,
+    "already_enrolled": 409,
+    "conflict": 409,
+    "not_refundable": 409,
+    "amount_mismatch": 422,
+    "validation_error": 422,
+}
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestRefused)
+    return error(REFUSAL_STATUS.get(exc.code, 422), exc.code, exc.message, exc.field)
+
+
+async def unauthorized(request: Request, exc: Exception) -> Response:
+    log.info("unauthorized", extra={"error": str(exc), "path": request.url.path})
+    return error(401, "unauthorized", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def stripe_failed(request: Request, exc: Exception) -> Response:
+    """Stripe refused or could not be reached after retries: a gateway error, details in the log."""
+    log.warning("stripe call failed", extra={"error": f"{type(exc).__name__}: {exc}", "path": request.url.path})
+    return error(502, "stripe_error", "the payment provider could not complete the request; retry")

@@ -35,3 +35,16 @@ def queued_messages(redis_client: Any, queue: str) -> list[Any]:
     from dramatiq import Message
 
     return [Message.decode(raw) for raw in redis_client.hvals(f"dramatiq:{queue}.msgs")]
+
+
+def mails_to(mail_dir: Any, *addresses: str) -> list[Any]:
+    """Messages in the SMTP sink's folder addressed to any of ``addresses``, parsed."""
+    import email
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(mail_dir).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes())
+        if any(a in str(message.get("X-Sink-Envelope-To", "")) for a in addresses):
+            found.append(message)
+    return found

@@ -19,6 +19,7 @@ def main() -> int:
     args = make_argument_parser().parse_args(
         [
             "workers.entry",
+            *sys.argv[1:],  # extra modules to import, or any Dramatiq CLI option
             "--processes",
             str(settings.worker_processes),
             "--threads",
@@ -26,7 +27,6 @@ def main() -> int:
             # Finish in-flight messages within the 30 s that Heroku and Compose give before SIGKILL.
             "--worker-shutdown-timeout",
             "25000",
-            *sys.argv[1:],
         ]
     )
     return int(dramatiq_main(args) or 0)

@@ -8,12 +8,15 @@ from dramatiq.brokers.redis import RedisBroker
 from pymongo.database import Database
 
 from adapters.failures import MongoFailures
-from adapters.mongo import Doc, MongoInbox, MongoPayments, connect, ensure_indexes
+from adapters.mailer import Mailer
+from adapters.mongo import Doc, connect
+from adapters.outbox import MongoOutbox
 from adapters.settings import Settings
-from adapters.stripe_gateway import StripeGateway, build_client
+from adapters.wiring import build_deps, ensure_all_indexes
 from domain.ports import Deps
 from workers import actors
 from workers.broker import build_broker
+from workers.emails import NotificationSweeper, declare_emails_actor, sweep_age
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
 
@@ -31,12 +34,13 @@ class Worker:
 
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
-    ensure_indexes(db)
-    deps = Deps(
-        payments=MongoPayments(db),
-        inbox=MongoInbox(db),
-        stripe=StripeGateway(build_client(settings)),
-    )
+    ensure_all_indexes(db)
     broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db))])
+    deps = build_deps(settings, db, broker)
     actors.declare(broker, deps, settings)
+    outbox = MongoOutbox(db, broker)
+    declare_emails_actor(broker, outbox, Mailer.from_settings(settings), settings)
+    broker.add_middleware(
+        NotificationSweeper(outbox, broker.enqueue, settings.notification_sweep_seconds, older_than=sweep_age(settings))
+    )
     return Worker(broker=broker, deps=deps, db=db)

@@ -30,6 +30,11 @@ STRIPE_EVENTS_QUEUE = "stripe-events"
 #: The actor that processes one Stripe event.
 STRIPE_EVENTS_ACTOR = "process_stripe_event"
 
+#: Queue of outgoing emails; one message per notification (its dedupe key).
+EMAILS_QUEUE = "emails"
+#: The actor that sends one notification.
+EMAILS_ACTOR = "send_notification"
+
 #: Seconds a Redis call may take before it counts as an outage (the ingress answers 503).
 REDIS_SOCKET_TIMEOUT = 5.0
 
@@ -63,6 +68,7 @@ def build_broker(settings: Settings, extra: Sequence[Middleware] = ()) -> RedisB
         health_check_interval=30,
     )
     broker.declare_queue(STRIPE_EVENTS_QUEUE)
+    broker.declare_queue(EMAILS_QUEUE)
     dramatiq.set_broker(broker)
     return broker
 
@@ -94,3 +100,8 @@ def event_message(event: dict[str, Any]) -> Message[Any]:
         options={},
         message_id=event["id"],
     )
+
+
+def notification_message(key: str) -> Message[Any]:
+    """The message that asks the emails actor to send the notification with this dedupe key."""
+    return Message(queue_name=EMAILS_QUEUE, actor_name=EMAILS_ACTOR, args=(key,), kwargs={}, options={})

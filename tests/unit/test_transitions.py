@@ -11,16 +11,28 @@ from devstack import events
 from domain import payments
 from domain.errors import RetryLater
 from domain.inbox import process_event
-from domain.payments import Payment
+from domain.payments import Party, Payment
 from tests.fakes import FakeInbox, FakePayments, FakeStripe, fake_deps
 
-OURS = {"source": events.SOURCE, "paymentRecordId": "65f000000000000000000001"}
+OURS = {"source": events.SOURCE, "paymentRecordId": "rec1", "customerId": "cus1", "serviceId": "svc1"}
 T0 = 1_700_000_000
 
 
 def payment(status: str = payments.PENDING, last: int | None = None) -> Payment:
     at = datetime.fromtimestamp(last, UTC) if last is not None else None
-    return Payment(record_id=1, intent_id="pi_1", status=status, amount=49900, currency="INR", last_event_at=at)
+    return Payment(
+        record_id="rec1",
+        intent_id="pi_1",
+        status=status,
+        amount=49900,
+        currency="INR",
+        last_event_at=at,
+        customer=Party("cus1", "ada@example.test", "Ada"),
+        specialist=Party("spc1", "grace@example.test", "Grace"),
+        service_id="svc1",
+        service_type="course",
+        service_name="Python 101",
+    )
 
 
 def intent_event(event_type: str, created: int = T0, metadata: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,0 +1,37 @@
+"""Real adapters wired to the rules. Each process's bootstrap (worker, ingress) calls these once."""
+
+from __future__ import annotations
+
+from dramatiq import Broker
+from pymongo.database import Database
+
+from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
+from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
+from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
+from adapters.outbox import MongoOutbox, ensure_outbox_indexes
+from adapters.settings import Settings
+from adapters.stripe_gateway import StripeGateway, build_client
+from domain.ports import CheckoutDeps, Deps, Links
+
+
+def ensure_all_indexes(db: Database[Doc]) -> None:
+    """Every index this service relies on; idempotent, run at start-up."""
+    ensure_indexes(db)
+    ensure_checkout_indexes(db)
+    ensure_enrollment_indexes(db)
+    ensure_outbox_indexes(db)
+
+
+def build_deps(settings: Settings, db: Database[Doc], broker: Broker, stripe: StripeGateway | None = None) -> Deps:
+    return Deps(
+        payments=MongoPayments(db),
+        inbox=MongoInbox(db),
+        stripe=stripe or StripeGateway(build_client(settings)),
+        enrollments=MongoEnrollments(db),
+        outbox=MongoOutbox(db, broker),
+        links=Links(app_base_url=settings.app_base_url, ops_email=settings.ops_email),
+    )
+
+
+def build_checkout(db: Database[Doc], deps: Deps, stripe: StripeGateway) -> CheckoutDeps:
+    return CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=stripe, core=deps)
