@@ -23,12 +23,21 @@ The payments stack is up (details in var/stack.json, logs in var/logs/):
   stripe    {stripe_api}
   smtp      {smtp} (mails written to {mail_dir})
 
-Try it:
-  1. Send a signed test event for a pending payment (it seeds one when --seed is given):
-       .venv/bin/python -m devstack.send_event payment_intent.succeeded --seed
-  2. See it processed:
+Walkthrough (a demo customer, specialist and course are seeded; tokens are in var/stack.json):
+  export CUSTOMER_JWT={demo[customer_jwt]}
+  1. Create an intent for the demo course (the price comes from the database):
+       curl -s -X POST {ingress}/api/payments/create-intent \\
+         -H "Authorization: Bearer $CUSTOMER_JWT" -H "Content-Type: application/json" \\
+         -d '{{"serviceId": "{demo[service_id]}", "serviceType": "course"}}'
+  2. Pay it with a test card through the local Stripe (its signed webhook comes back here):
+       .venv/bin/python -m devstack.pay pi_…            (a decline: --card pm_card_chargeCustomerFail)
+  3. See the payment, the enrollment and the two emails:
+       curl -s {ingress}/api/payments/pi_… -H "Authorization: Bearer $CUSTOMER_JWT"
        .venv/bin/python -m devstack.send_event --show
-  3. Health:  curl -s {ingress}/api/webhooks/health
+       ls {mail_dir}
+  Or post a signed test event yourself:
+       .venv/bin/python -m devstack.send_event payment_intent.succeeded --seed
+  Health:  curl -s {ingress}/api/webhooks/health
 
 Ctrl-C stops everything.
 """

@@ -38,6 +38,11 @@ def seed_payment(db: Any, intent_id: str, amount: int = 49900, currency: str = "
             "serviceId": service,
             "specialistId": specialist,
             "serviceType": "course",
+            "serviceName": "Seeded course",
+            "customerEmail": "seed-customer@example.com",
+            "customerName": "Seed Customer",
+            "specialistEmail": "seed-specialist@example.com",
+            "specialistName": "Seed Specialist",
             "amount": amount,
             "currency": currency,
             "status": "pending",
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("type", nargs="?", choices=INTENT_TYPES)
     parser.add_argument("--payment", help="the pi_… id of a stored payment")
     parser.add_argument("--seed", action="store_true", help="store a pending payment for a new intent first")
-    parser.add_argument("--show", action="store_true", help="print the newest stripe_events and payments")
+    parser.add_argument("--show", action="store_true", help="print the newest events, payments and enrollments")
     parser.add_argument("--stack", type=Path, default=Path("var/stack.json"))
     args = parser.parse_args(argv)
     if not args.stack.is_file():
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             for doc in db.stripe_events.find({}, {"payload": 0}).sort("receivedAt", -1).limit(5):
                 print(json.dumps(doc, default=str))
             for doc in db.payments.find({}, {"statusHistory": 0}).sort("updatedAt", -1).limit(5):
+                print(json.dumps(doc, default=str))
+            for doc in db.enrollments.find({}).sort("updatedAt", -1).limit(5):
                 print(json.dumps(doc, default=str))
             return 0
         if args.type is None or not (args.payment or args.seed):

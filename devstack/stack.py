@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack import demo
 from devstack.procs import Child, free_port, python_module
 
 HOST = "127.0.0.1"
@@ -68,6 +69,9 @@ class Stack:
     children: dict[str, Child] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    demo: dict[str, str] = field(default_factory=dict)
+    #: Extra arguments for ``python -m workers`` (e.g. modules to import in each worker process).
+    worker_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.var = self.var.resolve()
@@ -163,7 +167,7 @@ class Stack:
         child.wait_until(lambda: _http_ok(self.urls["ingress"] + "/api/webhooks/health"), 30, "health check")
 
     def start_worker(self) -> None:
-        child = self._child("worker", python_module("workers"), env=self.app_env())
+        child = self._child("worker", python_module("workers", *self.worker_args), env=self.app_env())
         child.wait_until(lambda: "ready for action" in child.log_tail(200), 30, "worker boot")
 
     def _register_webhook(self) -> None:
@@ -194,6 +198,8 @@ class Stack:
         """Start every part (embedded or given), wait until all answer, write ``stack.json``."""
         try:
             self.start_parts()
+            env = self.app_env()
+            self.demo = demo.seed(self.urls["mongo"], env["MONGODB_DB"], env["JWT_SECRET"])
             self.urls["ingress"] = f"http://{HOST}:{self.ingress_port}"
             self.start_ingress()
             self.start_worker()
@@ -218,6 +224,7 @@ class Stack:
             "webhook_secret": self.webhook_secret,
             "smtp": self.urls["smtp"],
             "mail_dir": str(self.mail_dir),
+            "demo": self.demo,
         }
 
     def stop_part(self, name: str) -> None:
