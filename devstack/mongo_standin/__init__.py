@@ -1,0 +1,9 @@
+"""A MongoDB stand-in: speaks the MongoDB wire protocol over TCP, executes with mongomock.
+
+Run it with ``python -m devstack.mongo_standin --port N [--snapshot PATH]``; point any MongoDB
+driver at ``mongodb://127.0.0.1:N``. Modules, outside in:
+  ``__main__`` (CLI), ``server`` (asyncio TCP server, snapshots on a timer and at shutdown),
+  ``wire`` (message framing and BSON codec), ``commands`` (the engine: dispatch, one at a time),
+  ``admin`` / ``catalog`` / ``reads`` / ``writes`` (the commands), ``cursors`` (batches, getMore),
+  ``backend`` + ``unique`` (mongomock, adapted), ``errors`` (MongoDB codes), ``snapshot`` (state file).
+"""

@@ -1,0 +1,211 @@
+"""Write commands: ``insert``, ``update``, ``delete``, ``findAndModify``.
+
+Callers (drivers) rely on MongoDB's reply shapes:
+  * batch writes answer ``ok: 1`` with ``n`` (and ``nModified``, ``upserted: [{index, _id}]`` for
+    updates) and report per-statement failures in ``writeErrors: [{index, code, errmsg, ...}]``;
+    ``ordered: true`` (the default) stops at the first failure, ``ordered: false`` goes on;
+  * ``findAndModify`` answers ``{value, lastErrorObject: {n, updatedExisting, upserted?}}`` and
+    fails as a whole (e.g. code 11000 with keyPattern/keyValue), which drivers raise directly.
+Each statement is atomic because the engine runs one command at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    DOLLAR_PREFIXED_FIELD_NAME,
+    FAILED_TO_PARSE,
+    TYPE_MISMATCH,
+    CommandError,
+    error_fields,
+    not_implemented,
+)
+from .reads import sort_arg
+from .registry import Context, Reply, collection_arg, command, doc_arg
+
+_UPDATE_OPERATORS = {
+    "$set", "$unset", "$inc", "$rename", "$setOnInsert", "$min", "$max",
+    "$currentDate", "$push", "$pull", "$pullAll", "$addToSet", "$pop",
+}  # fmt: skip
+_UNSUPPORTED_UPDATE_OPERATORS = {"$mul", "$bit"}  # valid MongoDB, absent from mongomock
+
+
+def check_update(update: Any, multi: bool = False) -> None:
+    """Reject what MongoDB rejects before touching a document (mongomock is laxer or cryptic)."""
+    if isinstance(update, list):
+        return  # pipeline-style update; mongomock validates the stages
+    if not isinstance(update, dict):
+        raise CommandError(FAILED_TO_PARSE, "Update argument must be either an object or an array")
+    keys = list(update)
+    if keys and keys[0].startswith("$"):
+        for key in keys:
+            if key in _UNSUPPORTED_UPDATE_OPERATORS:
+                raise not_implemented(f"the {key} update operator")
+            if key not in _UPDATE_OPERATORS:
+                raise CommandError(
+                    FAILED_TO_PARSE,
+                    f"Unknown modifier: {key}. Expected a valid update modifier or pipeline-style "
+                    "update specified as an array",
+                )
+            if not isinstance(update[key], dict):
+                raise CommandError(
+                    FAILED_TO_PARSE,
+                    f"Modifiers operate on fields but we found type {type(update[key]).__name__} instead. "
+                    f"For example: {{$mod: {{<field>: ...}}}} not {{{key}: {update[key]!r}}}",
+                )
+        return
+    for key in keys:
+        if key.startswith("$"):
+            raise CommandError(
+                DOLLAR_PREFIXED_FIELD_NAME,
+                f"The dollar ($) prefixed field '{key}' in '{key}' is not allowed in the context of an "
+                "update's replacement document. Consider using an aggregation pipeline with $replaceWith.",
+            )
+    if multi:
+        raise CommandError(FAILED_TO_PARSE, "multi update is not supported for replacement-style update")
+
+
+def _statements(cmd: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    statements = cmd.get(field)
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        raise CommandError(TYPE_MISMATCH, f"'{field}' must be an array of objects")
+    return statements
+
+
+def _write_error(index: int, exc: Exception) -> dict[str, Any]:
+    fields = error_fields(exc)
+    fields.pop("codeName", None)  # mongod's writeErrors carry index, code, errmsg (+ key info)
+    return {"index": index, **fields}
+
+
+def _write_reply(n: int, write_errors: list[dict[str, Any]], **extra: Any) -> Reply:
+    reply: Reply = {"n": n, **extra}
+    if write_errors:
+        reply["writeErrors"] = write_errors
+    return reply
+
+
+@command("insert", writes=True)
+def insert(ctx: Context, cmd: dict[str, Any]) -> Reply:
+    collection = ctx.collection(collection_arg(cmd))
+    ordered = bool(cmd.get("ordered", True))
+    inserted = 0
+    write_errors: list[dict[str, Any]] = []
+    for index, doc in enumerate(_statements(cmd, "documents")):
+        try:
+            collection.insert_one(doc)
+            inserted += 1
+        except Exception as exc:
+            write_errors.append(_write_error(index, exc))
+            if ordered:
+                break
+    return _write_reply(inserted, write_errors)
+
+
+@command("update", writes=True)
+def update(ctx: Context, cmd: dict[str, Any]) -> Reply:
+    collection = ctx.collection(collection_arg(cmd))
+    ordered = bool(cmd.get("ordered", True))
+    matched = modified = 0
+    upserted: list[dict[str, Any]] = []
+    write_errors: list[dict[str, Any]] = []
+    for index, statement in enumerate(_statements(cmd, "updates")):
+        try:
+            multi = bool(statement.get("multi"))
+            check_update(statement.get("u"), multi)
+            extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
+            if statement.get("arrayFilters"):
+                raise not_implemented("arrayFilters (mongomock lacks them)")
+            result = collection._update(
+                doc_arg(statement, "q"),
+                statement.get("u"),
+                upsert=bool(statement.get("upsert")),
+                multi=multi,
+                **extra,
+            )
+        except Exception as exc:
+            write_errors.append(_write_error(index, exc))
+            if ordered:
+                break
+            continue
+        matched += result["n"]
+        modified += result["nModified"]
+        if result["upserted"] is not None:
+            upserted.append({"index": index, "_id": result["upserted"]})
+    extra_fields: dict[str, Any] = {"nModified": modified}
+    if upserted:
+        extra_fields["upserted"] = upserted
+    return _write_reply(matched, write_errors, **extra_fields)
+
+
+@command("delete", writes=True)
+def delete(ctx: Context, cmd: dict[str, Any]) -> Reply:
+    collection = ctx.collection(collection_arg(cmd))
+    ordered = bool(cmd.get("ordered", True))
+    deleted = 0
+    write_errors: list[dict[str, Any]] = []
+    for index, statement in enumerate(_statements(cmd, "deletes")):
+        try:
+            limit = statement.get("limit", 0)
+            if limit not in (0, 1) or isinstance(limit, bool):
+                raise CommandError(FAILED_TO_PARSE, f"The limit field in delete objects must be 0 or 1. Got {limit}")
+            extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
+            result = collection._delete(doc_arg(statement, "q"), multi=limit == 0, **extra)
+        except Exception as exc:
+            write_errors.append(_write_error(index, exc))
+            if ordered:
+                break
+            continue
+        deleted += result["n"]
+    return _write_reply(deleted, write_errors)
+
+
+def _check_find_and_modify(cmd: dict[str, Any]) -> None:
+    remove, update_doc = bool(cmd.get("remove")), cmd.get("update")
+    if remove and update_doc is not None:
+        raise CommandError(FAILED_TO_PARSE, "Cannot specify both an update and remove=true")
+    if remove and cmd.get("new"):
+        raise CommandError(
+            FAILED_TO_PARSE,
+            "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
+        )
+    if remove and cmd.get("upsert"):
+        raise CommandError(FAILED_TO_PARSE, "Cannot specify both upsert=true and remove=true")
+    if not remove and update_doc is None:
+        raise CommandError(FAILED_TO_PARSE, "Either an update or remove=true must be specified")
+    if not remove:
+        check_update(update_doc)
+    for option in ("arrayFilters", "collation", "let"):
+        if cmd.get(option):
+            raise not_implemented(f"the '{option}' option of findAndModify")
+
+
+@command("findAndModify", "findandmodify", writes=True)
+def find_and_modify(ctx: Context, cmd: dict[str, Any]) -> Reply:
+    collection = ctx.collection(collection_arg(cmd))
+    _check_find_and_modify(cmd)
+    fields = doc_arg(cmd, "fields") or None
+    new, upsert = bool(cmd.get("new")), bool(cmd.get("upsert"))
+    query = doc_arg(cmd, "query")
+    old = collection.find_one(query, sort=sort_arg(cmd))
+    if old is not None:
+        by_id = {"_id": old["_id"]}
+        # Project the pre-image before the write changes it.
+        before = collection.find_one(by_id, fields) if fields else old
+        if cmd.get("remove"):
+            collection._delete(by_id)
+            return {"lastErrorObject": {"n": 1}, "value": before}
+        collection._update(by_id, cmd["update"])
+        value = collection.find_one(by_id, fields) if new else before
+        return {"lastErrorObject": {"n": 1, "updatedExisting": True}, "value": value}
+    if cmd.get("remove"):
+        return {"lastErrorObject": {"n": 0}, "value": None}
+    if not upsert:
+        return {"lastErrorObject": {"n": 0, "updatedExisting": False}, "value": None}
+    upserted_id = collection._update(query, cmd["update"], upsert=True)["upserted"]
+    value = collection.find_one({"_id": upserted_id}, fields) if new else None
+    return {
+        "lastErrorObject": {"n": 1, "updatedExisting": False, "upserted": upserted_id},
+        "value": value,
+    }
