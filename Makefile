@@ -31,5 +31,8 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+bench: $(VENV)/.test
+	$(BIN)/python bench/webhook_to_enrollment.py
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

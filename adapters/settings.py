@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,3 +187,12 @@ def _check_production(s: Settings) -> None:
         raise ConfigError("STRIPE_API_BASE points at a Stripe stand-in, refused when APP_ENV=production")
     if s.smtp_url is None:
         raise ConfigError("SMTP_URL is required when APP_ENV=production")
+
+
+def load_or_exit() -> Settings:
+    """Settings for an entry point; a bad configuration prints its one line and exits with 2."""
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

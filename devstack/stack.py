@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,11 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from devstack import demo
 from devstack.procs import Child, free_port, python_module
 
 HOST = "127.0.0.1"
 LOCAL_STRIPE_KEY = "sk_test_localstripe"
+#: Dramatiq's Redis broker records each worker process's last fetch here.
+HEARTBEATS = "dramatiq:__heartbeats__"
 #: Order in which parts stop: the apps first so the worker finishes its messages.
 STOP_ORDER = ("ingress", "worker", "smtp", "stripe", "mongo", "redis")
 
@@ -167,8 +172,14 @@ class Stack:
         child.wait_until(lambda: _http_ok(self.urls["ingress"] + "/api/webhooks/health"), 30, "health check")
 
     def start_worker(self) -> None:
+        """Start the worker; ready once a worker process has fetched from Redis (its broker heartbeat)."""
+        since = time.time() * 1000
         child = self._child("worker", python_module("workers", *self.worker_args), env=self.app_env())
-        child.wait_until(lambda: "ready for action" in child.log_tail(200), 30, "worker boot")
+        client = redis.Redis.from_url(self.urls["redis"])
+        try:
+            child.wait_until(lambda: bool(client.zrangebyscore(HEARTBEATS, since, "+inf")), 30, "worker boot")
+        finally:
+            client.close()
 
     def _register_webhook(self) -> None:
         """Point localstripe's webhooks at this ingress, signed with the local secret."""

@@ -7,16 +7,12 @@ import sys
 import uvicorn
 
 from adapters.logs import configure_logging
-from adapters.settings import ConfigError, load_settings
+from adapters.settings import load_or_exit
 from ingress.app import create_app
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
+    settings = load_or_exit()
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),

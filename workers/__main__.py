@@ -7,15 +7,11 @@ import sys
 from dramatiq.cli import main as dramatiq_main
 from dramatiq.cli import make_argument_parser
 
-from adapters.settings import ConfigError, load_settings
+from adapters.settings import load_or_exit
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
+    settings = load_or_exit()
     args = make_argument_parser().parse_args(
         [
             "workers.entry",

@@ -10,10 +10,9 @@ from dramatiq import Broker
 
 from adapters import logs
 from adapters.settings import Settings
-from domain.errors import PermanentError
 from domain.inbox import process_event
 from domain.ports import Deps
-from workers.broker import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
+from workers.broker import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, declare_actor
 
 
 def _payment_id(event: Mapping[str, Any]) -> str | None:
@@ -35,13 +34,12 @@ def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramati
         with logs.log_context(event_id=str(event.get("id")), payment_id=_payment_id(event)):
             process_event(event, deps)
 
-    stripe_events = dramatiq.actor(
-        actor_name=STRIPE_EVENTS_ACTOR,
-        queue_name=STRIPE_EVENTS_QUEUE,
-        broker=broker,
+    stripe_events = declare_actor(
+        broker,
+        process_stripe_event,
+        name=STRIPE_EVENTS_ACTOR,
+        queue=STRIPE_EVENTS_QUEUE,
         max_retries=settings.retry_max_retries,
-        min_backoff=settings.retry_min_backoff_ms,
-        max_backoff=settings.retry_max_backoff_ms,
-        throws=(PermanentError,),
-    )(process_stripe_event)
+        settings=settings,
+    )
     return {STRIPE_EVENTS_ACTOR: stripe_events}

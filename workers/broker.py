@@ -7,11 +7,11 @@ the settings describe.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
-from dramatiq import Message
+from dramatiq import Broker, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -23,6 +23,7 @@ from dramatiq.middleware import (
 )
 
 from adapters.settings import Settings
+from domain.errors import PermanentError
 from workers.middleware.retries import DurableRetries
 
 #: Queue of Stripe events; message id = Stripe event id.
@@ -84,6 +85,25 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def declare_actor(
+    broker: Broker, fn: Callable[..., None], *, name: str, queue: str, max_retries: int, settings: Settings
+) -> dramatiq.Actor[Any, Any]:
+    """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
+
+    Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
+    at once, without retries.
+    """
+    return dramatiq.actor(
+        actor_name=name,
+        queue_name=queue,
+        broker=broker,
+        max_retries=max_retries,
+        min_backoff=settings.retry_min_backoff_ms,
+        max_backoff=settings.retry_max_backoff_ms,
+        throws=(PermanentError,),
+    )(fn)
 
 
 def event_message(event: dict[str, Any]) -> Message[Any]:

@@ -37,7 +37,7 @@ from adapters.mailer import Undeliverable, describe
 from adapters.outbox import message_id_for
 from adapters.settings import Settings
 from domain.errors import PermanentError
-from workers.broker import EMAILS_ACTOR, EMAILS_QUEUE, notification_message
+from workers.broker import EMAILS_ACTOR, EMAILS_QUEUE, declare_actor, notification_message
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,14 @@ def declare_emails_actor(
         outbox.mark_sent(key)
         log.info("email %s sent (%s)", _ref(key), template, extra={"outcome": "sent", "attempt": attempt})
 
-    actor: dramatiq.Actor[[str], None] = dramatiq.actor(
-        actor_name=EMAILS_ACTOR,
-        queue_name=EMAILS_QUEUE,
-        broker=broker,
+    actor: dramatiq.Actor[[str], None] = declare_actor(
+        broker,
+        send_notification,
+        name=EMAILS_ACTOR,
+        queue=EMAILS_QUEUE,
         max_retries=settings.email_max_retries,
-        min_backoff=settings.retry_min_backoff_ms,
-        max_backoff=settings.retry_max_backoff_ms,
-        throws=(PermanentError,),
-    )(send_notification)
+        settings=settings,
+    )
     return actor
 
 

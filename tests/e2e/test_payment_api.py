@@ -35,7 +35,9 @@ def test_bad_tokens_get_401(stack: Stack, http: httpx.Client, stack_db: Any, cas
     headers = {
         "none": {},
         "expired": {"Authorization": f"Bearer {token(shopper.customer_id, 'customer', secret, ttl=-10)}"},
-        "wrong secret": {"Authorization": f"Bearer {jwt.encode(claims, 'not-the-secret-but-long-enough-for-hs256', 'HS256')}"},
+        "wrong secret": {
+            "Authorization": f"Bearer {jwt.encode(claims, 'not-the-secret-but-long-enough-for-hs256', 'HS256')}"
+        },
         "alg none": {"Authorization": f"Bearer {unsigned_token(claims)}"},
         "garbage": {"Authorization": "Bearer abc.def"},
     }[case]

@@ -25,20 +25,14 @@ from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
 from tests.support import queued_messages, wait_for
+from tests.unit.test_email_templates import CONTEXTS
 from workers.broker import EMAILS_QUEUE, build_broker, notification_message
 from workers.emails import NotificationSweeper, declare_emails_actor, sweep_age
 from workers.middleware.failures import RecordFailures
 
 HOST = "127.0.0.1"
 DEAD = f"{EMAILS_QUEUE}.XQ"
-CONTEXT = {
-    "customer_name": "Asha Rao",
-    "service_name": "Yoga for Beginners",
-    "service_type": "course",
-    "amount_display": "₹1,499.00",
-    "payment_id": "pi_123",
-    "enrollment_url": "http://localhost:5173/enrollments/abc",
-}
+CONTEXT = CONTEXTS["enrollment_confirmation"]
 SUBJECT = "You're enrolled in Yoga for Beginners"
 
 
