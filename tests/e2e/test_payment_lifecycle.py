@@ -116,3 +116,34 @@ def test_a_tampered_amount_or_metadata_never_activates(stack: Stack, http: httpx
     assert payment["reviewRequired"]["reason"] == "amount_mismatch" and payment["status"] == "pending"
     assert enrollment(stack_db, shopper) is None
     assert both_mails(stack, shopper) == []
+
+
+def test_tampered_metadata_never_activates(stack: Stack, http: httpx.Client, stack_db: Any) -> None:
+    """A succeeded intent whose metadata names another customer is flagged for review, not activated."""
+    shopper = new_shopper(stack, stack_db)
+    intent_id = shopper.create_intent(http).json()["paymentId"]
+    forged = stored_intent_event(stack_db, "payment_intent.succeeded", intent_id)
+    forged["data"]["object"]["metadata"]["customerId"] = str(new_shopper(stack, stack_db).customer_id)
+    post_signed(http, stack, forged)
+    wait_for(lambda: stack_db.stripe_events.find_one({"_id": forged["id"], "status": "processed"}), 20)
+    assert stack_db.payments.find_one({"paymentId": intent_id})["reviewRequired"]["reason"] == "amount_mismatch"
+    assert enrollment(stack_db, shopper) is None
+
+
+def test_confirm_payment_activates_and_the_webhook_only_verifies(
+    stack: Stack, http: httpx.Client, stack_db: Any
+) -> None:
+    """confirm-payment activates from Stripe's word; the webhook then sets webhookVerified, no more emails."""
+    shopper = new_shopper(stack, stack_db)
+    intent_id = shopper.create_intent(http).json()["paymentId"]
+    early = http.post("/api/payments/confirm-payment", json={"paymentIntentId": intent_id}, headers=shopper.auth)
+    assert early.json() == {"status": "pending", "enrollmentId": None}
+    assert pay(stack.urls["stripe"], intent_id) == "succeeded"
+    confirmed = http.post("/api/payments/confirm-payment", json={"paymentIntentId": intent_id}, headers=shopper.auth)
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "completed"
+    enrolled = wait_for(lambda: enrollment(stack_db, shopper), 10, "enrollment")
+    assert confirmed.json()["enrollmentId"] == str(enrolled["_id"])
+    wait_for(lambda: enrollment(stack_db, shopper)["webhookVerified"] is True, 20, "the webhook's verification")
+    wait_for(lambda: len(both_mails(stack, shopper)) == 2, 20, "two emails")
+    assert stack_db.enrollments.count_documents({"customerId": shopper.customer_id}) == 1
+    assert len(both_mails(stack, shopper)) == 2
