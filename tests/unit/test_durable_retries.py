@@ -7,8 +7,8 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq import Message
-from dramatiq.brokers.stub import StubBroker
 from dramatiq.broker import MessageProxy
+from dramatiq.brokers.stub import StubBroker
 
 from workers.middleware.retries import DurableRetries
 
