@@ -5,5 +5,7 @@ driver at ``mongodb://127.0.0.1:N``. Modules, outside in:
   ``__main__`` (CLI), ``server`` (asyncio TCP server, snapshots on a timer and at shutdown),
   ``wire`` (message framing and BSON codec), ``commands`` (the engine: dispatch, one at a time),
   ``admin`` / ``catalog`` / ``reads`` / ``writes`` (the commands), ``cursors`` (batches, getMore),
-  ``backend`` + ``unique`` (mongomock, adapted), ``errors`` (MongoDB codes), ``snapshot`` (state file).
+  ``backend`` (mongomock, adapted) with ``lookup`` (queries served through indexes), ``unique``
+  (unique-index checks) and ``hashindex`` (the key maps both use), ``errors`` (MongoDB codes),
+  ``snapshot`` (state file).
 """

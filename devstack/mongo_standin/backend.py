@@ -4,10 +4,14 @@ Subclasses, never patches: mongomock stays untouched for anyone else in the proc
 on ``StandinClient`` behaving like ``mongomock.MongoClient`` (same store, same semantics) with
 these differences:
   * it reports server version 7.0.0 (mongomock gates some behaviour on the version);
-  * a lookup by plain equality on ``_id``, or on the field of a single-field unique index, reads
-    the one document instead of scanning the collection;
-  * unique indexes are checked through hash indexes (``unique.py``), and every duplicate key --
-    on ``_id`` too -- raises a ``DuplicateKeyError`` carrying index name, keyPattern and keyValue;
+  * a query (find, count, distinct, update, delete, findAndModify, aggregate's leading ``$match``)
+    with plain equality on ``_id`` or on all fields of an index (or a prefix of one) runs
+    mongomock's matcher on the documents filed under those values only (``lookup.py``, over the
+    key maps of ``hashindex.py``); others scan. ``StandinClient.query_stats`` counts both;
+  * unique indexes are checked through the same key maps (``unique.py``), and every duplicate key
+    -- on ``_id`` too -- raises a ``DuplicateKeyError`` carrying index name, keyPattern and keyValue;
+  * TTL expiry (which mongomock runs before nearly every read) pops expired documents from a
+    queue instead of testing every document, in stores made by ``StandinServerStore``;
   * ``$inc`` keeps a 64-bit integer 64-bit, as MongoDB does;
   * ``drop_database_store`` forgets a database entirely (mongomock keeps empty shells forever).
 """
@@ -17,28 +21,25 @@ these differences:
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pymongo.errors
 from bson.int64 import Int64
-from bson.objectid import ObjectId
+from mongomock import aggregate as mongomock_aggregate
 from mongomock import collection as mongomock_collection
+from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.database import Database
 from mongomock.filtering import filter_applies
 from mongomock.mongo_client import MongoClient
-from mongomock.store import ServerStore
+from mongomock.store import CollectionStore, DatabaseStore, ServerStore
 
-from . import unique
+from . import hashindex, lookup, unique
 from .errors import duplicate_key_error
 
 SERVER_VERSION = "7.0.0"
-
-# _id value types for which dict lookup finds exactly what mongomock's == would (bool excluded:
-# True == 1 in Python, not in MongoDB; float excluded: NaN).
-_FAST_ID_TYPES = frozenset({ObjectId, str, int, Int64, datetime.datetime})
 
 
 def _field(doc: Any, field_name: str) -> Any:
@@ -61,33 +62,116 @@ def _typed_inc(doc: Any, field_name: str, value: Any) -> None:
             doc[int(field_name)] = Int64(after)
 
 
+class StandinCollectionStore(CollectionStore):
+    """A collection's data, expiring TTL documents through a queue instead of a scan per read."""
+
+    def _remove_expired_documents(self) -> None:
+        if self._ttl_indexes:
+            hashindex.expire(self)
+
+
+class StandinDatabaseStore(DatabaseStore):
+    """A database's data, made of ``StandinCollectionStore``s."""
+
+    def __getitem__(self, col_name: str) -> CollectionStore:
+        collections: dict[str, CollectionStore] = self._collections
+        collection = collections.get(col_name)
+        if collection is None:
+            collection = collections[col_name] = StandinCollectionStore(col_name)
+        return collection
+
+    def rename(self, name: str, new_name: str) -> None:
+        collections: dict[str, CollectionStore] = self._collections
+        collection = collections.pop(name, None)
+        if collection is None:
+            collection = StandinCollectionStore(new_name)
+        collection.name = new_name
+        collections[new_name] = collection
+
+
+class StandinServerStore(ServerStore):
+    """The whole server's data, made of ``StandinDatabaseStore``s."""
+
+    def __getitem__(self, db_name: str) -> DatabaseStore:
+        databases: dict[str, DatabaseStore] = self._databases
+        database = databases.get(db_name)
+        if database is None:
+            database = databases[db_name] = StandinDatabaseStore()
+        return database
+
+
+@dataclass
+class QueryStats:
+    """What reading documents cost, for tests and benchmarks (never reset by the server)."""
+
+    full_scans: int = 0  # queries that read every document
+    scanned_documents: int = 0  # documents those scans ran the matcher on
+    indexed_queries: int = 0  # queries narrowed through _id or an index's key map
+    candidate_documents: int = 0  # documents those narrowed queries ran the matcher on
+    unique_check_scans: int = 0  # unique-index checks that read every document
+    unique_check_candidates: int = 0  # documents the other unique checks ran the matcher on
+
+
 class StandinCollection(Collection):
-    """A mongomock collection with an ``_id`` fast path and detailed duplicate-key errors."""
+    """A mongomock collection with index-served lookups and detailed duplicate-key errors."""
+
+    _inserting = False  # inside _insert of one document (its _ensure_uniques sees a new document)
+    _failed_key: Hashable = None  # the document whose unique check failed last
+
+    def _query_stats(self) -> QueryStats | None:
+        """The counters of the client this collection belongs to (None outside a StandinClient)."""
+        stats = getattr(getattr(self.database, "client", None), "query_stats", None)
+        return stats if isinstance(stats, QueryStats) else None
 
     def _iter_documents(self, filter: Any) -> Iterator[dict[str, Any]]:
-        if isinstance(filter, dict) and type(filter.get("_id")) in _FAST_ID_TYPES:
-            try:
-                doc = self._store[filter["_id"]]
-            except KeyError:
-                doc = None
-            if doc is None:
-                filter_applies(filter, {})  # still reject an invalid filter, as mongomock does
-                return iter(())
-            return iter([doc] if filter_applies(filter, doc) else [])
-        if isinstance(filter, dict) and filter:
-            found = unique.find_by_unique_key(self, filter)
-            if found is not None:
-                if not found:
-                    filter_applies(filter, {})
-                return iter(found)
-        result: Iterator[dict[str, Any]] = super()._iter_documents(filter)
-        return result
+        stats = self._query_stats()
+        docs = lookup.candidates(self._store, filter)
+        if docs is None:
+            if stats is not None:
+                stats.full_scans += 1
+                stats.scanned_documents += len(self._store._documents)
+            result: Iterator[dict[str, Any]] = super()._iter_documents(filter)
+            return result
+        if stats is not None:
+            stats.indexed_queries += 1
+            stats.candidate_documents += len(docs)
+        found = [doc for doc in docs if filter_applies(filter, doc)]
+        if not found:
+            filter_applies(filter, {})  # still reject an invalid filter, as mongomock does
+        return iter(found)
+
+    def aggregate(self, pipeline: Any, session: Any = None, **kwargs: Any) -> Any:
+        """mongomock's ``aggregate``, fed only the candidates of a leading ``$match`` when it can."""
+        first = pipeline[0] if isinstance(pipeline, list) and pipeline else None
+        if (
+            not session
+            and not self.codec_options.tz_aware
+            and isinstance(first, dict)
+            and list(first) == ["$match"]
+            and isinstance(first["$match"], dict)
+        ):
+            # The $match stage itself still runs, on the candidates (a superset, in natural order).
+            docs = lookup.candidates(self._store, helpers.patch_datetime_awareness_in_document(first["$match"]))
+            if docs is not None:
+                stats = self._query_stats()
+                if stats is not None:
+                    stats.indexed_queries += 1
+                    stats.candidate_documents += len(docs)
+                in_collection = [self._copy_only_fields(doc, None, dict) for doc in docs]
+                return mongomock_aggregate.process_pipeline(in_collection, self.database, pipeline, session)
+        return super().aggregate(pipeline, session, **kwargs)
 
     def _insert(self, data: Any, session: Any = None, ordered: bool = True) -> Any:
-        if isinstance(data, Mapping) and "_id" in data and unique.store_key(data["_id"]) in self._store:
+        if not isinstance(data, Mapping):
+            return super()._insert(data, session, ordered)  # comes back here for each document
+        if "_id" in data and hashindex.store_key(data["_id"]) in self._store:
             namespace = f"{self.database.name}.{self.name}"
             raise duplicate_key_error(namespace, "_id_", {"_id": 1}, {"_id": data["_id"]})
-        return super()._insert(data, session, ordered)
+        self._inserting = True
+        try:
+            return super()._insert(data, session, ordered)
+        finally:
+            self._inserting = False
 
     def _update_document_fields_with_positional_awareness(
         self, existing_document: Any, v: Any, spec: Any, updater: Any, subdocument: Any
@@ -98,18 +182,43 @@ class StandinCollection(Collection):
             existing_document, v, spec, updater, subdocument
         )
 
+    def _note_changed(self, doc: Any) -> None:
+        """``doc`` was changed in place: file it under its new keys (even if mongomock's == says
+        nothing changed, e.g. 1 -> 1.0, and skips ``_ensure_uniques``)."""
+        if isinstance(doc, dict) and "_id" in doc:
+            hashindex.maps_for(self._store).note_write(hashindex.store_key(doc["_id"]), doc)
+
+    def _apply_update_document(self, existing_document: Any, spec: Any, document: Any, was_insert: Any) -> None:
+        super()._apply_update_document(existing_document, spec, document, was_insert)
+        self._note_changed(existing_document)
+
+    def _apply_update_pipeline(self, existing_document: Any, pipeline: Any, session: Any) -> None:
+        super()._apply_update_pipeline(existing_document, pipeline, session)
+        self._note_changed(existing_document)
+
     def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
-        unique.ensure_uniques(self, new_data)
+        inserted, self._inserting = self._inserting, False
+        try:
+            unique.ensure_uniques(self, new_data, inserted)
+        except pymongo.errors.DuplicateKeyError:
+            self._failed_key = hashindex.store_key(new_data.get("_id"))
+            raise
 
     def _update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._failed_key = None
         try:
             result: dict[str, Any] = super()._update(*args, **kwargs)
         except pymongo.errors.DuplicateKeyError:
-            raise  # mongomock rolled the document back to values the hash index still holds
+            # mongomock put the document's previous state back: make sure the maps file it
+            # under those values (a map built during the check knew only the new ones).
+            previous = self._store._documents.get(self._failed_key)
+            if previous is not None:
+                hashindex.maps_for(self._store).note_write(self._failed_key, previous)
+            raise
         except Exception:
             # mongomock applies operators one by one and doesn't roll back on e.g. a TypeError
-            # half-way: the document may now hold values the hash indexes never saw.
-            unique.invalidate(self._store)
+            # half-way: the document may now hold values the maps never saw.
+            hashindex.invalidate(self._store)
             raise
         return result
 
@@ -138,8 +247,9 @@ class StandinClient(MongoClient):
     """The whole server's data: a mongomock client over one ``ServerStore``."""
 
     def __init__(self, store: ServerStore | None = None) -> None:
-        super().__init__(_store=store or ServerStore())
+        super().__init__(_store=store or StandinServerStore())
         self._server_version = SERVER_VERSION
+        self.query_stats = QueryStats()
 
     @property
     def store(self) -> ServerStore:

@@ -2,8 +2,10 @@
 ``createIndexes``, ``listIndexes``, ``dropIndexes``.
 
 Callers rely on MongoDB's behaviour where drivers depend on it: ``createIndexes`` is idempotent
-for an identical definition, ``listIndexes`` on a missing collection fails with code 26 (which
-drivers turn into an empty list), and ``drop`` of a missing collection succeeds (MongoDB 7).
+for an identical definition (a no-op: it doesn't re-check the documents), a new unique partial
+index only rejects duplicates among the documents its filter admits, ``listIndexes`` on a missing
+collection fails with code 26 (which drivers turn into an empty list), and ``drop`` of a missing
+collection succeeds (MongoDB 7).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from mongomock.filtering import filter_applies
 
+from . import unique
 from .errors import (
     BAD_VALUE,
     INDEX_NOT_FOUND,
@@ -116,6 +119,18 @@ def create_indexes(ctx: Context, cmd: dict[str, Any]) -> Reply:
         existing = store.indexes.get(index_name)
         if existing is not None and list(existing["key"]) != key_list:
             raise CommandError(86, f"An existing index has the same name ({index_name}) but different keys")
+        if existing is not None and {k: v for k, v in existing.items() if k != "key"} == _definition(options):
+            continue  # mongomock would check every document against a unique index again
+        if options.get("unique") and options.get("partialFilterExpression") is not None and existing is None:
+            # mongomock's check of the documents already there ignores the partial filter.
+            collection.create_index(key_list, name=index_name, **{**options, "unique": False})
+            store.indexes[index_name] = {"key": store.indexes[index_name]["key"], **_definition(options)}
+            try:
+                unique.check_new_index(collection, index_name)
+            except Exception:
+                store.drop_index(index_name)
+                raise
+            continue
         try:
             collection.create_index(key_list, name=index_name, **options)
         except Exception as exc:
@@ -131,6 +146,15 @@ def create_indexes(ctx: Context, cmd: dict[str, Any]) -> Reply:
     if before == after:
         reply["note"] = "all indexes already exist"
     return reply
+
+
+def _definition(options: dict[str, Any]) -> dict[str, Any]:
+    """The index entry mongomock stores for these options, without its key (same field order)."""
+    definition: dict[str, Any] = {k: True for k in ("sparse", "unique") if options.get(k)}
+    for k in ("expireAfterSeconds", "partialFilterExpression"):
+        if options.get(k) is not None:
+            definition[k] = options[k]
+    return definition
 
 
 def _index_docs(ctx: Context, name: str) -> list[dict[str, Any]]:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import bson
-from mongomock.store import ServerStore
 
-from .backend import StandinClient
-from .unique import store_key
+from .backend import StandinClient, StandinServerStore
+from .hashindex import store_key
 from .wire import CODEC_OPTIONS
 
 FORMAT = "mongo-standin-snapshot"
@@ -49,7 +48,7 @@ def dump(client: StandinClient) -> bytes:
 
 def load(path: Path) -> StandinClient:
     """A client holding the state saved in ``path``."""
-    store = ServerStore()
+    store = StandinServerStore()
     with open(path, "rb") as file:
         stream = bson.decode_file_iter(file, CODEC_OPTIONS)
         try:

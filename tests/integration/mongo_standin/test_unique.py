@@ -102,3 +102,22 @@ def test_unique_index_on_larger_collection(mongo_db: Database[Any]) -> None:
     with pytest.raises(DuplicateKeyError):
         users.insert_one({"n": 1999.0})  # numerically equal to an int key
     assert users.count_documents({}) == 1992
+
+
+def test_recreating_partial_unique_index_is_a_no_op(mongo_db: Database[Any]) -> None:
+    """create_index again with the same definition succeeds, with many documents outside the
+    partial filter sharing a null key; a new partial unique index ignores those too."""
+    payments = mongo_db.payments
+    partial = {"openKey": {"$type": "string"}}
+    payments.create_index("openKey", unique=True, name="open_slot", partialFilterExpression=partial)
+    payments.insert_many([{"openKey": None, "n": i} for i in range(5)] + [{"openKey": "c:s"}])
+    payments.create_index("openKey", unique=True, name="open_slot", partialFilterExpression=partial)
+    payments.create_index("n", unique=True, name="n_partial", partialFilterExpression={"n": {"$gte": 3}})
+    with pytest.raises(DuplicateKeyError):
+        payments.insert_one({"openKey": "c:s"})
+    with pytest.raises(DuplicateKeyError):
+        payments.insert_one({"n": 4})
+    payments.insert_one({"n": 1})  # outside n_partial's filter
+    with pytest.raises(DuplicateKeyError):  # null openKeys fall inside this filter
+        payments.create_index([("openKey", -1)], unique=True, name="dup", partialFilterExpression={"n": {"$lt": 2}})
+    assert set(payments.index_information()) == {"_id_", "open_slot", "n_partial"}
