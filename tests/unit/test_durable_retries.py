@@ -29,7 +29,7 @@ class FlakyBroker(StubBroker):
 
 
 def failed_attempt(broker: FlakyBroker, retries: DurableRetries) -> MessageProxy:
-    dramatiq.actor(lambda: None, actor_name="job", broker=broker, max_retries=3)
+    dramatiq.actor(actor_name="job", broker=broker, max_retries=3)(lambda: None)
     proxy = MessageProxy(Message(queue_name="default", actor_name="job", args=(), kwargs={}, options={}))
     retries.after_process_message(broker, proxy, exception=RuntimeError("boom"))
     return proxy
