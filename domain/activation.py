@@ -54,13 +54,23 @@ def review(payment: Payment, reason: str, details: str, event_id: str | None, de
     """Flag the payment for a person and tell ops (once per payment and reason)."""
     log.warning("payment needs review", extra={"outcome": reason, "error": details})
     deps.payments.flag_review(payment, reason, event_id)
-    if deps.links.ops_email:
-        deps.outbox.notify(
-            f"{payment.record_id}:ops_review_required:{reason}",
-            "ops_review_required",
-            deps.links.ops_email,
-            {"reason": reason, "payment_id": payment.intent_id, "event_id": event_id or "-", "details": details},
-        )
+    _tell(
+        deps,
+        payment,
+        "ops_review_required",
+        deps.links.ops_email,
+        occasion=reason,
+        reason=reason,
+        payment_id=payment.intent_id,
+        event_id=event_id or "-",
+        details=details,
+    )
+
+
+def _tell(deps: Deps, payment: Payment, template: str, to: str | None, occasion: str, **context: str) -> None:
+    """Ensure one ``template`` email to ``to`` about ``payment`` per occasion (its dedupe key)."""
+    if to:
+        deps.outbox.notify(f"{payment.record_id}:{template}:{occasion}", template, to, context)
 
 
 def complete_without_event(payment: Payment, deps: Deps) -> Payment:
@@ -94,50 +104,46 @@ def _notify_enrolled(payment: Payment, deps: Deps) -> None:
     base = deps.links.app_base_url.rstrip("/")
     amount = display(payment.amount, payment.currency)
     customer, specialist = payment.customer, payment.specialist
-    if customer.email:
-        deps.outbox.notify(
-            f"{payment.record_id}:enrollment_confirmation:{customer.email}",
-            "enrollment_confirmation",
-            customer.email,
-            {
-                "customer_name": customer.name or "there",
-                "service_name": payment.service_name,
-                "service_type": payment.service_type,
-                "amount_display": amount,
-                "payment_id": payment.intent_id,
-                "enrollment_url": f"{base}/services/{payment.service_id}",
-            },
-        )
-    if specialist.email:
-        deps.outbox.notify(
-            f"{payment.record_id}:specialist_new_enrollment:{specialist.email}",
-            "specialist_new_enrollment",
-            specialist.email,
-            {
-                "specialist_name": specialist.name or "there",
-                "customer_name": customer.name or "A customer",
-                "service_name": payment.service_name,
-                "amount_display": amount,
-                "payment_id": payment.intent_id,
-                "dashboard_url": f"{base}/specialist/dashboard",
-            },
-        )
+    _tell(
+        deps,
+        payment,
+        "enrollment_confirmation",
+        customer.email,
+        occasion=str(customer.email),
+        customer_name=customer.name or "there",
+        service_name=payment.service_name,
+        service_type=payment.service_type,
+        amount_display=amount,
+        payment_id=payment.intent_id,
+        enrollment_url=f"{base}/services/{payment.service_id}",
+    )
+    _tell(
+        deps,
+        payment,
+        "specialist_new_enrollment",
+        specialist.email,
+        occasion=str(specialist.email),
+        specialist_name=specialist.name or "there",
+        customer_name=customer.name or "A customer",
+        service_name=payment.service_name,
+        amount_display=amount,
+        payment_id=payment.intent_id,
+        dashboard_url=f"{base}/specialist/dashboard",
+    )
 
 
 def notify_failed(payment: Payment, event_id: str, reason: str, deps: Deps) -> None:
     """Tell the customer a payment attempt failed (once per failure event)."""
-    if not payment.customer.email:
-        return
-    deps.outbox.notify(
-        f"{payment.record_id}:payment_failed:{event_id}",
+    _tell(
+        deps,
+        payment,
         "payment_failed",
         payment.customer.email,
-        {
-            "customer_name": payment.customer.name or "there",
-            "service_name": payment.service_name,
-            "amount_display": display(payment.amount, payment.currency),
-            "reason": reason,
-            "retry_url": f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
-            "payment_id": payment.intent_id,
-        },
+        occasion=event_id,
+        customer_name=payment.customer.name or "there",
+        service_name=payment.service_name,
+        amount_display=display(payment.amount, payment.currency),
+        reason=reason,
+        retry_url=f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
+        payment_id=payment.intent_id,
     )

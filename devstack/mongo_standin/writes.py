@@ -11,6 +11,7 @@ Each statement is atomic because the engine runs one command at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .errors import (
@@ -86,79 +87,68 @@ def _write_reply(n: int, write_errors: list[dict[str, Any]], **extra: Any) -> Re
     return reply
 
 
-@command("insert", writes=True)
-def insert(ctx: Context, cmd: dict[str, Any]) -> Reply:
-    collection = ctx.collection(collection_arg(cmd))
+def _apply_each(
+    cmd: dict[str, Any], field: str, apply: Callable[[dict[str, Any]], Any]
+) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+    """Run ``apply`` on each statement the MongoDB way: ``ordered`` stops at the first error.
+
+    Returns the ``(index, result)`` of each statement that succeeded and the ``writeErrors``.
+    """
     ordered = bool(cmd.get("ordered", True))
-    inserted = 0
+    done: list[tuple[int, Any]] = []
     write_errors: list[dict[str, Any]] = []
-    for index, doc in enumerate(_statements(cmd, "documents")):
+    for index, statement in enumerate(_statements(cmd, field)):
         try:
-            collection.insert_one(doc)
-            inserted += 1
+            done.append((index, apply(statement)))
         except Exception as exc:
             write_errors.append(_write_error(index, exc))
             if ordered:
                 break
-    return _write_reply(inserted, write_errors)
+    return done, write_errors
+
+
+@command("insert", writes=True)
+def insert(ctx: Context, cmd: dict[str, Any]) -> Reply:
+    collection = ctx.collection(collection_arg(cmd))
+    done, write_errors = _apply_each(cmd, "documents", collection.insert_one)
+    return _write_reply(len(done), write_errors)
 
 
 @command("update", writes=True)
 def update(ctx: Context, cmd: dict[str, Any]) -> Reply:
     collection = ctx.collection(collection_arg(cmd))
-    ordered = bool(cmd.get("ordered", True))
-    matched = modified = 0
-    upserted: list[dict[str, Any]] = []
-    write_errors: list[dict[str, Any]] = []
-    for index, statement in enumerate(_statements(cmd, "updates")):
-        try:
-            multi = bool(statement.get("multi"))
-            check_update(statement.get("u"), multi)
-            extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
-            if statement.get("arrayFilters"):
-                raise not_implemented("arrayFilters (mongomock lacks them)")
-            result = collection._update(
-                doc_arg(statement, "q"),
-                statement.get("u"),
-                upsert=bool(statement.get("upsert")),
-                multi=multi,
-                **extra,
-            )
-        except Exception as exc:
-            write_errors.append(_write_error(index, exc))
-            if ordered:
-                break
-            continue
-        matched += result["n"]
-        modified += result["nModified"]
-        if result["upserted"] is not None:
-            upserted.append({"index": index, "_id": result["upserted"]})
-    extra_fields: dict[str, Any] = {"nModified": modified}
+
+    def apply(statement: dict[str, Any]) -> Any:
+        multi = bool(statement.get("multi"))
+        check_update(statement.get("u"), multi)
+        extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
+        if statement.get("arrayFilters"):
+            raise not_implemented("arrayFilters (mongomock lacks them)")
+        return collection._update(
+            doc_arg(statement, "q"), statement.get("u"), upsert=bool(statement.get("upsert")), multi=multi, **extra
+        )
+
+    done, write_errors = _apply_each(cmd, "updates", apply)
+    upserted = [{"index": i, "_id": r["upserted"]} for i, r in done if r["upserted"] is not None]
+    extra_fields: dict[str, Any] = {"nModified": sum(r["nModified"] for _, r in done)}
     if upserted:
         extra_fields["upserted"] = upserted
-    return _write_reply(matched, write_errors, **extra_fields)
+    return _write_reply(sum(r["n"] for _, r in done), write_errors, **extra_fields)
 
 
 @command("delete", writes=True)
 def delete(ctx: Context, cmd: dict[str, Any]) -> Reply:
     collection = ctx.collection(collection_arg(cmd))
-    ordered = bool(cmd.get("ordered", True))
-    deleted = 0
-    write_errors: list[dict[str, Any]] = []
-    for index, statement in enumerate(_statements(cmd, "deletes")):
-        try:
-            limit = statement.get("limit", 0)
-            if limit not in (0, 1) or isinstance(limit, bool):
-                raise CommandError(FAILED_TO_PARSE, f"The limit field in delete objects must be 0 or 1. Got {limit}")
-            extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
-            result = collection._delete(doc_arg(statement, "q"), multi=limit == 0, **extra)
-        except Exception as exc:
-            write_errors.append(_write_error(index, exc))
-            if ordered:
-                break
-            continue
-        deleted += result["n"]
-    return _write_reply(deleted, write_errors)
+
+    def apply(statement: dict[str, Any]) -> Any:
+        limit = statement.get("limit", 0)
+        if limit not in (0, 1) or isinstance(limit, bool):
+            raise CommandError(FAILED_TO_PARSE, f"The limit field in delete objects must be 0 or 1. Got {limit}")
+        extra = {k: statement[k] for k in ("collation",) if statement.get(k)}
+        return collection._delete(doc_arg(statement, "q"), multi=limit == 0, **extra)
+
+    done, write_errors = _apply_each(cmd, "deletes", apply)
+    return _write_reply(sum(r["n"] for _, r in done), write_errors)
 
 
 def _check_find_and_modify(cmd: dict[str, Any]) -> None:
