@@ -7,7 +7,8 @@ COPY ingress ingress
 COPY workers workers
 COPY devstack devstack
 COPY templates templates
-RUN pip install --no-cache-dir . && useradd --system app
+# Editable: the code runs from /app, where the mailer finds templates/ next to the packages.
+RUN pip install --no-cache-dir -e . && useradd --system app
 USER app
 EXPOSE 5001
 CMD ["python", "-m", "ingress"]
