@@ -19,6 +19,7 @@ from workers.broker import build_broker
 from workers.emails import NotificationSweeper, declare_emails_actor, sweep_age
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
+from workers.middleware.stranded import RequeueStrandedDelays
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Worker:
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
-    broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db))])
+    broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db)), RequeueStrandedDelays()])
     deps = build_deps(settings, db, broker)
     actors.declare(broker, deps, settings)
     outbox = MongoOutbox(db, broker)
