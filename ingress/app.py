@@ -13,6 +13,7 @@ from pymongo.database import Database
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from adapters.checkout import MongoCatalog
@@ -23,6 +24,7 @@ from adapters.stripe_gateway import StripeGateway, build_client
 from adapters.wiring import build_checkout, build_deps, ensure_all_indexes
 from domain.errors import RequestRefused
 from ingress import errors
+from ingress.access_log import AccessLog
 from ingress.auth import Unauthorized
 from ingress.health import Health
 from ingress.payments import PaymentRoutes
@@ -85,4 +87,4 @@ def create_app(
         Unauthorized: errors.unauthorized,
         stripe.StripeError: errors.stripe_failed,
     }
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=[Middleware(AccessLog)])

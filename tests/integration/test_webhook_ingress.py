@@ -132,3 +132,15 @@ def test_unknown_routes_answer_in_the_error_shape(client: TestClient) -> None:
     """A 404 from the router has the API's JSON error shape."""
     response = client.get("/api/nothing-here")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_each_request_gets_one_access_line_without_its_query(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access log names method, path, status and duration, and never the query string."""
+    with caplog.at_level("INFO", logger="ingress.access"):
+        client.get("/api/webhooks/health?token=secret")
+    [line] = [r for r in caplog.records if r.name == "ingress.access"]
+    fields = line.__dict__
+    assert (fields["method"], fields["path"], fields["status"]) == ("GET", "/api/webhooks/health", 200)
+    assert fields["duration_ms"] >= 0 and "secret" not in str(fields)
