@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -86,12 +86,13 @@ class Child:
         """Wait until the child accepts TCP connections; raise with its log tail if it dies or times out."""
         self.wait_until(lambda: port_open(host, port), timeout, f"port {host}:{port}")
 
-    def wait_until(self, ready: object, timeout: float, what: str) -> None:
+    def wait_until(self, ready: Callable[[], object], timeout: float, what: str) -> None:
+        """Poll ``ready`` until it is truthy; raise with the log tail if the child dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited before {what} was ready:\n{self.log_tail()}")
-            if callable(ready) and ready():
+            if ready():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{self.name}: {what} not ready after {timeout}s:\n{self.log_tail()}")

@@ -134,38 +134,56 @@ class Stack:
         self.children[name] = child
         return child.start()
 
+    def _serve(self, name: str, argv: Callable[[int], list[str]], url: str) -> None:
+        """Start a server part on its port (the same one across restarts) and record its URL."""
+        port = self.ports.setdefault(name, free_port())
+        self._child(name, argv(port)).wait_tcp(HOST, port)
+        self.urls[name] = url.format(host=HOST, port=port)
+
+    def _data_dir(self, name: str) -> Path:
+        path = self.var / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def _start_redis(self) -> None:
-        port = self.ports.setdefault("redis", free_port())
-        data = self.var / "redis"
-        data.mkdir(parents=True, exist_ok=True)
-        argv = [redis_server_binary(), "--port", str(port), "--bind", HOST, "--dir", str(data)]
-        argv += ["--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"]
-        self._child("redis", argv).wait_tcp(HOST, port)
-        self.urls["redis"] = f"redis://{HOST}:{port}/0"
+        data = self._data_dir("redis")
+        binary = redis_server_binary()
+
+        def argv(port: int) -> list[str]:
+            return [binary, "--port", str(port), "--bind", HOST, "--dir", str(data), "--appendonly", "yes",
+                    "--save", "", "--daemonize", "no", "--protected-mode", "yes"]  # fmt: skip
+
+        self._serve("redis", argv, "redis://{host}:{port}/0")
 
     def _start_mongo(self) -> None:
-        port = self.ports.setdefault("mongo", free_port())
-        snapshot = self.var / "mongo" / "snapshot.bson"
-        snapshot.parent.mkdir(parents=True, exist_ok=True)
-        argv = python_module("devstack.mongo_standin", "--host", HOST, "--port", str(port), "--snapshot", str(snapshot))
-        self._child("mongo", argv).wait_tcp(HOST, port)
-        self.urls["mongo"] = f"mongodb://{HOST}:{port}/?directConnection=true"
+        snapshot = str(self._data_dir("mongo") / "snapshot.bson")
+        self._serve(
+            "mongo",
+            lambda port: python_module(
+                "devstack.mongo_standin", "--host", HOST, "--port", str(port), "--snapshot", snapshot
+            ),
+            "mongodb://{host}:{port}/?directConnection=true",
+        )
 
     def _start_stripe(self) -> None:
-        port = self.ports.setdefault("stripe", free_port())
-        state = self.var / "stripe" / "state.pickle"
-        state.parent.mkdir(parents=True, exist_ok=True)
-        argv = python_module("devstack.localstripe_server", "--host", HOST, "--port", str(port), "--state", str(state))
-        self._child("stripe", argv).wait_tcp(HOST, port)
-        self.urls["stripe"] = f"http://{HOST}:{port}"
+        state = str(self._data_dir("stripe") / "state.pickle")
+        self._serve(
+            "stripe",
+            lambda port: python_module(
+                "devstack.localstripe_server", "--host", HOST, "--port", str(port), "--state", state
+            ),
+            "http://{host}:{port}",
+        )
         if "ingress" in self.urls:  # a restart: localstripe keeps webhook registrations in memory only
             self._register_webhook()
 
     def _start_smtp(self) -> None:
-        port = self.ports.setdefault("smtp", free_port())
-        argv = python_module("devstack.smtp_sink", "--host", HOST, "--port", str(port), "--dir", str(self.mail_dir))
-        self._child("smtp", argv).wait_tcp(HOST, port)
-        self.urls["smtp"] = f"smtp://{HOST}:{port}"
+        mail = str(self.mail_dir)
+        self._serve(
+            "smtp",
+            lambda port: python_module("devstack.smtp_sink", "--host", HOST, "--port", str(port), "--dir", mail),
+            "smtp://{host}:{port}",
+        )
 
     def start_ingress(self) -> None:
         child = self._child("ingress", python_module("ingress"), env=self.app_env())
