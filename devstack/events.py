@@ -12,13 +12,14 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from domain.events import SOURCE
 
-__all__ = ["SOURCE", "event", "fixture", "new_id", "payment_intent", "sign"]
+__all__ = ["SOURCE", "event", "fixture", "intent_metadata", "new_id", "payment_intent", "sign"]
 
 _FIXTURES = Path(__file__).with_name("fixtures") / "stripe_objects.json"
 
@@ -87,6 +88,18 @@ def payment_intent(
     if event_type == "payment_intent.succeeded":
         intent.update(amount_received=amount, latest_charge=new_id("ch"))
     return intent
+
+
+def intent_metadata(payment: Mapping[str, Any]) -> dict[str, str]:
+    """The PaymentIntent metadata create-intent writes (CONTRACT §5), for a stored payment."""
+    return {
+        "paymentRecordId": str(payment["_id"]),
+        "customerId": str(payment["customerId"]),
+        "serviceId": str(payment["serviceId"]),
+        "serviceType": str(payment.get("serviceType", "")),
+        "specialistId": str(payment.get("specialistId", "")),
+        "source": SOURCE,
+    }
 
 
 def event(

@@ -26,39 +26,35 @@ from devstack import events
 INTENT_TYPES = sorted(t for t in events.INTENT_STATES)
 
 
-def seed_payment(db: Any, intent_id: str, amount: int = 49900, currency: str = "INR") -> dict[str, str]:
-    """Store a pending payment as create-intent would; return the intent metadata."""
-    record_id, customer, service, specialist = ObjectId(), ObjectId(), ObjectId(), ObjectId()
+def pending_payment(intent_id: str, amount: int = 49900, currency: str = "INR") -> dict[str, Any]:
+    """A pending ``payments`` document as create-intent stores it, for made-up parties."""
     at = now()
-    db.payments.insert_one(
-        {
-            "_id": record_id,
-            "paymentId": intent_id,
-            "customerId": customer,
-            "serviceId": service,
-            "specialistId": specialist,
-            "serviceType": "course",
-            "serviceName": "Seeded course",
-            "customerEmail": "seed-customer@example.com",
-            "customerName": "Seed Customer",
-            "specialistEmail": "seed-specialist@example.com",
-            "specialistName": "Seed Specialist",
-            "amount": amount,
-            "currency": currency,
-            "status": "pending",
-            "statusHistory": [{"status": "pending", "at": at, "eventId": None}],
-            "createdAt": at,
-            "updatedAt": at,
-        }
-    )
     return {
-        "paymentRecordId": str(record_id),
-        "customerId": str(customer),
-        "serviceId": str(service),
+        "_id": ObjectId(),
+        "paymentId": intent_id,
+        "customerId": ObjectId(),
+        "serviceId": ObjectId(),
+        "specialistId": ObjectId(),
         "serviceType": "course",
-        "specialistId": str(specialist),
-        "source": events.SOURCE,
+        "serviceName": "Seeded course",
+        "customerEmail": "seed-customer@example.com",
+        "customerName": "Seed Customer",
+        "specialistEmail": "seed-specialist@example.com",
+        "specialistName": "Seed Specialist",
+        "amount": amount,
+        "currency": currency,
+        "status": "pending",
+        "statusHistory": [{"status": "pending", "at": at, "eventId": None}],
+        "createdAt": at,
+        "updatedAt": at,
     }
+
+
+def seed_payment(db: Any, intent_id: str) -> dict[str, str]:
+    """Store a pending payment as create-intent would; return the intent metadata."""
+    payment = pending_payment(intent_id)
+    db.payments.insert_one(payment)
+    return events.intent_metadata(payment)
 
 
 def post_event(ingress: str, secret: str, event: dict[str, Any]) -> tuple[int, str]:
@@ -103,16 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give an event type and --payment pi_… or --seed")
         intent_id = args.payment or events.new_id("pi")
         if args.seed:
-            metadata = seed_payment(db, intent_id)
-            amount, currency = 49900, "INR"
+            payment = pending_payment(intent_id)
+            db.payments.insert_one(payment)
         else:
             payment = db.payments.find_one({"paymentId": intent_id})
             if payment is None:
                 print(f"no payment {intent_id}", file=sys.stderr)
                 return 1
-            amount, currency = payment["amount"], payment["currency"]
-            metadata = {"paymentRecordId": str(payment["_id"]), "source": events.SOURCE}
-    intent = events.payment_intent(args.type, intent_id, amount, currency, metadata)
+    intent = events.payment_intent(
+        args.type, intent_id, payment["amount"], payment["currency"], events.intent_metadata(payment)
+    )
     status, body = post_event(stack["ingress"], stack["webhook_secret"], events.event(args.type, intent))
     print(f"{status} {body}  (payment {intent_id})")
     return 0 if status == 200 else 1

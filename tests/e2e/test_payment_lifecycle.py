@@ -32,12 +32,7 @@ def post_signed(http: httpx.Client, stack: Stack, event: dict[str, Any]) -> None
 def stored_intent_event(db: Any, event_type: str, intent_id: str, **changes: Any) -> dict[str, Any]:
     """A signed-ready event for a payment created through the API, with its real metadata."""
     payment = db.payments.find_one({"paymentId": intent_id})
-    metadata = {
-        "paymentRecordId": str(payment["_id"]),
-        "customerId": str(payment["customerId"]),
-        "serviceId": str(payment["serviceId"]),
-        "source": events.SOURCE,
-    }
+    metadata = events.intent_metadata(payment)
     intent = events.payment_intent(event_type, intent_id, payment["amount"], payment["currency"], metadata)
     intent.update(changes)
     return events.event(event_type, intent)

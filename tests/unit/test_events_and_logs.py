@@ -35,3 +35,14 @@ def test_log_lines_are_json_with_context_and_whitelisted_fields() -> None:
         line = json.loads(JsonFormatter().format(record))
     assert line["event_id"] == "evt_1" and line["payment_id"] == "pi_1" and line["outcome"] == "applied"
     assert "message_id" not in line and "4242" not in json.dumps(line)
+
+
+def test_test_events_for_a_stored_payment_pass_the_activation_check() -> None:
+    """Events the dev tools build for a stored payment carry the metadata create-intent writes."""
+    from adapters.mongo import _payment
+    from devstack.send_event import pending_payment
+    from domain.activation import intent_problem
+
+    doc = pending_payment("pi_stored")
+    intent = events.payment_intent("payment_intent.succeeded", "pi_stored", 49900, "INR", events.intent_metadata(doc))
+    assert intent_problem(_payment(doc), intent) is None
