@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bson import ObjectId
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devstack import events
 from devstack.procs import Child, free_port, python_module
+from devstack.send_event import pending_payment
 from devstack.stack import Stack
 
 TUNING = {"WORKER_PROCESSES": "2", "WORKER_THREADS": "8", "LOG_LEVEL": "WARNING", "RETRY_MIN_BACKOFF_MS": "200"}
@@ -72,37 +72,14 @@ def group_cpu(stack: Stack) -> dict[str, float]:
 
 def seed(db: Any, count: int) -> list[dict[str, Any]]:
     """``count`` pending payments, each for its own customer and service, as create-intent stores them."""
-    payments, at = [], time.time()
-    for _ in range(count):
-        record, customer, service = ObjectId(), ObjectId(), ObjectId()
-        payments.append(
-            {
-                "_id": record,
-                "paymentId": events.new_id("pi"),
-                "customerId": customer,
-                "serviceId": service,
-                "specialistId": ObjectId(),
-                "serviceType": "course",
-                "serviceName": "Bench",
-                "amount": 49900,
-                "currency": "INR",
-                "status": "pending",
-                "statusHistory": [],
-                "createdAt": at,
-            }
-        )
+    payments = [pending_payment(events.new_id("pi")) for _ in range(count)]
     for start in range(0, count, 500):
         db.payments.insert_many(payments[start : start + 500])
     return payments
 
 
 def succeeded(payment: dict[str, Any]) -> dict[str, Any]:
-    metadata = {
-        "paymentRecordId": str(payment["_id"]),
-        "customerId": str(payment["customerId"]),
-        "serviceId": str(payment["serviceId"]),
-        "source": events.SOURCE,
-    }
+    metadata = events.intent_metadata(payment)
     intent = events.payment_intent("payment_intent.succeeded", payment["paymentId"], 49900, "INR", metadata)
     return events.event("payment_intent.succeeded", intent)
 
