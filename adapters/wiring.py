@@ -22,13 +22,19 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_outbox_indexes(db)
 
 
-def build_deps(settings: Settings, db: Database[Doc], broker: Broker, stripe: StripeGateway | None = None) -> Deps:
+def build_deps(
+    settings: Settings,
+    db: Database[Doc],
+    broker: Broker,
+    stripe: StripeGateway | None = None,
+    outbox: MongoOutbox | None = None,
+) -> Deps:
     return Deps(
         payments=MongoPayments(db),
         inbox=MongoInbox(db),
         stripe=stripe or StripeGateway(build_client(settings)),
         enrollments=MongoEnrollments(db),
-        outbox=MongoOutbox(db, broker),
+        outbox=outbox or MongoOutbox(db, broker),
         links=Links(app_base_url=settings.app_base_url, ops_email=settings.ops_email),
     )
 

@@ -37,9 +37,9 @@ def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
     broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db)), RequeueStrandedDelays()])
-    deps = build_deps(settings, db, broker)
+    outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
+    deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)
-    outbox = MongoOutbox(db, broker)
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), settings)
     broker.add_middleware(
         NotificationSweeper(outbox, broker.enqueue, settings.notification_sweep_seconds, older_than=sweep_age(settings))
