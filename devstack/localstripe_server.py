@@ -7,6 +7,9 @@ localstripe's own CLI binds every interface (``::``) and pickles its state to th
 share and overwrite each other's data. Here we import its aiohttp ``app`` and serve it ourselves on
 ``--host`` only, and point its ``Store`` at ``--state``.
 
+That leans on localstripe internals (pinned in pyproject.toml), checked before serving by
+``check_localstripe_internals``.
+
 Not persisted (localstripe keeps them in memory): registered webhooks (``POST /_config/webhooks/{id}``)
 must be registered again after a restart.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import os
 import pickle
@@ -22,6 +26,7 @@ import signal
 import sys
 import tempfile
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
@@ -35,6 +40,36 @@ with warnings.catch_warnings():
     from localstripe.server import app
 
 log = logging.getLogger("devstack.localstripe")
+
+#: The localstripe release this module was written against.
+LOCALSTRIPE_PINNED = "1.15.10"
+
+
+def check_localstripe_internals() -> None:
+    """Raise ``RuntimeError`` naming what is missing if the localstripe internals used here changed."""
+
+    def changed(what: str) -> RuntimeError:
+        return RuntimeError(
+            f"localstripe internals changed: {what}; localstripe_server.py was written for localstripe"
+            f" {LOCALSTRIPE_PINNED} (pinned in pyproject.toml; installed: {version('localstripe')})"
+        )
+
+    from localstripe import resources, server  # already imported above (server's warning filtered there)
+
+    for owner, name in [(resources, "Store"), (resources, "store"), (server, "app")]:
+        if not hasattr(owner, name):
+            raise changed(f"{owner.__name__} has no {name}")
+    for name in ("try_load_from_disk", "dump_to_disk", "__setitem__", "__delitem__"):
+        if name not in vars(resources.Store):
+            raise changed(f"Store has no {name}")
+    # The state file is only written if every change to the store goes through dump_to_disk.
+    for name in ("__setitem__", "__delitem__"):
+        if "self.dump_to_disk()" not in inspect.getsource(vars(resources.Store)[name]):
+            raise changed(f"Store.{name} no longer calls dump_to_disk")
+    if not isinstance(resources.store, resources.Store):
+        raise changed("localstripe.resources.store is no longer a Store")
+    if not isinstance(server.app, web.Application):
+        raise changed("localstripe.server.app is no longer an aiohttp Application")
 
 
 def use_state_file(path: Path) -> None:
@@ -101,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     # localstripe reports webhook deliveries on the "aiohttp.access" logger at INFO.
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s")
 
+    try:
+        check_localstripe_internals()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
     use_state_file(args.state)
     if not args.from_scratch:
         store.try_load_from_disk()

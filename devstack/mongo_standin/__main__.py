@@ -1,7 +1,7 @@
 """``python -m devstack.mongo_standin [--host H] [--port N] [--snapshot PATH] [--snapshot-interval S]``
 
-Exit status 0 after SIGTERM/SIGINT (final snapshot written), 1 if the snapshot can't be read or
-the address can't be bound, 2 for bad arguments.
+Exit status 0 after SIGTERM/SIGINT (final snapshot written), 1 if the snapshot can't be read,
+the address can't be bound or mongomock's internals changed (``internals.py``), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .commands import Engine
+from .internals import check_mongomock_internals
 from .server import StandinServer
 from .snapshot import SnapshotError, load
 
@@ -53,6 +54,11 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="mongo-standin %(levelname)s %(message)s")
+    try:
+        check_mongomock_internals()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
     try:
         asyncio.run(run(args))
     except SnapshotError as exc:

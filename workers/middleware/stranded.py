@@ -7,22 +7,81 @@ process exits (Dramatiq issue #527). Dramatiq replaces a consumer's delay queue 
 happens, so this middleware watches for a replaced one; then every delayed message in this
 process's ack set for that queue that the consumer does not hold is requeued (once Redis
 answers). A message promoted twice in a race is processed twice, which the actors tolerate.
+
+All of that leans on Dramatiq internals (pinned in pyproject.toml): ``check_dramatiq_internals``
+stops the worker at boot if they changed, instead of letting the watcher fail unseen.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import redis
 from dramatiq import Broker
-from dramatiq.middleware import Middleware
+from dramatiq import worker as dramatiq_worker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import Middleware, Retries
 
 log = logging.getLogger(__name__)
 
 #: Seconds between checks (in memory; Redis is asked only after a consumer lost its connection).
 CHECK_INTERVAL = 0.5
+
+#: The Dramatiq release whose internals this module and ``retries.py`` were written against.
+DRAMATIQ_PINNED = "2.2.1"
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
+    """Raise ``RuntimeError`` naming what is missing if the Dramatiq internals relied on here changed."""
+
+    def changed(what: str) -> RuntimeError:
+        return RuntimeError(
+            f"dramatiq internals changed: {what}; stranded.py was written for dramatiq {DRAMATIQ_PINNED}"
+            f" (pinned in pyproject.toml; installed: {version('dramatiq')})"
+        )
+
+    attributes: list[tuple[Any, str, str]] = [
+        (RedisBroker, "__getattr__", "broker.do_requeue"),
+        (RedisBroker, "_dispatch", "broker.do_requeue"),
+        (dramatiq_worker, "ConsumerThread", "consumer.delay_queue"),
+        (dramatiq_worker, "_WorkQueueItem", "delay_queue items' .message"),
+        (Retries, "after_process_message", "retries.py's DurableRetries"),
+    ]
+    for owner, name, use in attributes:
+        if name not in vars(owner):
+            raise changed(f"{getattr(owner, '__qualname__', owner.__name__)} has no {name} (for {use})")
+    # Texts that must still say what the code assumes (the Lua script builds the ack-set key).
+    lua = Path(inspect.getfile(RedisBroker)).with_suffix("") / "dispatch.lua"
+    lua_text, script = (lua.read_text() if lua.is_file() else ""), "dramatiq's redis/dispatch.lua"
+    texts = [
+        (script, lua_text, 'namespace .. ":__acks__." .. worker_id'),  # the ack-set key format
+        (script, lua_text, 'acks .. "." .. queue_name'),
+        (script, lua_text, 'command == "requeue"'),  # what broker.do_requeue runs
+        ("RedisBroker._dispatch", _source(RedisBroker._dispatch), "self.broker_id"),  # worker_id of the key
+        ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.delay_queue = PriorityQueue()"),
+        ("_WorkQueueItem", _source(dramatiq_worker._WorkQueueItem), "message: MessageProxy"),
+        ("Retries.after_process_message", _source(Retries.after_process_message), "broker.enqueue(message"),
+    ]
+    for where, text, needle in texts:
+        if needle not in text:
+            raise changed(f"{where} no longer contains {needle!r}")
+    instances = [(broker, ("broker_id", "namespace", "client", "scripts")), (worker, ("consumers",))]
+    for obj, names in instances:
+        for name in names:
+            if obj is not None and name not in vars(obj):
+                raise changed(f"{type(obj).__name__} instances have no {name}")
 
 
 class RequeueStrandedDelays(Middleware):
@@ -32,6 +91,7 @@ class RequeueStrandedDelays(Middleware):
         self._thread: threading.Thread | None = None
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        check_dramatiq_internals(broker, worker)
         self._thread = threading.Thread(target=self._watch, args=(broker, worker), name="stranded-delays", daemon=True)
         self._thread.start()
 
@@ -39,18 +99,30 @@ class RequeueStrandedDelays(Middleware):
         self._stop.set()
 
     def _watch(self, broker: Any, worker: Any) -> None:
-        seen = self._delay_queues(worker)
-        while not self._stop.wait(self.interval):
-            current = self._delay_queues(worker)
-            for queue_name, queue_id in current.items():
-                if seen.get(queue_name, queue_id) == queue_id:
-                    continue
-                try:
-                    self.requeue(broker, worker.consumers[queue_name], queue_name)
-                except redis.RedisError as error:  # still down: try again next round
-                    log.warning("stranded delays not requeued yet", extra={"queue": queue_name, "error": repr(error)})
-                    current[queue_name] = seen[queue_name]
-            seen = current
+        """Run rounds until shutdown; a round that fails unexpectedly is logged and the next one runs."""
+        seen: dict[str, int] | None = None
+        while True:
+            try:
+                seen = self._round(broker, worker, seen)
+            except Exception:
+                log.exception("RequeueStrandedDelays: a check for stranded delays failed; trying again next round")
+            if self._stop.wait(self.interval):
+                return
+
+    def _round(self, broker: Any, worker: Any, seen: dict[str, int] | None) -> dict[str, int]:
+        """One check: requeue for each replaced delay queue; returns the queues to compare with next."""
+        current = self._delay_queues(worker)
+        if seen is None:
+            return current
+        for queue_name, queue_id in current.items():
+            if seen.get(queue_name, queue_id) == queue_id:
+                continue
+            try:
+                self.requeue(broker, worker.consumers[queue_name], queue_name)
+            except redis.RedisError as error:  # still down: try again next round
+                log.warning("stranded delays not requeued yet", extra={"queue": queue_name, "error": repr(error)})
+                current[queue_name] = seen[queue_name]
+        return current
 
     @staticmethod
     def _delay_queues(worker: Any) -> dict[str, int]:
