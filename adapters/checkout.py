@@ -1,7 +1,8 @@
 """The MERN app's catalog (``services``, ``users``, read only) and the create-intent side of ``payments``.
 
-The customer's open payment for a service holds a unique ``openKey`` (``customer:service``), so
-two concurrent create-intent requests cannot both insert one; ``creatingUntil`` is a lease on
+The payment holding the customer's open slot for a service has a unique ``openKey``
+(``customer:service``), so two concurrent create-intent requests cannot both insert one; the
+writes that end the hold (``MongoPayments``) set it to null in the same update; ``creatingUntil`` is a lease on
 creating its intent, taken over if the request holding it died.
 """
 
@@ -17,9 +18,10 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from adapters.enrollments import ENROLLED
-from adapters.mongo import OPEN_SLOT, Doc, now
+from adapters.mongo import Doc, now
+from domain.checkout import Service
 from domain.payments import PENDING, Party
-from domain.ports import Draft, Service
+from usecases.ports import Draft
 
 #: How long a request may take to create an intent before another may take over.
 CREATION_LEASE = timedelta(seconds=30)
@@ -90,7 +92,7 @@ class MongoCheckout:
         return self.enrollments.find_one(query, {"_id": 1}) is not None
 
     def open_payment(self, customer_id: Any, service_id: Any) -> Draft | None:
-        doc = self.payments.find_one({"openKey": open_key(customer_id, service_id), "status": {"$in": list(OPEN_SLOT)}})
+        doc = self.payments.find_one({"openKey": open_key(customer_id, service_id)})
         return _draft(doc) if doc else None
 
     def insert_pending(self, customer: Party, specialist: Party, service: Service, amount: int) -> Draft | None:

@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from adapters.mongo import Doc, now
 from domain.payments import Payment
-from domain.ports import ACTIVATED, ALREADY, DUPLICATE
+from usecases.ports import ACTIVATED, ALREADY, DUPLICATE
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,38 @@ class MongoEnrollments:
             "updatedAt": at,
         }
         for _ in range(3):
+            # The claim: only an enrollment the customer does not have, and that this payment never
+            # activated before (the MERN app may have cancelled it since), becomes active.
             doc = self.collection.find_one_and_update(
-                {**key, "status": {"$nin": list(ENROLLED)}},
+                {**key, "status": {"$nin": list(ENROLLED)}, "paymentId": {"$ne": payment.record_id}},
                 {"$set": fields},
                 projection={"_id": 1},
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
                 return ACTIVATED, doc["_id"]
-            existing = self.collection.find_one(key, {"status": 1, "paymentId": 1, "webhookVerified": 1})
-            if existing is not None:
-                if existing.get("paymentId") != payment.record_id:
-                    return DUPLICATE, existing["_id"]
-                if verified and not existing.get("webhookVerified"):
-                    self.collection.update_one({"_id": existing["_id"]}, {"$set": {"webhookVerified": True}})
+            existing = self.collection.find_one(key, {"status": 1, "paymentId": 1})
+            if existing is not None and existing.get("paymentId") == payment.record_id:
+                if verified:
+                    self._verify(existing["_id"], payment.record_id)
                 return ALREADY, existing["_id"]
+            if existing is not None and existing.get("status") in ENROLLED:
+                return DUPLICATE, existing["_id"]
+            if existing is not None:
+                continue  # changed between the two reads; decide again
             try:
                 inserted = self.collection.insert_one({**key, **fields, "createdAt": at})
                 return ACTIVATED, inserted.inserted_id
             except DuplicateKeyError:
                 continue  # a concurrent activation inserted it first; decide again against it
         raise RuntimeError(f"could not activate enrollment for payment {payment.intent_id}")
+
+    def mark_verified(self, payment: Payment) -> None:
+        self._verify(payment.enrollment_id, payment.record_id)
+
+    def _verify(self, enrollment_id: Any, record_id: Any) -> None:
+        """``webhookVerified`` on the enrollment while ``record_id`` is its payment; its status is left alone."""
+        self.collection.update_one(
+            {"_id": enrollment_id, "paymentId": record_id, "webhookVerified": {"$ne": True}},
+            {"$set": {"webhookVerified": True}},
+        )

@@ -18,12 +18,12 @@ from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from domain.events import StripeEvent
-from domain.payments import Party, Payment
+from domain.payments import Party, Payment, holds_slot
 
 Doc = dict[str, Any]
 
-#: Statuses in which a payment holds the customer's one open slot for a service.
-OPEN_SLOT = frozenset({"pending", "requires_action", "failed", "processing"})
+#: Ends the payment's hold on the customer's open slot (see ``adapters.checkout``).
+FREE_SLOT = {"openKey": None}
 
 #: Stored event payloads hold customer data; Stripe retries for 3 days and keeps events 30.
 EVENT_RETENTION = timedelta(days=90)
@@ -82,6 +82,8 @@ def _payment(doc: Mapping[str, Any]) -> Payment:
         service_type=doc.get("serviceType", ""),
         service_name=doc.get("serviceName", ""),
         enrollment_id=doc.get("enrollmentId"),
+        activated_at=doc.get("activatedAt"),
+        review=(doc.get("reviewRequired") or {}).get("reason"),
     )
 
 
@@ -98,8 +100,8 @@ class MongoPayments:
         changes: dict[str, Any] = {"status": target, "updatedAt": at}
         if event_id is not None:
             changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
-        if target not in OPEN_SLOT:
-            changes["openKey"] = None  # frees the customer's slot for this service (see MongoCheckout)
+        if not holds_slot(target):
+            changes.update(FREE_SLOT)
         moved = self.collection.find_one_and_update(
             {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
             {"$set": changes, "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}}},
@@ -108,14 +110,16 @@ class MongoPayments:
         return moved is not None
 
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
-        self.collection.update_one(
-            {"_id": payment.record_id, "reviewRequired": None},
-            {"$set": {"reviewRequired": {"reason": reason, "eventId": event_id, "at": now()}, "updatedAt": now()}},
-        )
+        at = now()
+        flag = {"reviewRequired": {"reason": reason, "eventId": event_id, "at": at}, "updatedAt": at}
+        self.collection.update_one({"_id": payment.record_id, "reviewRequired": None}, {"$set": {**flag, **FREE_SLOT}})
 
-    def link_enrollment(self, payment: Payment, enrollment_id: Any) -> None:
-        if payment.enrollment_id != enrollment_id:
-            self.collection.update_one({"_id": payment.record_id}, {"$set": {"enrollmentId": enrollment_id}})
+    def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
+        at = now()
+        activation = {"activatedAt": at, "enrollmentId": enrollment_id, "updatedAt": at}
+        self.collection.update_one(
+            {"_id": payment.record_id, "activatedAt": None}, {"$set": {**activation, **FREE_SLOT}}
+        )
 
 
 class MongoInbox:

@@ -26,7 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import Doc, now
-from workers.broker import notification_message
+from adapters.queue import notification_message
 
 #: How long a claim holds a notification; longer than one send can take (3 tries of 10 s timeouts).
 LEASE = timedelta(seconds=60)

@@ -1,30 +1,22 @@
-"""The one place a Dramatiq broker is built, for the workers and for the ingress alike.
+"""The queues, what goes into them, and the one way a Redis broker is built.
 
-Dramatiq's ``get_broker()`` silently creates a global broker on first use; building it here
-explicitly (and setting it before any actor is declared) keeps every process on the broker
+This module belongs to no side: the ingress and the outbox enqueue with it, the workers consume
+with it. Dramatiq's ``get_broker()`` silently creates a global broker on first use; building it
+here explicitly (and setting it before any actor is declared) keeps every process on the broker
 the settings describe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
-from dramatiq import Broker, Message
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    Middleware,
-    Pipelines,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import Middleware
 
 from adapters.settings import Settings
-from domain.errors import PermanentError
-from workers.middleware.retries import DurableRetries
 
 #: Queue of Stripe events; message id = Stripe event id.
 STRIPE_EVENTS_QUEUE = "stripe-events"
@@ -40,28 +32,11 @@ EMAILS_ACTOR = "send_notification"
 REDIS_SOCKET_TIMEOUT = 5.0
 
 
-def build_broker(settings: Settings, extra: Sequence[Middleware] = ()) -> RedisBroker:
-    """A Redis broker with the retry policy of DESIGN §3; ``extra`` middleware run after retries.
-
-    ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq
-    calls ``after_*`` hooks in reverse order, so they are placed before it in the list).
-    """
-    middleware: list[Middleware] = [
-        AgeLimit(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        *extra,
-        DurableRetries(
-            max_retries=settings.retry_max_retries,
-            min_backoff=settings.retry_min_backoff_ms,
-            max_backoff=settings.retry_max_backoff_ms,
-        ),
-    ]
+def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> RedisBroker:
+    """A Redis broker with exactly ``middleware`` (an enqueuer needs none; the worker brings its own)."""
     broker = RedisBroker(
         url=settings.redis_url,
-        middleware=middleware,
+        middleware=list(middleware),
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
@@ -85,25 +60,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
-
-
-def declare_actor(
-    broker: Broker, fn: Callable[..., None], *, name: str, queue: str, max_retries: int, settings: Settings
-) -> dramatiq.Actor[Any, Any]:
-    """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
-
-    Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
-    at once, without retries.
-    """
-    return dramatiq.actor(
-        actor_name=name,
-        queue_name=queue,
-        broker=broker,
-        max_retries=max_retries,
-        min_backoff=settings.retry_min_backoff_ms,
-        max_backoff=settings.retry_max_backoff_ms,
-        throws=(PermanentError,),
-    )(fn)
 
 
 def event_message(event: dict[str, Any]) -> Message[Any]:

@@ -1,4 +1,4 @@
-"""Real adapters wired to the rules. Each process's bootstrap (worker, ingress) calls these once."""
+"""Real adapters wired to the use cases. Each process's bootstrap (worker, ingress) calls these once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway, build_client
-from domain.ports import CheckoutDeps, Deps, Links
+from usecases.ports import CheckoutDeps, Deps, Links
 
 
 def ensure_all_indexes(db: Database[Doc]) -> None:

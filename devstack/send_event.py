@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import MongoClient
 
+from adapters.checkout import open_key
 from adapters.mongo import now
 from devstack import events
 
@@ -29,11 +30,13 @@ INTENT_TYPES = sorted(t for t in events.INTENT_STATES)
 def pending_payment(intent_id: str, amount: int = 49900, currency: str = "INR") -> dict[str, Any]:
     """A pending ``payments`` document as create-intent stores it, for made-up parties."""
     at = now()
+    customer_id, service_id = ObjectId(), ObjectId()
     return {
         "_id": ObjectId(),
         "paymentId": intent_id,
-        "customerId": ObjectId(),
-        "serviceId": ObjectId(),
+        "openKey": open_key(customer_id, service_id),
+        "customerId": customer_id,
+        "serviceId": service_id,
         "specialistId": ObjectId(),
         "serviceType": "course",
         "serviceName": "Seeded course",

@@ -26,16 +26,23 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     PROCESSING: frozenset({COMPLETED, FAILED, PENDING}),
     # A failed intent can still be paid.
     FAILED: frozenset({PENDING, REQUIRES_ACTION, PROCESSING, COMPLETED, CANCELED}),
-    COMPLETED: frozenset({PARTIALLY_REFUNDED, REFUNDED, DISPUTED}),
-    PARTIALLY_REFUNDED: frozenset({REFUNDED, DISPUTED}),
+    # dispute_lost straight from a paid state: a lost dispute's ``closed`` arriving before its ``created``.
+    COMPLETED: frozenset({PARTIALLY_REFUNDED, REFUNDED, DISPUTED, DISPUTE_LOST}),
+    PARTIALLY_REFUNDED: frozenset({REFUNDED, DISPUTED, DISPUTE_LOST}),
     DISPUTED: frozenset({COMPLETED, DISPUTE_LOST, PARTIALLY_REFUNDED}),
     CANCELED: frozenset(),
     REFUNDED: frozenset(),
     DISPUTE_LOST: frozenset(),
 }
 
-#: Statuses in which a payment has not been paid yet and may be reused for a new attempt.
-OPEN = frozenset({PENDING, REQUIRES_ACTION, FAILED})
+#: Not paid yet: create-intent hands the same intent back for another attempt (CONTRACT §3).
+REUSABLE = frozenset({PENDING, REQUIRES_ACTION, FAILED})
+
+#: Statuses that hold the customer's one open slot for a service, so no second intent is made:
+#: the reusable ones, one whose money may be on its way, and one paid but not activated yet
+#: (a second intent then could charge the customer twice). Activation, a review flag or any
+#: other status gives the slot up (DESIGN §2, "Two sets of payments").
+HOLDS_SLOT = REUSABLE | {PROCESSING, COMPLETED}
 
 
 def can_move(current: str, target: str) -> bool:
@@ -68,6 +75,15 @@ def status_of_intent(intent: Mapping[str, Any]) -> str:
 PAID = frozenset({COMPLETED, PARTIALLY_REFUNDED, REFUNDED, DISPUTED, DISPUTE_LOST})
 
 
+def holds_slot(status: str) -> bool:
+    """True while a payment in ``status`` keeps the customer from getting a second intent.
+
+    A ``completed`` payment also gives the slot up once activated or flagged; those writes
+    clear the slot themselves, since the status alone does not change then.
+    """
+    return status in HOLDS_SLOT
+
+
 @dataclass(frozen=True)
 class Party:
     """A customer or specialist as the emails need them."""
@@ -97,3 +113,7 @@ class Payment:
     service_type: str = ""
     service_name: str = ""
     enrollment_id: Any = None
+    #: When this payment activated its enrollment (set once); None until then.
+    activated_at: datetime | None = None
+    #: The ``reviewRequired`` reason while a person has to look at the payment.
+    review: str | None = None

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from adapters.checkout import MongoCatalog
 from adapters.mongo import connect
+from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway, build_client
@@ -30,7 +31,6 @@ from ingress.health import Health
 from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.webhooks import StripeWebhook
-from workers.broker import build_broker
 
 log = logging.getLogger(__name__)
 

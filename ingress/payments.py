@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.reads import BadCursor, MongoPaymentReads
-from domain import checkout
-from domain.ports import CheckoutDeps
 from ingress.auth import Caller, bearer_token, caller_from_claims, decode
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
 from ingress.serialize import jsonable, payment_json
+from usecases import checkout
+from usecases.ports import CheckoutDeps
 
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 INTENT_ID = re.compile(r"^pi_[A-Za-z0-9_]{1,250}$")

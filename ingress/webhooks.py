@@ -14,11 +14,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.logs import log_context
+from adapters.queue import event_message
 from adapters.settings import Settings
-from domain.handlers import SUBSCRIBED
 from ingress import signature
 from ingress.errors import error
-from workers.broker import event_message
+from usecases.handlers import SUBSCRIBED
 
 log = logging.getLogger(__name__)
 

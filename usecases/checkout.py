@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from domain.activation import AMOUNT_MISMATCH, activate, complete_without_event, intent_problem, review
+from domain.activation import intent_mismatch
+from domain.checkout import Service, quote
 from domain.errors import RequestRefused
 from domain.events import SOURCE
-from domain.money import MoneyError, check_chargeable, to_minor
-from domain.payments import COMPLETED, PAID, Party, status_of_intent
-from domain.ports import CheckoutDeps, Draft, Service
+from domain.payments import COMPLETED, REUSABLE, Party, status_of_intent
+from usecases.activation import activate, complete_without_event, review
+from usecases.ports import CheckoutDeps, Draft
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +36,17 @@ class IntentAnswer:
     status: str
 
 
-def price(service: Service) -> tuple[int, str]:
-    """The service's price in minor units and its currency, or a 422 naming the problem."""
-    currency = str(service.currency or "").upper()
-    if len(currency) != 3:
-        raise RequestRefused("validation_error", f"service has no valid currency ({service.currency!r})")
-    try:
-        amount = to_minor(service.price, currency)
-        check_chargeable(amount, currency)
-    except MoneyError as error:
-        raise RequestRefused("validation_error", str(error), "amount") from None
-    return amount, currency
-
-
 def create_intent(
     customer_id: Any, service_id: Any, service_type: str, client_amount: int | None, deps: CheckoutDeps
 ) -> IntentAnswer:
-    """Price the service, refuse what must be refused, reuse or create the customer's intent."""
-    service = deps.catalog.service(service_id)
-    if service is None or not service.active:
-        raise RequestRefused("not_found", "service not found", "serviceId")
-    if service_type != service.type:
-        raise RequestRefused("validation_error", f"service is a {service.type}, not a {service_type}", "serviceType")
-    amount, currency = price(service)
-    if client_amount is not None and client_amount != amount:
-        raise RequestRefused("amount_mismatch", f"the price is {amount} {currency} in minor units", "amount")
+    """Price the service, refuse what must be refused, reuse or create the customer's intent.
+
+    A payment already holding the customer's slot is handed back as it is; while it is still
+    reusable its amount is brought up to the current price. One that is processing, or paid and
+    waiting for its activation, comes back with its own status and amount: never a second intent.
+    """
+    priced = quote(deps.catalog.service(service_id), service_type, client_amount)
+    service, amount = priced.service, priced.amount
     if deps.checkout.is_enrolled(customer_id, service.id):
         raise RequestRefused("already_enrolled", "already enrolled in this service")
 
@@ -103,13 +90,15 @@ def _create(draft: Draft, customer_id: Any, service: Service, deps: CheckoutDeps
 
 def _reuse(draft: Draft, amount: int, deps: CheckoutDeps) -> IntentAnswer:
     assert draft.intent_id is not None
-    if draft.amount != amount:
+    if draft.status in REUSABLE and draft.amount != amount:
         # The price changed since the intent was made: bring the open intent up to date.
         intent = deps.intents.update_payment_intent_amount(draft.intent_id, amount)
         deps.checkout.set_amount(draft.record_id, amount)
     else:
+        # Same price, or an intent already processing or paid: Stripe keeps its amount, and so do we.
         intent = deps.intents.retrieve_payment_intent(draft.intent_id)
-    log.info("intent reused", extra={"payment_id": draft.intent_id, "outcome": "reused"})
+        amount = draft.amount
+    log.info("intent reused", extra={"payment_id": draft.intent_id, "outcome": "reused", "status": draft.status})
     return IntentAnswer(str(intent["client_secret"]), draft.intent_id, amount, draft.currency, draft.status)
 
 
@@ -126,10 +115,10 @@ def confirm_payment(customer_id: Any, intent_id: str, deps: CheckoutDeps) -> tup
     intent = deps.intents.retrieve_payment_intent(intent_id)
     if status_of_intent(intent) != COMPLETED:
         return payment.status, payment.enrollment_id
-    problem = intent_problem(payment, intent)
-    if problem:
-        review(payment, AMOUNT_MISMATCH, problem, None, core)
-        return payment.status, None
+    mismatch = intent_mismatch(payment, intent)
+    if mismatch:
+        review(payment, mismatch.reason, mismatch.details, None, core)
     payment = complete_without_event(payment, core)
-    enrollment_id = activate(payment, core, verified=False, event_id=None) if payment.status in PAID else None
-    return payment.status, enrollment_id
+    if mismatch:
+        return payment.status, None
+    return payment.status, activate(payment, core, verified=False, event_id=None)

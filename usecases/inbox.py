@@ -8,9 +8,9 @@ from typing import Any
 
 from domain.errors import PermanentError
 from domain.events import StripeEvent
-from domain.handlers import HANDLERS
-from domain.ports import Deps
-from domain.transitions import IGNORED, PROCESSED
+from usecases.handlers import HANDLERS
+from usecases.ports import Deps
+from usecases.transitions import IGNORED, PROCESSED
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the rules need from the outside world. Adapters implement these; tests may hand in fakes."""
+"""What the use cases need from the outside world. Adapters implement these; tests may hand in others."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.checkout import Service
 from domain.events import StripeEvent
 from domain.payments import Party, Payment
 
 #: What ``Enrollments.activate`` found.
 ACTIVATED = "activated"  # this call made the enrollment active for this payment
-ALREADY = "already"  # active already, for this same payment (a second delivery or confirm-payment)
+ALREADY = "already"  # this same payment activated it before (whatever its status now): nothing changed
 DUPLICATE = "duplicate"  # active already, paid by another payment: never activated twice
 
 
@@ -25,23 +26,28 @@ class Payments(Protocol):
 
         Returns False when another writer got there first; the caller reloads and decides again.
         A move that no event caused (confirm-payment) passes ``event_id=None`` and keeps lastEventAt.
+        A target that does not hold the open slot (``domain.payments.holds_slot``) gives it up.
         """
 
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
-        """Set ``reviewRequired`` (once; the first reason stays) for a person to look at."""
+        """Set ``reviewRequired`` (once; the first reason stays) and give up the open slot."""
 
-    def link_enrollment(self, payment: Payment, enrollment_id: Any) -> None:
-        """Record the enrollment this payment activated."""
+    def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
+        """Set ``activatedAt`` and ``enrollmentId`` the first time only, and give up the open slot."""
 
 
 class Enrollments(Protocol):
     def activate(self, payment: Payment, verified: bool) -> tuple[str, Any]:
         """Make the customer's enrollment in the service active for ``payment``, at most once.
 
-        Returns ``(ACTIVATED | ALREADY | DUPLICATE, enrollment id)``. ``verified`` marks the
-        activation as confirmed by a signed webhook (``webhookVerified``); a later verified call
-        for an activation done unverified sets the flag and changes nothing else.
+        Returns ``(ACTIVATED | ALREADY | DUPLICATE, enrollment id)``. An enrollment this payment
+        activated before is never activated again (a ``cancelled`` one stays cancelled): that is
+        ``ALREADY``. ``verified`` marks the activation as confirmed by a signed webhook
+        (``webhookVerified``).
         """
+
+    def mark_verified(self, payment: Payment) -> None:
+        """Set ``webhookVerified`` on the enrollment this payment activated; nothing else changes."""
 
 
 class Outbox(Protocol):
@@ -86,19 +92,6 @@ class Deps:
 
 
 @dataclass(frozen=True)
-class Service:
-    """A row of the MERN app's ``services`` (read only)."""
-
-    id: Any
-    name: str
-    type: str
-    price: Any
-    currency: str
-    specialist_id: Any
-    active: bool
-
-
-@dataclass(frozen=True)
 class Draft:
     """A payment about to get its PaymentIntent."""
 
@@ -122,7 +115,7 @@ class Checkout(Protocol):
     def is_enrolled(self, customer_id: Any, service_id: Any) -> bool: ...
 
     def open_payment(self, customer_id: Any, service_id: Any) -> Draft | None:
-        """The customer's open payment for the service (pending, requires_action, failed, processing)."""
+        """The payment holding the customer's open slot for the service, if one does."""
 
     def insert_pending(self, customer: Party, specialist: Party, service: Service, amount: int) -> Draft | None:
         """Store a pending payment holding the open slot and the creation lease; None if the slot is taken."""

@@ -12,7 +12,7 @@ import logging
 from domain.errors import RetryLater
 from domain.events import StripeEvent, created_by_us
 from domain.payments import Payment, can_move, status_of_intent
-from domain.ports import Deps
+from usecases.ports import Deps
 
 log = logging.getLogger(__name__)
 

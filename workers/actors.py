@@ -1,18 +1,38 @@
-"""The actors: thin wrappers that hand a message to the domain and let exceptions drive retries."""
+"""The actors: thin wrappers that hand a message to a use case and let exceptions drive retries."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
 from dramatiq import Broker
 
 from adapters import logs
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
 from adapters.settings import Settings
-from domain.inbox import process_event
-from domain.ports import Deps
-from workers.broker import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, declare_actor
+from domain.errors import PermanentError
+from usecases.inbox import process_event
+from usecases.ports import Deps
+
+
+def declare_actor(
+    broker: Broker, fn: Callable[..., None], *, name: str, queue: str, max_retries: int, settings: Settings
+) -> dramatiq.Actor[Any, Any]:
+    """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
+
+    Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
+    at once, without retries.
+    """
+    return dramatiq.actor(
+        actor_name=name,
+        queue_name=queue,
+        broker=broker,
+        max_retries=max_retries,
+        min_backoff=settings.retry_min_backoff_ms,
+        max_backoff=settings.retry_max_backoff_ms,
+        throws=(PermanentError,),
+    )(fn)
 
 
 def _payment_id(event: Mapping[str, Any]) -> str | None:
@@ -28,7 +48,7 @@ def _payment_id(event: Mapping[str, Any]) -> str | None:
 
 
 def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare every actor on ``broker`` with its retry policy; returns them by name."""
+    """Declare the Stripe events actor on ``broker`` with its retry policy; returns it by name."""
 
     def process_stripe_event(event: dict[str, Any]) -> None:
         with logs.log_context(event_id=str(event.get("id")), payment_id=_payment_id(event)):

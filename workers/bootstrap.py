@@ -1,25 +1,29 @@
-"""The one place a worker process wires real adapters to the rules and the broker."""
+"""The one place a worker process wires real adapters to the use cases and the broker."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Middleware, Pipelines, ShutdownNotifications, TimeLimit
 from pymongo.database import Database
 
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
+from adapters.queue import build_broker
 from adapters.settings import Settings
 from adapters.wiring import build_deps, ensure_all_indexes
-from domain.ports import Deps
+from usecases.ports import Deps
 from workers import actors
-from workers.broker import build_broker
-from workers.emails import NotificationSweeper, declare_emails_actor, sweep_age
+from workers.emails import declare_emails_actor
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
+from workers.middleware.retries import DurableRetries
 from workers.middleware.stranded import RequeueStrandedDelays
+from workers.middleware.sweeper import NotificationSweeper, sweep_age
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,32 @@ class Worker:
         self.db.client.close()
 
 
+def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> list[Middleware]:
+    """Dramatiq's middleware with the retry policy of DESIGN §3; ``extra`` run after retries decided.
+
+    ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq calls
+    ``after_*`` hooks in reverse order, so they are placed before it in the list).
+    """
+    return [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        *extra,
+        DurableRetries(
+            max_retries=settings.retry_max_retries,
+            min_backoff=settings.retry_min_backoff_ms,
+            max_backoff=settings.retry_max_backoff_ms,
+        ),
+    ]
+
+
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
-    broker = build_broker(settings, extra=[LogContext(), RecordFailures(MongoFailures(db)), RequeueStrandedDelays()])
+    extra = [LogContext(), RecordFailures(MongoFailures(db)), RequeueStrandedDelays()]
+    broker = build_broker(settings, worker_middleware(settings, extra))
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)

@@ -23,21 +23,19 @@ any one message; the actor's ``max_retries`` stays as the backstop for faults be
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import dramatiq
 import jinja2
-from dramatiq import Broker, Message
-from dramatiq.middleware import Middleware
+from dramatiq import Broker
 
 from adapters.mailer import Undeliverable, describe
 from adapters.outbox import message_id_for
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
-from workers.broker import EMAILS_ACTOR, EMAILS_QUEUE, declare_actor, notification_message
+from workers.actors import declare_actor
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +45,6 @@ class Outbox(Protocol):
     def mark_sent(self, key: str) -> None: ...
     def release(self, key: str, error: str) -> None: ...
     def mark_failed(self, key: str, error: str) -> None: ...
-
-
-class Sweepable(Protocol):
-    def pending_keys(self, older_than: timedelta) -> list[str]: ...
 
 
 class Sender(Protocol):
@@ -114,65 +108,3 @@ def declare_emails_actor(
         settings=settings,
     )
     return actor
-
-
-def sweep_age(settings: Settings) -> timedelta:
-    """How long a ``pending`` notification sits untouched before the sweep re-enqueues it.
-
-    Longer than the longest retry backoff (plus one sweep), so a notification waiting for its
-    scheduled retry is not enqueued a second time; duplicates would be harmless, only wasteful.
-    """
-    return timedelta(milliseconds=settings.retry_max_backoff_ms, seconds=settings.notification_sweep_seconds)
-
-
-class NotificationSweeper(Middleware):
-    """Every ``interval_seconds`` (and once at boot), enqueue a send for each notification left behind.
-
-    It heals a crash between the outbox write and the enqueue, a message lost by the broker,
-    and a worker that died while holding a claim. Every worker process runs one; the claim
-    keeps sending single, so the extra messages are only skipped.
-    """
-
-    def __init__(
-        self,
-        outbox: Sweepable,
-        enqueue: Callable[[Message[Any]], object],
-        interval_seconds: float,
-        *,
-        older_than: timedelta | None = None,
-    ) -> None:
-        self.outbox = outbox
-        self.enqueue = enqueue
-        self.interval = float(interval_seconds)
-        self.older_than = older_than if older_than is not None else timedelta(seconds=interval_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sweep(self) -> int:
-        """One pass; returns how many sends were enqueued."""
-        keys = self.outbox.pending_keys(self.older_than)
-        for key in keys:
-            self.enqueue(notification_message(key))
-        if keys:
-            log.info("sweep re-enqueued %d notifications", len(keys), extra={"outcome": "swept"})
-        return len(keys)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception as error:
-                # MongoDB or Redis away: the next pass tries again.
-                log.warning("notification sweep failed", extra={"outcome": "sweep_failed", "error": describe(error)})
-            self._stop.wait(self.interval)
-
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="notification-sweeper", daemon=True)
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None

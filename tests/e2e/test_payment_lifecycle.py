@@ -98,8 +98,10 @@ def test_duplicates_and_reordering_give_one_enrollment_and_two_emails(
     assert len(both_mails(stack, shopper)) == 2
 
 
-def test_a_tampered_amount_or_metadata_never_activates(stack: Stack, http: httpx.Client, stack_db: Any) -> None:
-    """A client amount other than the price is 422; an intent paying less is flagged, not activated."""
+def test_a_tampered_amount_never_activates_and_the_next_intent_is_fresh(
+    stack: Stack, http: httpx.Client, stack_db: Any
+) -> None:
+    """A client amount other than the price is 422; an intent paying less is flagged, and a new intent can be paid."""
     shopper = new_shopper(stack, stack_db)
     refused = shopper.create_intent(http, amount=100)
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "amount_mismatch")
@@ -108,9 +110,15 @@ def test_a_tampered_amount_or_metadata_never_activates(stack: Stack, http: httpx
     post_signed(http, stack, cheap)
     wait_for(lambda: stack_db.stripe_events.find_one({"_id": cheap["id"], "status": "processed"}), 20)
     payment = stack_db.payments.find_one({"paymentId": intent_id})
-    assert payment["reviewRequired"]["reason"] == "amount_mismatch" and payment["status"] == "pending"
+    assert payment["reviewRequired"]["reason"] == "amount_mismatch" and payment["status"] == "completed"
     assert enrollment(stack_db, shopper) is None
     assert both_mails(stack, shopper) == []
+    fresh = shopper.create_intent(http).json()
+    assert fresh["paymentId"] != intent_id and fresh["status"] == "pending"
+    assert pay(stack.urls["stripe"], fresh["paymentId"]) == "succeeded"
+    wait_for(
+        lambda: (enrollment(stack_db, shopper) or {}).get("status") == "active", 20, "the fresh payment's enrollment"
+    )
 
 
 def test_tampered_metadata_never_activates(stack: Stack, http: httpx.Client, stack_db: Any) -> None:
@@ -121,7 +129,7 @@ def test_tampered_metadata_never_activates(stack: Stack, http: httpx.Client, sta
     forged["data"]["object"]["metadata"]["customerId"] = str(new_shopper(stack, stack_db).customer_id)
     post_signed(http, stack, forged)
     wait_for(lambda: stack_db.stripe_events.find_one({"_id": forged["id"], "status": "processed"}), 20)
-    assert stack_db.payments.find_one({"paymentId": intent_id})["reviewRequired"]["reason"] == "amount_mismatch"
+    assert stack_db.payments.find_one({"paymentId": intent_id})["reviewRequired"]["reason"] == "metadata_mismatch"
     assert enrollment(stack_db, shopper) is None
 
 
@@ -142,3 +150,24 @@ def test_confirm_payment_activates_and_the_webhook_only_verifies(
     wait_for(lambda: len(both_mails(stack, shopper)) == 2, 20, "two emails")
     assert stack_db.enrollments.count_documents({"customerId": shopper.customer_id}) == 1
     assert len(both_mails(stack, shopper)) == 2
+
+
+def test_confirm_payment_after_the_mern_app_cancelled_the_enrollment_keeps_it_cancelled(
+    stack: Stack, http: httpx.Client, stack_db: Any
+) -> None:
+    """The old pi_ confirmed again after a cancellation: Stripe still says succeeded, the enrollment stays cancelled."""
+    shopper = new_shopper(stack, stack_db)
+    intent_id = shopper.create_intent(http).json()["paymentId"]
+    assert pay(stack.urls["stripe"], intent_id) == "succeeded"
+    wait_for(lambda: (enrollment(stack_db, shopper) or {}).get("status") == "active", 20, "enrollment")
+    wait_for(lambda: len(both_mails(stack, shopper)) == 2, 20, "two emails")
+    stack_db.enrollments.update_one({"customerId": shopper.customer_id}, {"$set": {"status": "cancelled"}})
+    notifications = stack_db.notifications.count_documents({})
+    confirmed = http.post("/api/payments/confirm-payment", json={"paymentIntentId": intent_id}, headers=shopper.auth)
+    assert confirmed.status_code == 200, confirmed.text
+    cancelled = enrollment(stack_db, shopper)
+    assert confirmed.json() == {"status": "completed", "enrollmentId": str(cancelled["_id"])}
+    assert cancelled["status"] == "cancelled"
+    assert stack_db.notifications.count_documents({}) == notifications  # the activation path ran and asked for nothing
+    again = shopper.create_intent(http).json()
+    assert again["paymentId"] != intent_id and again["status"] == "pending"  # buying again is a new payment

@@ -10,11 +10,15 @@ import pytest
 import stripe
 from bson import ObjectId
 
-from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
+from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.mongo import now
-from domain.checkout import create_intent
-from domain.ports import CheckoutDeps
-from tests.fakes import fake_deps
+from adapters.wiring import ensure_all_indexes
+from devstack import events
+from domain.errors import RequestRefused
+from tests.fakes import BrokenEnrollments, mongo_deps
+from usecases.checkout import create_intent
+from usecases.inbox import process_event
+from usecases.ports import CheckoutDeps
 
 
 class FakeIntents:
@@ -43,7 +47,7 @@ class FakeIntents:
 
 @pytest.fixture
 def shop(db: Any) -> tuple[CheckoutDeps, FakeIntents, ObjectId, ObjectId]:
-    ensure_checkout_indexes(db)
+    ensure_all_indexes(db)
     specialist = db.users.insert_one({"email": "s@example.test", "role": "specialist"}).inserted_id
     customer = db.users.insert_one({"email": "c@example.test", "name": "C", "role": "customer"}).inserted_id
     service = db.services.insert_one(
@@ -57,7 +61,7 @@ def shop(db: Any) -> tuple[CheckoutDeps, FakeIntents, ObjectId, ObjectId]:
         }
     ).inserted_id
     intents = FakeIntents()
-    deps = CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=intents, core=fake_deps())
+    deps = CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=intents, core=mongo_deps(db))
     return deps, intents, customer, service
 
 
@@ -94,3 +98,41 @@ def test_a_stripe_failure_releases_the_lease_for_an_immediate_retry(shop: Any, d
         create_intent(customer, service, "course", None, deps)
     answer = create_intent(customer, service, "course", None, deps)
     assert db.payments.count_documents({}) == 1 and answer.payment_id == "pi_0"
+
+
+def succeeded_event(db: Any, intent_id: str, **changes: Any) -> dict[str, Any]:
+    """payment_intent.succeeded for a payment create-intent stored, as Stripe would send it."""
+    payment = db.payments.find_one({"paymentId": intent_id})
+    intent = events.payment_intent(
+        "payment_intent.succeeded", intent_id, payment["amount"], payment["currency"], events.intent_metadata(payment)
+    )
+    intent.update(changes)
+    return events.event("payment_intent.succeeded", intent)
+
+
+def test_a_paid_payment_waiting_for_its_activation_keeps_the_slot(shop: Any, db: Any) -> None:
+    """Activation failing after the payment completed: a second create-intent gets the same payment, no new intent."""
+    deps, intents, customer, service = shop
+    first = create_intent(customer, service, "course", None, deps)
+    event = succeeded_event(db, first.payment_id)
+    with pytest.raises(RuntimeError, match="enrollments refused"):
+        process_event(event, mongo_deps(db, enrollments=BrokenEnrollments()))
+    assert db.payments.find_one({"paymentId": first.payment_id})["status"] == "completed"
+    again = create_intent(customer, service, "course", None, deps)
+    assert (again.payment_id, again.status, len(intents.created)) == (first.payment_id, "completed", 1)
+    process_event(event, mongo_deps(db))  # the retry, once enrollments take writes again
+    with pytest.raises(RequestRefused, match="already enrolled"):
+        create_intent(customer, service, "course", None, deps)
+    assert db.payments.count_documents({}) == 1
+
+
+def test_after_a_mismatched_payment_the_next_create_intent_makes_a_fresh_intent(shop: Any, db: Any) -> None:
+    """An intent that succeeded for other money is held for review and frees the slot for a new, pending intent."""
+    deps, intents, customer, service = shop
+    first = create_intent(customer, service, "course", None, deps)
+    process_event(succeeded_event(db, first.payment_id, amount_received=100), mongo_deps(db))
+    fresh = create_intent(customer, service, "course", None, deps)
+    assert fresh.payment_id != first.payment_id and (fresh.status, fresh.amount) == ("pending", 49900)
+    assert [i["id"] for i in intents.created] == [first.payment_id, fresh.payment_id]
+    flagged = db.payments.find_one({"paymentId": first.payment_id})
+    assert (flagged["status"], flagged["reviewRequired"]["reason"]) == ("completed", "amount_mismatch")

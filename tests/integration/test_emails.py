@@ -22,13 +22,15 @@ from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import now
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
+from adapters.queue import EMAILS_QUEUE, build_broker, notification_message
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
 from tests.support import queued_messages, wait_for
 from tests.unit.test_email_templates import CONTEXTS
-from workers.broker import EMAILS_QUEUE, build_broker, notification_message
-from workers.emails import NotificationSweeper, declare_emails_actor, sweep_age
+from workers.bootstrap import worker_middleware
+from workers.emails import declare_emails_actor
 from workers.middleware.failures import RecordFailures
+from workers.middleware.sweeper import NotificationSweeper, sweep_age
 
 HOST = "127.0.0.1"
 DEAD = f"{EMAILS_QUEUE}.XQ"
@@ -100,7 +102,7 @@ def emails(settings: Settings, db: Any, sink: Sink) -> Iterator[Emails]:
         email_max_retries=10,
         notification_sweep_seconds=1,
     )
-    broker = build_broker(tuned, extra=[RecordFailures(MongoFailures(db))])
+    broker = build_broker(tuned, worker_middleware(tuned, [RecordFailures(MongoFailures(db))]))
     broker.flush_all()
     ensure_outbox_indexes(db)
     outbox = MongoOutbox(db, broker)

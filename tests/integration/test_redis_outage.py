@@ -10,6 +10,7 @@ from typing import Any
 import dramatiq
 import pytest
 
+from adapters.queue import event_message
 from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import seed_payment
@@ -17,7 +18,6 @@ from devstack.stack import Stack
 from tests.conftest import REAL_REDIS
 from tests.support import wait_for
 from workers.bootstrap import bootstrap
-from workers.broker import event_message
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(REAL_REDIS), reason="restarts Redis")]
 

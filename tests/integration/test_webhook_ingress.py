@@ -11,12 +11,12 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 from starlette.testclient import TestClient
 
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker
 from adapters.settings import Settings
 from devstack import events
 from devstack.procs import free_port
 from ingress.app import create_app
 from tests.support import queued_messages, signed
-from workers.broker import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker
 
 SECRET = "whsec_integration"
 

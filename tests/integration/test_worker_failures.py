@@ -8,11 +8,11 @@ from typing import Any
 import dramatiq
 import pytest
 
+from adapters.queue import STRIPE_EVENTS_QUEUE, event_message
 from adapters.settings import Settings
 from devstack import events
 from tests.support import queued_messages, wait_for
 from workers.bootstrap import Worker, bootstrap
-from workers.broker import STRIPE_EVENTS_QUEUE, event_message
 
 DEAD = f"{STRIPE_EVENTS_QUEUE}.XQ"
 

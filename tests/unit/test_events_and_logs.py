@@ -41,8 +41,8 @@ def test_test_events_for_a_stored_payment_pass_the_activation_check() -> None:
     """Events the dev tools build for a stored payment carry the metadata create-intent writes."""
     from adapters.mongo import _payment
     from devstack.send_event import pending_payment
-    from domain.activation import intent_problem
+    from domain.activation import intent_mismatch
 
     doc = pending_payment("pi_stored")
     intent = events.payment_intent("payment_intent.succeeded", "pi_stored", 49900, "INR", events.intent_metadata(doc))
-    assert intent_problem(_payment(doc), intent) is None
+    assert intent_mismatch(_payment(doc), intent) is None

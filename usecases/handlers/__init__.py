@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from domain.events import StripeEvent
-from domain.handlers import payment_intent
-from domain.ports import Deps
+from usecases.handlers import payment_intent
+from usecases.ports import Deps
 
 Handler = Callable[[StripeEvent, Deps], str]
 

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from domain import payments
-from domain.activation import AMOUNT_MISMATCH, activate, intent_problem, notify_failed, review
+from domain.activation import intent_mismatch
 from domain.events import StripeEvent
-from domain.ports import Deps
-from domain.transitions import IGNORED, PROCESSED, advance, follow, load_payment
+from usecases import notices
+from usecases.activation import activate, review
+from usecases.ports import Deps
+from usecases.transitions import IGNORED, PROCESSED, advance, follow, load_payment
 
 
 def succeeded(event: StripeEvent, deps: Deps) -> str:
-    """Verify what was paid, complete the payment, activate the enrollment, tell both sides."""
+    """Verify what was paid, complete the payment, activate the enrollment once, tell both sides.
+
+    An intent that does not pay for the payment (amount, currency, metadata) is flagged for a
+    person and never activated; the payment still records that Stripe took the money.
+    """
     payment = load_payment(event, deps)
     if payment is None:
         return IGNORED
-    problem = intent_problem(payment, event.object)
-    if problem:
-        review(payment, AMOUNT_MISMATCH, problem, event.id, deps)
-        return PROCESSED
+    mismatch = intent_mismatch(payment, event.object)
+    if mismatch:
+        review(payment, mismatch.reason, mismatch.details, event.id, deps)
     payment = advance(event, payment, payments.COMPLETED, deps)
-    if payment.status in payments.PAID:
+    if not mismatch:
         activate(payment, deps, verified=True, event_id=event.id)
     return PROCESSED
 
@@ -32,7 +37,7 @@ def payment_failed(event: StripeEvent, deps: Deps) -> str:
     payment = advance(event, payment, payments.FAILED, deps)
     if payment.status == payments.FAILED:
         error = event.object.get("last_payment_error") or {}
-        notify_failed(payment, event.id, str(error.get("message") or "The payment was declined."), deps)
+        notices.payment_failed(payment, event.id, str(error.get("message") or "The payment was declined."), deps)
     return PROCESSED
 
 

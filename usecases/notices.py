@@ -1,0 +1,82 @@
+"""The emails a payment's story sends, each written to the outbox under one dedupe key.
+
+Every call re-asserts its notification, so a retry after a crash between a state change and the
+outbox write heals it, and no key is ever emailed twice (DESIGN §2, "Emails").
+"""
+
+from __future__ import annotations
+
+from domain.money import display
+from domain.payments import Payment
+from usecases.ports import Deps
+
+
+def tell(deps: Deps, payment: Payment, template: str, to: str | None, occasion: str, **context: str) -> None:
+    """Ensure one ``template`` email to ``to`` about ``payment`` per occasion (its dedupe key)."""
+    if to:
+        deps.outbox.notify(f"{payment.record_id}:{template}:{occasion}", template, to, context)
+
+
+def review_required(payment: Payment, reason: str, details: str, event_id: str | None, deps: Deps) -> None:
+    """Tell ops that a person must look at the payment (once per payment and reason)."""
+    tell(
+        deps,
+        payment,
+        "ops_review_required",
+        deps.links.ops_email,
+        occasion=reason,
+        reason=reason,
+        payment_id=payment.intent_id,
+        event_id=event_id or "-",
+        details=details,
+    )
+
+
+def enrolled(payment: Payment, deps: Deps) -> None:
+    """Welcome the customer and tell the specialist (once per payment and recipient)."""
+    base = deps.links.app_base_url.rstrip("/")
+    amount = display(payment.amount, payment.currency)
+    customer, specialist = payment.customer, payment.specialist
+    tell(
+        deps,
+        payment,
+        "enrollment_confirmation",
+        customer.email,
+        occasion=str(customer.email),
+        customer_name=customer.name or "there",
+        service_name=payment.service_name,
+        service_type=payment.service_type,
+        amount_display=amount,
+        payment_id=payment.intent_id,
+        enrollment_url=f"{base}/services/{payment.service_id}",
+    )
+    tell(
+        deps,
+        payment,
+        "specialist_new_enrollment",
+        specialist.email,
+        occasion=str(specialist.email),
+        specialist_name=specialist.name or "there",
+        customer_name=customer.name or "A customer",
+        service_name=payment.service_name,
+        amount_display=amount,
+        payment_id=payment.intent_id,
+        dashboard_url=f"{base}/specialist/dashboard",
+    )
+
+
+def payment_failed(payment: Payment, event_id: str, reason: str, deps: Deps) -> None:
+    """Tell the customer a payment attempt failed (once per failure event)."""
+    tell(
+        deps,
+        payment,
+        "payment_failed",
+        payment.customer.email,
+        occasion=event_id,
+        customer_name=payment.customer.name or "there",
+        service_name=payment.service_name,
+        amount_display=display(payment.amount, payment.currency),
+        reason=reason,
+        retry_url=f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
+        payment_id=payment.intent_id,
+    )
