@@ -8,11 +8,14 @@ the settings describe.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
-from dramatiq import Message
+from dramatiq import Broker, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
@@ -32,11 +35,35 @@ EMAILS_ACTOR = "send_notification"
 REDIS_SOCKET_TIMEOUT = 5.0
 
 
+#: The message option that carries the message's HMAC.
+SIGNATURE = "signature"
+
+
+def signature(key: bytes, actor_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """HMAC-SHA256 over the actor and its arguments (not the broker's ids or timestamps, which a retry renews)."""
+    body = json.dumps([actor_name, list(args), kwargs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+class SignMessages(Middleware):
+    """Sign every message this process enqueues, so a worker acts only on what the project enqueued.
+
+    Redis is not a trust boundary (DESIGN §5): the key never goes to Redis, and a message written
+    there by anyone else carries no valid signature (``workers.middleware.authenticity``).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        message.options[SIGNATURE] = signature(self.key, message.actor_name, message.args, message.kwargs)
+
+
 def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> RedisBroker:
-    """A Redis broker with exactly ``middleware`` (an enqueuer needs none; the worker brings its own)."""
+    """A Redis broker that signs what it enqueues, with ``middleware`` after (an enqueuer needs none)."""
     broker = RedisBroker(
         url=settings.redis_url,
-        middleware=list(middleware),
+        middleware=[SignMessages(settings.queue_signing_key), *middleware],
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,
         socket_timeout=REDIS_SOCKET_TIMEOUT,

@@ -7,11 +7,12 @@ and exit with code 2.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +22,9 @@ DEFAULT_STRIPE_API_VERSION = "2024-06-20"
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=_-]+$")
 
+#: Bytes a secret must have when ``APP_ENV=production`` (HS256 keys shorter than the hash are guessable).
+MIN_SECRET_BYTES = 32
+
 
 class ConfigError(Exception):
     """A missing or malformed setting; ``str(error)`` is one line naming it."""
@@ -28,20 +32,24 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    """Validated configuration; secrets (and URLs that may hold passwords) are left out of ``repr``."""
+
     app_env: str
     host: str
     port: int
-    stripe_secret_key: str
-    stripe_webhook_secrets: tuple[str, ...]
+    stripe_secret_key: str = field(repr=False)
+    stripe_webhook_secrets: tuple[str, ...] = field(repr=False)
     stripe_api_base: str | None
     stripe_api_version: str
-    mongodb_uri: str
+    mongodb_uri: str = field(repr=False)  # URLs may carry a password
     mongodb_db: str
-    redis_url: str
-    jwt_secret: str
-    ops_token: str | None
-    metrics_token: str | None
-    smtp_url: str | None
+    redis_url: str = field(repr=False)
+    jwt_secret: str = field(repr=False)
+    #: HMAC key over every queued message (DESIGN §5: Redis is not a trust boundary); never in Redis.
+    queue_signing_key: bytes = field(repr=False)
+    ops_token: str | None = field(repr=False)
+    metrics_token: str | None = field(repr=False)
+    smtp_url: str | None = field(repr=False)
     email_from: str
     ops_email: str | None
     app_base_url: str
@@ -155,6 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         mongodb_db=r.text("MONGODB_DB", "app") or "app",
         redis_url=r.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")) or "",
         jwt_secret=r.required("JWT_SECRET"),
+        queue_signing_key=_signing_key(r, production=app_env == "production"),
         ops_token=r.text("OPS_TOKEN"),
         metrics_token=r.text("METRICS_TOKEN"),
         smtp_url=r.url("SMTP_URL", None, ("smtp", "smtps")),
@@ -180,7 +189,31 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     return settings
 
 
+def _signing_key(r: _Reader, production: bool) -> bytes:
+    """``QUEUE_SIGNING_KEY``; outside production it defaults to a key derived from ``JWT_SECRET``.
+
+    Every process that enqueues or consumes (ingress, workers, ops) must share it; deriving it
+    from a secret they already share keeps development and tests at three variables.
+    """
+    if production:
+        return r.required("QUEUE_SIGNING_KEY").encode()
+    given = r.text("QUEUE_SIGNING_KEY")
+    if given is not None:
+        return given.encode()
+    return hashlib.sha256(b"payments-pipeline queue signing:" + r.required("JWT_SECRET").encode()).digest()
+
+
 def _check_production(s: Settings) -> None:
+    secrets = {
+        "JWT_SECRET": s.jwt_secret,
+        "QUEUE_SIGNING_KEY": s.queue_signing_key.decode(),
+        "STRIPE_WEBHOOK_SECRET": min(s.stripe_webhook_secrets, key=len),
+        "OPS_TOKEN": s.ops_token,
+        "METRICS_TOKEN": s.metrics_token,
+    }
+    for name, value in secrets.items():
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_BYTES} bytes when APP_ENV=production")
     if s.stripe_secret_key.startswith(("sk_test_", "rk_test_")):
         raise ConfigError("STRIPE_SECRET_KEY is a test key, refused when APP_ENV=production")
     if s.stripe_api_base is not None:

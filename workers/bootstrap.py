@@ -19,6 +19,7 @@ from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
 from workers import actors
 from workers.emails import declare_emails_actor
+from workers.middleware.authenticity import VerifySignatures
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
 from workers.middleware.retries import DurableRetries
@@ -40,10 +41,14 @@ class Worker:
 def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> list[Middleware]:
     """Dramatiq's middleware with the retry policy of DESIGN §3; ``extra`` run after retries decided.
 
-    ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq calls
-    ``after_*`` hooks in reverse order, so they are placed before it in the list).
+    Every message is checked for the project's signature before anything acts on it (log ids
+    first, so the refusal is logged with them). ``extra`` middleware see a message after
+    ``DurableRetries`` decided its fate (Dramatiq calls ``after_*`` hooks in reverse order, so
+    they are placed before it in the list).
     """
     return [
+        LogContext(),
+        VerifySignatures(settings.queue_signing_key),
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),
@@ -61,7 +66,7 @@ def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> l
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
-    extra = [LogContext(), RecordFailures(MongoFailures(db)), RequeueStrandedDelays()]
+    extra = [RecordFailures(MongoFailures(db)), RequeueStrandedDelays()]
     broker = build_broker(settings, worker_middleware(settings, extra))
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)

@@ -7,10 +7,12 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 
-from adapters.queue import STRIPE_EVENTS_QUEUE, event_message
+from adapters.queue import STRIPE_EVENTS_QUEUE, SignMessages, event_message
 from adapters.settings import Settings
 from devstack import events
+from devstack.send_event import pending_payment
 from tests.support import queued_messages, wait_for
 from workers.bootstrap import Worker, bootstrap
 
@@ -57,3 +59,40 @@ def test_exhausted_retries_record_the_final_failure(worker: Worker, db: Any) -> 
     assert failure["firstFailedAt"] < failure["lastFailedAt"]
     wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
     assert db.stripe_events.find_one({"_id": event["id"]})["attempts"] == 3
+
+
+def stored_succeeded_event(db: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pending payment of ours and a succeeded event that would activate it if it were acted on."""
+    payment = pending_payment(events.new_id("pi"))
+    db.payments.insert_one(payment)
+    intent = events.payment_intent(
+        "payment_intent.succeeded", payment["paymentId"], payment["amount"], "INR", events.intent_metadata(payment)
+    )
+    return payment, events.event("payment_intent.succeeded", intent)
+
+
+@pytest.mark.parametrize(
+    ("signer", "reason"),
+    [
+        ([], "carries no signature"),
+        ([SignMessages(b"not the project's key")], "does not verify"),
+    ],
+)
+def test_a_message_the_project_did_not_sign_is_dead_lettered_unexecuted(
+    worker: Worker, db: Any, settings: Settings, signer: list[Any], reason: str
+) -> None:
+    """An event written into Redis without the project's HMAC activates nothing and is recorded with the reason."""
+    payment, event = stored_succeeded_event(db)
+    forger = RedisBroker(url=settings.redis_url, middleware=signer)
+    forger.declare_queue(STRIPE_EVENTS_QUEUE)
+    try:
+        forger.enqueue(event_message(event))
+    finally:
+        forger.close()
+    failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), what="failure record")
+    wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
+    assert failure["error"].startswith("Unsigned: message") and reason in failure["error"]
+    assert failure["attempts"] == 1
+    assert db.stripe_events.find_one({"_id": event["id"]}) is None  # never reached the inbox
+    assert db.payments.find_one({"_id": payment["_id"]})["status"] == "pending"
+    assert db.enrollments.count_documents({}) == 0

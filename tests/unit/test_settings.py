@@ -50,10 +50,56 @@ def test_several_webhook_secrets_are_accepted_for_rotation() -> None:
     assert s.stripe_webhook_secrets == ("whsec_old", "whsec_new")
 
 
-def test_production_refuses_test_keys() -> None:
-    """APP_ENV=production refuses an sk_test_ key."""
+LONG = "x" * 32
+PRODUCTION = {
+    "APP_ENV": "production",
+    "STRIPE_SECRET_KEY": "sk_live_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + LONG,
+    "JWT_SECRET": LONG,
+    "QUEUE_SIGNING_KEY": LONG,
+    "SMTP_URL": "smtp://mail:25",
+}
+
+
+def test_production_accepts_long_secrets_and_refuses_test_keys() -> None:
+    """APP_ENV=production starts with live keys and long secrets, and refuses an sk_test_ key."""
+    assert load_settings(PRODUCTION, dotenv=None).production
     with pytest.raises(ConfigError, match="test key"):
-        load_settings({**BASE, "APP_ENV": "production", "SMTP_URL": "smtp://mail:25"}, dotenv=None)
+        load_settings({**PRODUCTION, "STRIPE_SECRET_KEY": "sk_test_abc"}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_SECRET", "a"),
+        ("STRIPE_WEBHOOK_SECRET", f"whsec_{LONG},whsec_a"),
+        ("QUEUE_SIGNING_KEY", "short"),
+        ("QUEUE_SIGNING_KEY", ""),
+        ("OPS_TOKEN", "ops"),
+        ("METRICS_TOKEN", "metrics"),
+    ],
+)
+def test_production_refuses_short_or_missing_secrets(name: str, value: str) -> None:
+    """Each secret under 32 bytes (or a queue signing key left to its default) stops production start-up."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**PRODUCTION, name: value}, dotenv=None)
+
+
+def test_the_queue_signing_key_defaults_to_one_derived_from_the_jwt_secret() -> None:
+    """Outside production every process sharing JWT_SECRET shares the queue key, which is not the JWT secret."""
+    one, two = load_settings(BASE, dotenv=None), load_settings(BASE, dotenv=None)
+    other = load_settings({**BASE, "JWT_SECRET": "another"}, dotenv=None)
+    assert one.queue_signing_key == two.queue_signing_key != other.queue_signing_key
+    assert len(one.queue_signing_key) == 32 and BASE["JWT_SECRET"].encode() not in one.queue_signing_key
+
+
+def test_settings_never_show_secrets_in_their_repr() -> None:
+    """repr(settings), as a log line or a traceback would print it, holds no secret and no URL password."""
+    env = {**PRODUCTION, "OPS_TOKEN": "o" * 32, "MONGODB_URI": "mongodb://app:hunter2@db:27017"}
+    shown = repr(load_settings(env, dotenv=None))
+    for secret in (LONG, "o" * 32, "hunter2", "sk_live_abc"):
+        assert secret not in shown
+    assert "mongodb_db='app'" in shown
 
 
 def test_a_password_in_a_url_is_not_echoed() -> None:
