@@ -49,3 +49,33 @@ def test_an_outage_beyond_the_limit_fails_the_message_instead_of_dropping_it() -
     broker = FlakyBroker(failures=10**6)
     proxy = failed_attempt(broker, DurableRetries(min_backoff=10, max_backoff=20, give_up_after=0.3))
     assert proxy.failed and broker.attempts >= 2
+
+
+class RefusingBroker(FlakyBroker):
+    """Redis answers, but refuses the write (a failover's READONLY), ``failures`` times."""
+
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise redis.ResponseError("READONLY You can't write against a read only replica.")
+        return StubBroker.enqueue(self, message, delay=delay)
+
+
+def test_a_refused_write_is_waited_out_like_an_outage() -> None:
+    """READONLY, MISCONF or OOM answers are retried until Redis takes the retry; nothing is acked meanwhile."""
+    broker = RefusingBroker(failures=3)
+    proxy = failed_attempt(broker, DurableRetries(min_backoff=10, max_backoff=20, give_up_after=10))
+    assert broker.attempts == 4 and not proxy.failed
+    assert len(broker.queues["default.DQ"].queue) == 1
+
+
+class BrokenBroker(FlakyBroker):
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        raise ValueError("something no one expected")
+
+
+def test_any_other_error_in_the_retry_path_fails_the_message() -> None:
+    """An unexpected exception while scheduling the retry dead-letters the message instead of acking it."""
+    broker = BrokenBroker(failures=0)
+    proxy = failed_attempt(broker, DurableRetries(min_backoff=10, max_backoff=20, give_up_after=10))
+    assert proxy.failed

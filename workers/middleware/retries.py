@@ -20,7 +20,8 @@ from dramatiq.middleware import Retries
 
 log = logging.getLogger(__name__)
 
-_OUTAGE = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError)
+#: What Redis can answer to an enqueue that a later attempt may get through: every Redis error.
+_OUTAGE = (redis.RedisError, BrokerConnectionError)
 
 
 class _PatientBroker:
@@ -68,4 +69,9 @@ class DurableRetries(Retries):
             message.options.setdefault("first_failed_at", int(time.time() * 1000))
             message.options["failed_attempts"] = message.options.get("failed_attempts", 0) + 1
         patient = _PatientBroker(broker, message, self.give_up_after)
-        super().after_process_message(patient, message, result=result, exception=exception)
+        try:
+            super().after_process_message(patient, message, result=result, exception=exception)
+        except Exception:
+            # Dramatiq's emit_after would log this and ack the message: fail it instead.
+            log.exception("retry could not be scheduled; failing the message")
+            message.fail()
