@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
-from dramatiq import Broker, Message
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
@@ -55,13 +55,21 @@ class SignMessages(Middleware):
     def __init__(self, key: bytes) -> None:
         self.key = key
 
-    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: Message[Any], delay: int | None) -> None:
         message.options[SIGNATURE] = signature(self.key, message.actor_name, message.args, message.kwargs)
+
+
+class Broker(RedisBroker):
+    """Dramatiq's Redis broker whose ``close`` really closes its connections (Dramatiq's does nothing)."""
+
+    def close(self) -> None:
+        super().close()
+        self.client.connection_pool.disconnect()
 
 
 def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> RedisBroker:
     """A Redis broker that signs what it enqueues, with ``middleware`` after (an enqueuer needs none)."""
-    broker = RedisBroker(
+    broker = Broker(
         url=settings.redis_url,
         middleware=[SignMessages(settings.queue_signing_key), *middleware],
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

@@ -66,6 +66,8 @@ class Settings:
     notification_sweep_seconds: int
     worker_processes: int
     worker_threads: int
+    #: Messages each worker process takes from a queue ahead of its threads (0: one per thread).
+    worker_prefetch: int
     log_level: str
 
     @property
@@ -176,12 +178,13 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         retry_min_backoff_ms=r.integer("RETRY_MIN_BACKOFF_MS", 5_000, minimum=1),
         retry_max_backoff_ms=r.integer("RETRY_MAX_BACKOFF_MS", 600_000, minimum=1),
         retry_max_retries=r.integer("RETRY_MAX_RETRIES", 12),
-        broker_heartbeat_timeout_ms=r.integer("BROKER_HEARTBEAT_TIMEOUT_MS", 60_000, minimum=100),
+        broker_heartbeat_timeout_ms=r.integer("BROKER_HEARTBEAT_TIMEOUT_MS", 30_000, minimum=100),
         broker_maintenance_chance=r.integer("BROKER_MAINTENANCE_CHANCE", 1_000),
         email_max_retries=r.integer("EMAIL_MAX_RETRIES", 10),
         notification_sweep_seconds=r.integer("NOTIFICATION_SWEEP_SECONDS", 60, minimum=1),
         worker_processes=r.integer("WORKER_PROCESSES", 2, minimum=1),
         worker_threads=r.integer("WORKER_THREADS", 8, minimum=1),
+        worker_prefetch=r.integer("WORKER_PREFETCH", 0),
         log_level=(r.text("LOG_LEVEL", "INFO") or "INFO").upper(),
     )
     if settings.production:

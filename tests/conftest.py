@@ -25,7 +25,7 @@ TUNING = {
     "RETRY_MAX_BACKOFF_MS": "400",
     "RETRY_MAX_RETRIES": "2",
     "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
-    "BROKER_MAINTENANCE_CHANCE": "200000",
+    "BROKER_MAINTENANCE_CHANCE": "0",  # dead workers are found by RequeueDeadWorkers alone
     "EMAIL_MAX_RETRIES": "40",
     "NOTIFICATION_SWEEP_SECONDS": "1",
     "OPS_EMAIL": "ops@example.test",

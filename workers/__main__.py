@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
-
-from dramatiq.cli import main as dramatiq_main
-from dramatiq.cli import make_argument_parser
 
 from adapters.settings import load_or_exit
 
 
 def main() -> int:
     settings = load_or_exit()
+    # Dramatiq reads its prefetch from the environment when it is imported: set it first. A small
+    # prefetch means a killed worker strands few messages (they come back: RequeueDeadWorkers).
+    os.environ["dramatiq_queue_prefetch"] = str(settings.worker_prefetch or settings.worker_threads)  # noqa: SIM112
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
     args = make_argument_parser().parse_args(
         [
             "workers.entry",

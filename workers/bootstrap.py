@@ -20,6 +20,7 @@ from usecases.ports import Deps
 from workers import actors
 from workers.emails import declare_emails_actor
 from workers.middleware.authenticity import VerifySignatures
+from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
 from workers.middleware.retries import DurableRetries
@@ -63,10 +64,21 @@ def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> l
     ]
 
 
+def dead_worker_interval(settings: Settings) -> float:
+    """Seconds between dead-worker rounds: a third of the heartbeat timeout, so a live worker's
+    heartbeat is refreshed three times per timeout and a dead one's messages come back within
+    about 1.3 timeouts of its death."""
+    return settings.broker_heartbeat_timeout_ms / 3000
+
+
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
-    extra = [RecordFailures(MongoFailures(db)), RequeueStrandedDelays()]
+    extra = [
+        RecordFailures(MongoFailures(db)),
+        RequeueStrandedDelays(),
+        RequeueDeadWorkers(dead_worker_interval(settings)),
+    ]
     broker = build_broker(settings, worker_middleware(settings, extra))
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)

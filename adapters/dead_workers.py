@@ -1,0 +1,72 @@
+"""Find worker processes whose heartbeat stopped and give their unacknowledged messages back (DESIGN §3.3).
+
+Dramatiq returns a dead worker's in-flight messages only during queue maintenance, which it runs
+on a random one in ``maintenance_chance`` broker calls for the queue being called: minutes to
+tens of minutes at idle. ``requeue_dead_workers`` runs that same maintenance (Dramatiq's own
+``dispatch`` script, so the bookkeeping stays Dramatiq's) on every declared queue at once, and
+refreshes the caller's heartbeat on the way. The worker runs it at boot and on a timer; ops can
+list and trigger it. Dramatiq is pinned for this (pyproject.toml): the script's argument layout
+is checked before use.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
+
+#: What this module relies on in Dramatiq's ``redis/dispatch.lua``.
+_SCRIPT_NEEDS = ("local do_maintenance = ARGV[7]", 'if do_maintenance == "1" then', "timestamp - heartbeat_timeout")
+#: A command the script does nothing else for: heartbeat and maintenance only.
+_MAINTENANCE_ONLY = "maintenance"
+
+
+def check_dispatch_script() -> None:
+    """Raise ``RuntimeError`` if Dramatiq's dispatch script no longer takes the arguments used here."""
+    script = Path(inspect.getfile(RedisBroker)).with_suffix("") / "dispatch.lua"
+    text = script.read_text() if script.is_file() else ""
+    missing = [needle for needle in _SCRIPT_NEEDS if needle not in text]
+    if missing or not hasattr(RedisBroker, "_max_unpack_size"):
+        raise RuntimeError(f"dramatiq internals changed: dispatch.lua lacks {missing or '_max_unpack_size'}")
+
+
+def queues(broker: RedisBroker) -> list[str]:
+    """Every queue the broker knows, delay queues included."""
+    return sorted(set(broker.get_declared_queues()) | set(broker.get_declared_delay_queues()))
+
+
+def stale_workers(broker: RedisBroker) -> dict[str, int]:
+    """Broker ids whose heartbeat is older than the timeout, with how many messages each still holds."""
+    cutoff = current_millis() - broker.heartbeat_timeout
+    found: list[Any] = broker.client.zrangebyscore(f"{broker.namespace}:__heartbeats__", 0, cutoff)
+    dead = [broker_id.decode() for broker_id in found]
+    held: dict[str, int] = {}
+    for broker_id in dead:
+        acks = [f"{broker.namespace}:__acks__.{broker_id}.{queue}" for queue in queues(broker)]
+        held[broker_id] = sum(int(broker.client.scard(key)) for key in acks)
+    return held
+
+
+def requeue_dead_workers(broker: RedisBroker) -> dict[str, int]:
+    """Give back every message held by a dead worker, on every queue; returns what each dead worker held.
+
+    Also refreshes this broker's heartbeat (Dramatiq does so on every script call).
+    """
+    held = stale_workers(broker)
+    dispatch = broker.scripts["dispatch"]
+    for queue in queues(broker):
+        args = [
+            _MAINTENANCE_ONLY,
+            current_millis(),
+            queue,
+            broker.broker_id,
+            broker.heartbeat_timeout,
+            broker.dead_message_ttl,
+            "1",  # do_maintenance
+            broker._max_unpack_size(),
+        ]
+        dispatch(args=args, keys=[broker.namespace])
+    return {broker_id: count for broker_id, count in held.items() if count}
