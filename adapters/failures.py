@@ -29,19 +29,29 @@ def _stripe_event(args: Any) -> dict[str, Any]:
 class MongoFailures:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.job_failures
+        self.events: Collection[Doc] = db.stripe_events
 
     def record(self, message: dict[str, Any], encoded: str, error: BaseException, trace: str) -> None:
         options = message.get("options", {})
         last = now()
+        event = _stripe_event(message.get("args"))
+        reason = f"{type(error).__name__}: {error}"
+        if event:
+            # The inbox says the event failed for good (ops replay it), so the stale-work sweep,
+            # which re-queues events left ``received``, does not send it round again.
+            self.events.update_one(
+                {"_id": event["eventId"], "status": "received"},
+                {"$set": {"status": "failed", "error": reason, "failedAt": last}},
+            )
         self.collection.insert_one(
             {
                 "messageId": message["message_id"],
                 "redisMessageId": options.get("redis_message_id"),
                 "queue": message["queue_name"].removesuffix(".DQ"),
                 "actor": message["actor_name"],
-                **_stripe_event(message.get("args")),
+                **event,
                 "message": encoded,
-                "error": f"{type(error).__name__}: {error}",
+                "error": reason,
                 "traceback": trace,
                 "attempts": int(options.get("failed_attempts", 1)),
                 "firstFailedAt": _millis(options.get("first_failed_at")) or last,

@@ -61,6 +61,10 @@ def ensure_indexes(db: Database[Doc]) -> None:
     )
     db.payments.create_index([("customerId", ASCENDING), ("createdAt", DESCENDING)], name="customer_recent")
     db.stripe_events.create_index([("status", ASCENDING), ("receivedAt", ASCENDING)], name="status_received")
+    db.stripe_events.create_index([("status", ASCENDING), ("lastAttemptAt", ASCENDING)], name="status_last_attempt")
+    db.payments.create_index(
+        [("status", ASCENDING), ("activatedAt", ASCENDING), ("updatedAt", ASCENDING)], name="awaiting_activation"
+    )
     db.stripe_events.create_index(
         [("receivedAt", ASCENDING)], name="payload_ttl", expireAfterSeconds=int(EVENT_RETENTION.total_seconds())
     )
@@ -114,6 +118,16 @@ class MongoPayments:
         flag = {"reviewRequired": {"reason": reason, "eventId": event_id, "at": at}, "updatedAt": at}
         self.collection.update_one({"_id": payment.record_id, "reviewRequired": None}, {"$set": {**flag, **FREE_SLOT}})
 
+    def awaiting_activation(self, older_than: timedelta, limit: int = 500) -> list[Payment]:
+        """Completed payments not activated nor held for review, untouched for ``older_than``."""
+        query = {
+            "status": "completed",
+            "activatedAt": None,
+            "reviewRequired": None,
+            "updatedAt": {"$lte": now() - older_than},
+        }
+        return [_payment(doc) for doc in self.collection.find(query, limit=limit).sort("updatedAt", ASCENDING)]
+
     def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
         at = now()
         activation = {"activatedAt": at, "enrollmentId": enrollment_id, "updatedAt": at}
@@ -138,6 +152,7 @@ class MongoInbox:
                 "status": "received",
                 "receivedAt": now(),
             },
+            "$set": {"lastAttemptAt": now()},
             "$inc": {"attempts": 1},
         }
         for _ in range(2):
@@ -155,6 +170,13 @@ class MongoInbox:
         self.collection.update_one(
             {"_id": event_id}, {"$set": {"status": status, "processedAt": now()}, "$unset": {"error": ""}}
         )
+
+    def stale(self, older_than: timedelta, limit: int = 500) -> list[dict[str, Any]]:
+        """Payloads of events still ``received`` whose last attempt is older than ``older_than``."""
+        cursor = self.collection.find(
+            {"status": "received", "lastAttemptAt": {"$lte": now() - older_than}}, {"payload": 1}, limit=limit
+        ).sort("lastAttemptAt", ASCENDING)
+        return [dict(doc["payload"]) for doc in cursor if isinstance(doc.get("payload"), dict)]
 
     def fail(self, event_id: str, error: str) -> None:
         self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})

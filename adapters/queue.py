@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
@@ -116,3 +116,13 @@ def event_message(event: dict[str, Any]) -> Message[Any]:
 def notification_message(key: str) -> Message[Any]:
     """The message that asks the emails actor to send the notification with this dedupe key."""
     return Message(queue_name=EMAILS_QUEUE, actor_name=EMAILS_ACTOR, args=(key,), kwargs={}, options={})
+
+
+class BrokerEventQueue:
+    """``EventQueue`` on a broker: a stored event goes back to the events actor, signed as any message."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
+        self.broker.enqueue(event_message(dict(payload)))

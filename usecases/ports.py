@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.checkout import Service
@@ -31,6 +31,9 @@ class Payments(Protocol):
 
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
         """Set ``reviewRequired`` (once; the first reason stays) and give up the open slot."""
+
+    def awaiting_activation(self, older_than: timedelta) -> list[Payment]:
+        """Completed payments not yet activated nor held for review, untouched for ``older_than``."""
 
     def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
         """Set ``activatedAt`` and ``enrollmentId`` the first time only, and give up the open slot."""
@@ -64,6 +67,14 @@ class Inbox(Protocol):
 
     def fail(self, event_id: str, error: str) -> None:
         """Mark the event ``failed`` with the reason (it will not be retried by the worker)."""
+
+    def stale(self, older_than: timedelta) -> list[dict[str, Any]]:
+        """Stored payloads of events still ``received`` whose last attempt is older than ``older_than``."""
+
+
+class EventQueue(Protocol):
+    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
+        """Queue a stored Stripe event for the events actor again (signed, as every message)."""
 
 
 class StripeGateway(Protocol):

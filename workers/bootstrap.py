@@ -13,7 +13,7 @@ from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
-from adapters.queue import build_broker
+from adapters.queue import BrokerEventQueue, build_broker
 from adapters.settings import Settings
 from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
@@ -24,6 +24,7 @@ from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
 from workers.middleware.retries import DurableRetries
+from workers.middleware.stale_work import HealStaleWork
 from workers.middleware.stranded import RequeueStrandedDelays
 from workers.middleware.sweeper import NotificationSweeper, sweep_age
 
@@ -84,7 +85,7 @@ def bootstrap(settings: Settings) -> Worker:
     deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), settings)
-    broker.add_middleware(
-        NotificationSweeper(outbox, broker.enqueue, settings.notification_sweep_seconds, older_than=sweep_age(settings))
-    )
+    every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
+    broker.add_middleware(NotificationSweeper(outbox, broker.enqueue, every, older_than=older_than))
+    broker.add_middleware(HealStaleWork(deps, BrokerEventQueue(broker), every, older_than))
     return Worker(broker=broker, deps=deps, db=db)

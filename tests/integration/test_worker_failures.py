@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 
+from adapters.mongo import now
 from adapters.queue import STRIPE_EVENTS_QUEUE, SignMessages, event_message
 from adapters.settings import Settings
 from devstack import events
@@ -58,7 +60,9 @@ def test_exhausted_retries_record_the_final_failure(worker: Worker, db: Any) -> 
     assert "RetryLater" in failure["error"] and "RetryLater" in failure["traceback"]
     assert failure["firstFailedAt"] < failure["lastFailedAt"]
     wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
-    assert db.stripe_events.find_one({"_id": event["id"]})["attempts"] == 3
+    inbox = db.stripe_events.find_one({"_id": event["id"]})
+    assert (inbox["attempts"], inbox["status"]) == (3, "failed")  # for ops now, not for the stale-work sweep
+    assert "RetryLater" in inbox["error"]
 
 
 def stored_succeeded_event(db: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -96,3 +100,15 @@ def test_a_message_the_project_did_not_sign_is_dead_lettered_unexecuted(
     assert db.stripe_events.find_one({"_id": event["id"]}) is None  # never reached the inbox
     assert db.payments.find_one({"_id": payment["_id"]})["status"] == "pending"
     assert db.enrollments.count_documents({}) == 0
+
+
+def test_an_event_whose_retry_was_lost_is_finished_by_the_sweep(worker: Worker, db: Any) -> None:
+    """An inbox event left received (its message gone from Redis) is queued again by the worker's sweep."""
+    payment, event = stored_succeeded_event(db)
+    long_ago = now() - timedelta(minutes=5)
+    db.stripe_events.insert_one(
+        {"_id": event["id"], "status": "received", "payload": event, "attempts": 1, "lastAttemptAt": long_ago}
+    )
+    wait_for(lambda: db.stripe_events.find_one({"_id": event["id"], "status": "processed"}), 20, "the sweep")
+    after = db.payments.find_one({"_id": payment["_id"]})
+    assert after["status"] == "completed" and after["activatedAt"] is not None

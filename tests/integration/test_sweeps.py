@@ -1,0 +1,72 @@
+"""The stale-work sweep finishes what a lost retry or a dead worker left behind, and nothing else (DESIGN §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from adapters.mongo import now
+from adapters.wiring import ensure_all_indexes
+from devstack import events
+from devstack.send_event import pending_payment
+from tests.fakes import mongo_deps
+from usecases.sweeps import heal
+
+LONG_AGO = timedelta(minutes=30)
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+
+    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
+        self.payloads.append(dict(payload))
+
+
+def stored_event(db: Any, status: str, last_attempt: Any) -> dict[str, Any]:
+    event = events.event("payment_intent.processing", {"id": events.new_id("pi"), "object": "payment_intent"})
+    db.stripe_events.insert_one(
+        {"_id": event["id"], "status": status, "payload": event, "lastAttemptAt": last_attempt, "attempts": 1}
+    )
+    return event
+
+
+@pytest.fixture
+def indexed(db: Any) -> Any:
+    ensure_all_indexes(db)
+    return db
+
+
+def test_events_left_received_are_queued_again_and_others_are_not(indexed: Any) -> None:
+    """Only an event still received long after its last attempt goes back to the queue, with its payload."""
+    db = indexed
+    stale = stored_event(db, "received", now() - LONG_AGO)
+    stored_event(db, "received", now())  # its retry may still be on its way
+    stored_event(db, "processed", now() - LONG_AGO)
+    stored_event(db, "failed", now() - LONG_AGO)  # failed for good: for ops, not for the sweep
+    queue = RecordingQueue()
+    report = heal(mongo_deps(db), queue, older_than=timedelta(minutes=5))
+    assert queue.payloads == [stale] and report.events_requeued == 1
+
+
+def test_a_completed_payment_never_activated_is_activated_once(indexed: Any) -> None:
+    """A payment completed without its activation (a crash in between) is activated; one under review is not."""
+    db = indexed
+    orphan = {**pending_payment("pi_orphan"), "status": "completed", "updatedAt": now() - LONG_AGO}
+    flagged = {
+        **pending_payment("pi_flagged"),
+        "status": "completed",
+        "updatedAt": now() - LONG_AGO,
+        "reviewRequired": {"reason": "amount_mismatch"},
+    }
+    fresh = {**pending_payment("pi_fresh"), "status": "completed"}
+    db.payments.insert_many([orphan, flagged, fresh])
+    deps = mongo_deps(db)
+    assert heal(deps, RecordingQueue(), older_than=timedelta(minutes=5)).payments_activated == 1
+    assert heal(deps, RecordingQueue(), older_than=timedelta(minutes=5)).payments_activated == 0
+    assert db.payments.find_one({"paymentId": "pi_orphan"})["activatedAt"] is not None
+    assert db.enrollments.find_one({"paymentId": orphan["_id"]})["status"] == "active"
+    assert db.enrollments.count_documents({}) == 1
