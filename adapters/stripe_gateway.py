@@ -34,6 +34,11 @@ def with_retries(call: Callable[[], T]) -> T:
     return retrying(call)()
 
 
+#: Seconds one Stripe request may take (the SDK's default is 80): a slow Stripe fails the call
+#: quickly, tenacity tries again, and no request or worker thread is held for minutes.
+STRIPE_TIMEOUT = 10
+
+
 def build_client(settings: Settings) -> stripe.StripeClient:
     base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     return stripe.StripeClient(
@@ -41,6 +46,7 @@ def build_client(settings: Settings) -> stripe.StripeClient:
         stripe_version=settings.stripe_api_version,
         base_addresses=base,  # type: ignore[arg-type]
         max_network_retries=0,  # tenacity decides, so retries are not multiplied
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT),
     )
 
 

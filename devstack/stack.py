@@ -8,6 +8,7 @@ Dramatiq worker always run as children, configured through their environment onl
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import time
@@ -30,6 +31,17 @@ LOCAL_STRIPE_KEY = "sk_test_localstripe"
 HEARTBEATS = "dramatiq:__heartbeats__"
 #: Order in which parts stop: the apps first so the worker finishes its messages.
 STOP_ORDER = ("ingress", "worker", "smtp", "stripe", "mongo", "redis")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a file only its owner can read (0600 from its creation on)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file may have wider bits
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
 
 
 class StackError(Exception):
@@ -98,9 +110,7 @@ class Stack:
         saved: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
         saved.setdefault("webhook_secret", "whsec_" + secrets.token_urlsafe(24).replace("-", "A"))
         saved.setdefault("jwt_secret", secrets.token_urlsafe(32))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(saved))
-        path.chmod(0o600)
+        write_private(path, json.dumps(saved))
         return saved
 
     @property
@@ -238,7 +248,7 @@ class Stack:
             self.stop()
             raise
         info = self.info()
-        (self.var / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_private(self.var / "stack.json", json.dumps(info, indent=2) + "\n")  # webhook secret, admin JWT
         return info
 
     def info(self) -> dict[str, Any]:

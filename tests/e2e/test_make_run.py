@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Pa
         assert set(info) >= {"ingress", "redis", "mongodb", "mongodb_db", "stripe_api", "webhook_secret", "smtp"}
         assert info["webhook_secret"].startswith("whsec_") and info["ingress"].endswith(env["PORT"])
         assert "The payments stack is up" in launcher.log_tail(40)
+        for private in (stack_file, tmp_path / "var" / "secrets.json"):  # secrets and a 30-day admin JWT
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
 
         assert send_event.main(["payment_intent.succeeded", "--seed", "--stack", str(stack_file)]) == 0
         client: MongoClient[dict[str, Any]] = MongoClient(info["mongodb"])

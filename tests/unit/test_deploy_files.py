@@ -29,6 +29,13 @@ def test_compose_has_the_five_services_wired_together() -> None:
     assert set(compose()["volumes"]) == {"redis-data", "mongo-data"}
 
 
+def test_every_compose_service_is_restarted_when_it_dies() -> None:
+    """A crashed ingress, worker, Redis or MongoDB comes back on its own; both apps share the queue key."""
+    services = compose()["services"]
+    assert {name: spec.get("restart") for name, spec in services.items()} == dict.fromkeys(services, "unless-stopped")
+    assert services["web"]["environment"]["QUEUE_SIGNING_KEY"] == services["worker"]["environment"]["QUEUE_SIGNING_KEY"]
+
+
 def test_procfile_runs_the_same_two_processes() -> None:
     """The Procfile's web and worker run the ingress and the workers."""
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
