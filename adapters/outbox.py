@@ -6,8 +6,10 @@ stores it ``pending``, later calls change nothing, and each call enqueues a send
 done, so a crash between the state change and the outbox write is healed by the retry.
 
 The email actor ``claim``s a notification (``pending``, or ``sending`` whose lease ran out, to
-``sending`` with a lease), sends it, and marks it ``sent``; a fault ``release``s it back to
-``pending``; a permanent problem ``mark_failed``s it. Concurrent messages for one key are fine:
+``sending`` with a lease and a fresh ``claimToken``), sends it, and marks it ``sent``; a fault
+``release``s it back to ``pending``; a permanent problem ``mark_failed``s it. Those three are
+fenced by the claim's token: a holder whose lease ran out (and whose notification another
+worker claimed since) changes nothing. Concurrent messages for one key are fine:
 only one holds the lease, the others return. ``pending_keys`` feeds the periodic sweep.
 
 Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` (and ``sending`` → ``pending`` on a fault).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import timedelta
+from uuid import uuid4
 
 from dramatiq import Broker
 from pymongo import ASCENDING, ReturnDocument
@@ -28,8 +31,9 @@ from pymongo.errors import DuplicateKeyError
 from adapters.mongo import Doc, now
 from adapters.queue import notification_message
 
-#: How long a claim holds a notification; longer than one send can take (3 tries of 10 s timeouts).
-LEASE = timedelta(seconds=60)
+#: How long a claim holds a notification: longer than the emails actor's time limit
+#: (``workers.emails.TIME_LIMIT``), so a send still running is never claimed by another worker.
+LEASE = timedelta(minutes=5)
 
 #: Statuses in which a notification still has to be sent.
 UNSENT = ("pending", "sending")
@@ -101,29 +105,37 @@ class MongoOutbox:
                 "dedupeKey": key,
                 "$or": [{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}],
             },
-            {"$set": {"status": "sending", "leaseUntil": at + self.lease, "updatedAt": at}, "$inc": {"attempts": 1}},
+            {
+                "$set": {
+                    "status": "sending",
+                    "leaseUntil": at + self.lease,
+                    "claimToken": uuid4().hex,
+                    "updatedAt": at,
+                },
+                "$inc": {"attempts": 1},
+            },
             return_document=ReturnDocument.AFTER,
         )
 
-    def mark_sent(self, key: str) -> None:
+    def mark_sent(self, key: str, token: str) -> None:
         at = now()
         self.collection.update_one(
-            {"dedupeKey": key},
+            {"dedupeKey": key, "claimToken": token},
             {"$set": {"status": "sent", "sentAt": at, "updatedAt": at}, "$unset": {"leaseUntil": "", "lastError": ""}},
         )
 
-    def release(self, key: str, error: str) -> None:
-        """Back to ``pending`` after a fault, for the next attempt (only while it is being sent)."""
+    def release(self, key: str, token: str, error: str) -> None:
+        """Back to ``pending`` after a fault, for the next attempt (only while this claim holds it)."""
         self.collection.update_one(
-            {"dedupeKey": key, "status": "sending"},
+            {"dedupeKey": key, "status": "sending", "claimToken": token},
             {"$set": {"status": "pending", "lastError": error, "updatedAt": now()}, "$unset": {"leaseUntil": ""}},
         )
 
-    def mark_failed(self, key: str, error: str) -> None:
-        """``failed`` for good, with the reason; a notification already sent stays ``sent``."""
+    def mark_failed(self, key: str, token: str, error: str) -> None:
+        """``failed`` for good, with the reason, while this claim holds it (a sent one stays ``sent``)."""
         at = now()
         self.collection.update_one(
-            {"dedupeKey": key, "status": {"$ne": "sent"}},
+            {"dedupeKey": key, "status": {"$ne": "sent"}, "claimToken": token},
             {
                 "$set": {"status": "failed", "lastError": error, "failedAt": at, "updatedAt": at},
                 "$unset": {"leaseUntil": ""},

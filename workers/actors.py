@@ -17,13 +17,21 @@ from usecases.ports import Deps
 
 
 def declare_actor(
-    broker: Broker, fn: Callable[..., None], *, name: str, queue: str, max_retries: int, settings: Settings
+    broker: Broker,
+    fn: Callable[..., None],
+    *,
+    name: str,
+    queue: str,
+    max_retries: int,
+    settings: Settings,
+    time_limit_ms: int | None = None,
 ) -> dramatiq.Actor[Any, Any]:
     """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
 
     Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
-    at once, without retries.
+    at once, without retries. ``time_limit_ms`` overrides Dramatiq's 10-minute time limit.
     """
+    limits: dict[str, Any] = {} if time_limit_ms is None else {"time_limit": time_limit_ms}
     return dramatiq.actor(
         actor_name=name,
         queue_name=queue,
@@ -32,6 +40,7 @@ def declare_actor(
         min_backoff=settings.retry_min_backoff_ms,
         max_backoff=settings.retry_max_backoff_ms,
         throws=(PermanentError,),
+        **limits,
     )(fn)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 import dramatiq
@@ -31,7 +32,7 @@ import jinja2
 from dramatiq import Broker
 
 from adapters.mailer import Undeliverable, describe
-from adapters.outbox import message_id_for
+from adapters.outbox import LEASE, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
@@ -39,12 +40,16 @@ from workers.actors import declare_actor
 
 log = logging.getLogger(__name__)
 
+#: Longest one send may run before Dramatiq interrupts it (3 SMTP tries of several 10 s steps
+#: fit); shorter than the outbox's lease, so no other worker claims a send that is still running.
+TIME_LIMIT = LEASE - timedelta(minutes=1)
+
 
 class Outbox(Protocol):
     def claim(self, key: str) -> Mapping[str, Any] | None: ...
-    def mark_sent(self, key: str) -> None: ...
-    def release(self, key: str, error: str) -> None: ...
-    def mark_failed(self, key: str, error: str) -> None: ...
+    def mark_sent(self, key: str, token: str) -> None: ...
+    def release(self, key: str, token: str, error: str) -> None: ...
+    def mark_failed(self, key: str, token: str, error: str) -> None: ...
 
 
 class Sender(Protocol):
@@ -63,8 +68,8 @@ def declare_emails_actor(
     """Declare ``send_notification`` on ``broker`` (queue ``emails``) with the email retry policy."""
     budget = settings.email_max_retries + 1
 
-    def fail(key: str, attempt: int, reason: str) -> PermanentError:
-        outbox.mark_failed(key, reason)
+    def fail(key: str, token: str, attempt: int, reason: str) -> PermanentError:
+        outbox.mark_failed(key, token, reason)
         log.error(
             "email %s failed for good", _ref(key), extra={"outcome": "failed", "attempt": attempt, "error": reason}
         )
@@ -75,28 +80,28 @@ def declare_emails_actor(
         if doc is None:
             log.info("email %s already sent, failed or in flight", _ref(key), extra={"outcome": "skipped"})
             return
-        attempt = int(doc.get("attempts", 1))
+        attempt, token = int(doc.get("attempts", 1)), str(doc.get("claimToken"))
         template = str(doc.get("template"))
         try:
             subject, text, html = mailer.render(template, doc.get("context") or {})
         except jinja2.TemplateError as error:
-            raise fail(key, attempt, f"template {template}: {type(error).__name__}: {error}") from error
+            raise fail(key, token, attempt, f"template {template}: {type(error).__name__}: {error}") from error
         try:
             mailer.send(str(doc["recipient"]), subject, text, html, message_id_for(key))
         except Undeliverable as error:
-            raise fail(key, attempt, f"refused: {error}") from error
+            raise fail(key, token, attempt, f"refused: {error}") from error
         except Exception as error:
             reason = describe(error)
             if attempt >= budget:
-                raise fail(key, attempt, f"gave up after {attempt} attempts: {reason}") from error
-            outbox.release(key, reason)
+                raise fail(key, token, attempt, f"gave up after {attempt} attempts: {reason}") from error
+            outbox.release(key, token, reason)
             log.warning(
                 "email %s not sent, will retry",
                 _ref(key),
                 extra={"outcome": "retry", "attempt": attempt, "error": reason},
             )
             raise
-        outbox.mark_sent(key)
+        outbox.mark_sent(key, token)
         log.info("email %s sent (%s)", _ref(key), template, extra={"outcome": "sent", "attempt": attempt})
 
     actor: dramatiq.Actor[[str], None] = declare_actor(
@@ -106,5 +111,6 @@ def declare_emails_actor(
         queue=EMAILS_QUEUE,
         max_retries=settings.email_max_retries,
         settings=settings,
+        time_limit_ms=int(TIME_LIMIT.total_seconds() * 1000),
     )
     return actor

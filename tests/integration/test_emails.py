@@ -22,7 +22,7 @@ from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import now
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
-from adapters.queue import EMAILS_QUEUE, build_broker, notification_message
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, build_broker, notification_message
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
 from tests.support import queued_messages, wait_for
@@ -283,3 +283,33 @@ def test_an_exhausted_budget_marks_the_notification_failed(emails: Emails, db: A
     assert doc["lastError"].startswith(f"gave up after {budget} attempts: ConnectionRefusedError")
     failure = wait_for(lambda: db.job_failures.find_one({"actor": "send_notification"}), what="failure record")
     assert "gave up after" in failure["error"]
+
+
+def test_a_holder_whose_lease_ran_out_cannot_overwrite_the_new_holder(db: Any) -> None:
+    """Claims are fenced by their token: a stale worker's mark_sent, release or mark_failed changes nothing."""
+    ensure_outbox_indexes(db)
+    outbox = MongoOutbox(db, broker=None)  # type: ignore[arg-type]  # no enqueue in this test
+    outbox.collection.insert_one({"dedupeKey": "k", "status": "pending", "attempts": 0, "updatedAt": now()})
+    stale = outbox.claim("k")
+    assert stale is not None
+    outbox.collection.update_one({"dedupeKey": "k"}, {"$set": {"leaseUntil": now() - timedelta(seconds=1)}})
+    fresh = outbox.claim("k")
+    assert fresh is not None and fresh["claimToken"] != stale["claimToken"]
+    outbox.release("k", stale["claimToken"], "stale holder timed out")
+    outbox.mark_failed("k", stale["claimToken"], "stale holder gave up")
+    outbox.mark_sent("k", stale["claimToken"])
+    doc = outbox.get("k")
+    assert doc is not None and (doc["status"], doc["claimToken"], doc["attempts"]) == (
+        "sending",
+        fresh["claimToken"],
+        2,
+    )
+    outbox.mark_sent("k", fresh["claimToken"])
+    sent = outbox.get("k")
+    assert sent is not None and sent["status"] == "sent"
+
+
+def test_the_emails_actor_stops_a_send_before_its_lease_runs_out(emails: Emails) -> None:
+    """The actor's time limit is shorter than the claim's lease, so no second worker sends while one still is."""
+    actor = emails.broker.get_actor(EMAILS_ACTOR)
+    assert actor.options["time_limit"] < emails.outbox.lease.total_seconds() * 1000
