@@ -45,6 +45,16 @@ def signature(key: bytes, actor_name: str, args: Sequence[Any], kwargs: dict[str
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
+def refusal(key: bytes, message: Message[Any] | Any) -> str | None:
+    """Why ``message`` must not be acted on (no signature, or one that does not verify), or None."""
+    given = message.options.get(SIGNATURE)
+    if not isinstance(given, str):
+        return "message carries no signature: not enqueued by this service"
+    if not hmac.compare_digest(given, signature(key, message.actor_name, message.args, message.kwargs)):
+        return "message signature does not verify: changed after it was enqueued, or another key"
+    return None
+
+
 class SignMessages(Middleware):
     """Sign every message this process enqueues, so a worker acts only on what the project enqueued.
 

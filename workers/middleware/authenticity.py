@@ -8,14 +8,13 @@ to the dead letters at once with the reason, and ``job_failures`` records it.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
 from dramatiq import Broker
 from dramatiq.middleware import Middleware, MiddlewareError
 
-from adapters.queue import SIGNATURE, signature
+from adapters.queue import refusal
 from domain.errors import PermanentError
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,6 @@ class VerifySignatures(Middleware):
         self.key = key
 
     def before_process_message(self, broker: Broker, message: Any) -> None:
-        given = message.options.get(SIGNATURE)
-        if not isinstance(given, str):
-            raise Unsigned("message carries no signature: not enqueued by this service")
-        expected = signature(self.key, message.actor_name, message.args, message.kwargs)
-        if not hmac.compare_digest(given, expected):
-            raise Unsigned("message signature does not verify: changed after it was enqueued, or another key")
+        reason = refusal(self.key, message)
+        if reason is not None:
+            raise Unsigned(reason)
