@@ -1,10 +1,12 @@
 """``make run``: the whole local stack in the foreground, with a short walkthrough.
 
-Ctrl-C or SIGTERM stops every child; a child that dies stops the stack with its log tail.
+Ctrl-C or SIGTERM stops every child; a child that dies on its own is restarted with a back-off
+(``devstack.supervisor``), and the stack goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -14,6 +16,7 @@ from types import FrameType
 
 from adapters.settings import ConfigError, read_dotenv
 from devstack.stack import Stack, StackError
+from devstack.supervisor import Supervisor
 
 WALKTHROUGH = """
 The payments stack is up (details in var/stack.json, logs in var/logs/):
@@ -58,17 +61,15 @@ def main() -> int:
     except (ConfigError, StackError, ValueError) as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
         print("starting the local stack…", flush=True)
         info = stack.start()
         print(WALKTHROUGH.format(**info), flush=True)
+        supervisor = Supervisor(stack)
         while True:
-            dead = stack.dead_parts()
-            if dead:
-                for name in dead:
-                    print(f"{name} exited:\n{stack.children[name].log_tail()}", file=sys.stderr)
-                return 1
+            supervisor.tick()
             time.sleep(0.5)
     except (KeyboardInterrupt, _Stop):
         print("\nstopping…", flush=True)

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import stat
+import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,31 @@ from pymongo import MongoClient
 from devstack import send_event
 from devstack.procs import Child, free_port, port_open, python_module
 from tests.support import wait_for
+
+
+def leader(directory: Path, module: str, parent: int) -> int | None:
+    """The pid of the launcher's child running ``python -m module`` (not the processes it forked)."""
+    for pid in processes_under(directory):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and argv[1:3] == [b"-m", module.encode()]:
+            return pid
+    return None
+
+
+def restarted(directory: Path, module: str, parent: int, old: int) -> bool:
+    return leader(directory, module, parent) not in (None, old)
+
+
+def healthy(ingress: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{ingress}/api/webhooks/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 def processes_under(directory: Path) -> list[int]:
@@ -50,6 +77,25 @@ def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Pa
         finally:
             client.close()
         assert len(processes_under(tmp_path / "var")) >= 5
+
+        # A part that dies on its own comes back on its own port; the stack goes on.
+        for module in ("workers", "ingress"):
+            victim = leader(tmp_path / "var", module, launcher.pid)
+            assert victim is not None, module
+            os.kill(victim, signal.SIGKILL)
+            back = partial(restarted, tmp_path / "var", module, launcher.pid, victim)
+            wait_for(back, 60, f"{module} back")
+        wait_for(lambda: healthy(info["ingress"]), 30, "the ingress answering again")
+        assert launcher.alive()
+        assert send_event.main(["payment_intent.succeeded", "--seed", "--stack", str(stack_file)]) == 0
+        client = MongoClient(info["mongodb"])
+        try:
+            processed = client[info["mongodb_db"]].stripe_events
+            wait_for(lambda: processed.count_documents({"status": "processed"}) == 2, 60, "the second event")
+        finally:
+            client.close()
+        assert "workers" not in launcher.log_tail(200) or "worker restarted" in launcher.log_tail(200)
+        assert "ingress restarted" in launcher.log_tail(200)
     finally:
         launcher.signal(signal.SIGTERM)
         code = launcher.proc.wait(30) if launcher.proc else None
