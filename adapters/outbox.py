@@ -12,7 +12,9 @@ fenced by the claim's token: a holder whose lease ran out (and whose notificatio
 worker claimed since) changes nothing. Concurrent messages for one key are fine:
 only one holds the lease, the others return. ``pending_keys`` feeds the periodic sweep.
 
-Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` (and ``sending`` → ``pending`` on a fault).
+Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` | ``cancelled`` (no longer true when
+its turn came, e.g. a "payment failed" email for a payment paid since), and ``sending`` →
+``pending`` on a fault.
 """
 
 from __future__ import annotations
@@ -129,6 +131,14 @@ class MongoOutbox:
         self.collection.update_one(
             {"dedupeKey": key, "status": "sending", "claimToken": token},
             {"$set": {"status": "pending", "lastError": error, "updatedAt": now()}, "$unset": {"leaseUntil": ""}},
+        )
+
+    def cancel(self, key: str, token: str, reason: str) -> None:
+        """``cancelled``: never to be sent, since what it says stopped being true (while this claim holds it)."""
+        at = now()
+        self.collection.update_one(
+            {"dedupeKey": key, "status": "sending", "claimToken": token},
+            {"$set": {"status": "cancelled", "lastError": reason, "updatedAt": at}, "$unset": {"leaseUntil": ""}},
         )
 
     def mark_failed(self, key: str, token: str, error: str) -> None:

@@ -6,9 +6,22 @@ outbox write heals it, and no key is ever emailed twice (DESIGN §2, "Emails").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from domain import notices
 from domain.money import display
 from domain.payments import Payment
-from usecases.ports import Deps
+from usecases.ports import Deps, Payments
+
+
+def no_longer_true(template: str, context: Mapping[str, str], payments: Payments) -> str | None:
+    """Why a queued email must not be sent any more (its payment moved on), or None to send it."""
+    if not notices.watches_payment(template):
+        return None
+    payment = payments.by_intent(str(context.get("payment_id", "")))
+    if payment is not None and notices.obsolete(template, payment.status):
+        return f"no longer true: the payment is {payment.status} now"
+    return None
 
 
 def tell(deps: Deps, payment: Payment, template: str, to: str | None, occasion: str, **context: str) -> None:

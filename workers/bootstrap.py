@@ -84,7 +84,7 @@ def bootstrap(settings: Settings) -> Worker:
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)
-    declare_emails_actor(broker, outbox, Mailer.from_settings(settings), settings)
+    declare_emails_actor(broker, outbox, Mailer.from_settings(settings), deps.payments, settings)
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
     broker.add_middleware(NotificationSweeper(outbox, broker.enqueue, every, older_than=older_than))
     broker.add_middleware(HealStaleWork(deps, BrokerEventQueue(broker), every, older_than))

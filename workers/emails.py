@@ -36,6 +36,8 @@ from adapters.outbox import LEASE, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
+from usecases.notices import no_longer_true
+from usecases.ports import Payments
 from workers.actors import declare_actor
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Outbox(Protocol):
     def mark_sent(self, key: str, token: str) -> None: ...
     def release(self, key: str, token: str, error: str) -> None: ...
     def mark_failed(self, key: str, token: str, error: str) -> None: ...
+    def cancel(self, key: str, token: str, reason: str) -> None: ...
 
 
 class Sender(Protocol):
@@ -63,9 +66,13 @@ def _ref(key: str) -> str:
 
 
 def declare_emails_actor(
-    broker: Broker, outbox: Outbox, mailer: Sender, settings: Settings
+    broker: Broker, outbox: Outbox, mailer: Sender, payments: Payments, settings: Settings
 ) -> dramatiq.Actor[[str], None]:
-    """Declare ``send_notification`` on ``broker`` (queue ``emails``) with the email retry policy."""
+    """Declare ``send_notification`` on ``broker`` (queue ``emails``) with the email retry policy.
+
+    An email that stopped being true since it was queued (``usecases.notices.no_longer_true``)
+    is cancelled instead of sent.
+    """
     budget = settings.email_max_retries + 1
 
     def fail(key: str, token: str, attempt: int, reason: str) -> PermanentError:
@@ -82,6 +89,11 @@ def declare_emails_actor(
             return
         attempt, token = int(doc.get("attempts", 1)), str(doc.get("claimToken"))
         template = str(doc.get("template"))
+        stale = no_longer_true(template, doc.get("context") or {}, payments)
+        if stale is not None:
+            outbox.cancel(key, token, stale)
+            log.info("email %s cancelled: %s", _ref(key), stale, extra={"outcome": "cancelled"})
+            return
         try:
             subject, text, html = mailer.render(template, doc.get("context") or {})
         except jinja2.TemplateError as error:

@@ -20,11 +20,12 @@ from dramatiq.brokers.redis import RedisBroker
 
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
-from adapters.mongo import now
+from adapters.mongo import MongoPayments, now
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, build_broker, notification_message
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
+from devstack.send_event import pending_payment
 from tests.support import queued_messages, wait_for
 from tests.unit.test_email_templates import CONTEXTS
 from workers.bootstrap import worker_middleware
@@ -109,7 +110,7 @@ def emails(settings: Settings, db: Any, sink: Sink) -> Iterator[Emails]:
     broker.add_middleware(
         NotificationSweeper(outbox, broker.enqueue, tuned.notification_sweep_seconds, older_than=sweep_age(tuned))
     )
-    declare_emails_actor(broker, outbox, Mailer.from_settings(tuned), tuned)
+    declare_emails_actor(broker, outbox, Mailer.from_settings(tuned), MongoPayments(db), tuned)
     worker = dramatiq.Worker(broker, queues={EMAILS_QUEUE}, worker_timeout=50, worker_threads=4)
     worker.start()
     yield Emails(broker, worker, outbox, tuned, sink)
@@ -313,3 +314,26 @@ def test_the_emails_actor_stops_a_send_before_its_lease_runs_out(emails: Emails)
     """The actor's time limit is shorter than the claim's lease, so no second worker sends while one still is."""
     actor = emails.broker.get_actor(EMAILS_ACTOR)
     assert actor.options["time_limit"] < emails.outbox.lease.total_seconds() * 1000
+
+
+def test_a_payment_failed_email_for_a_payment_paid_since_is_cancelled_not_sent(emails: Emails, db: Any) -> None:
+    """Events in any order: the decline's email, sent after the payment completed, would be false; it is cancelled."""
+    context = {
+        "customer_name": "Asha",
+        "service_name": "Python 101",
+        "amount_display": "INR 499.00",
+        "reason": "Your card was declined.",
+        "retry_url": "http://app.test/services/1",
+    }
+    db.payments.insert_many(
+        [
+            {**pending_payment("pi_paid"), "status": "completed"},
+            {**pending_payment("pi_still_failed"), "status": "failed"},
+        ]
+    )
+    emails.outbox.notify("paid", "payment_failed", "paid@example.com", {**context, "payment_id": "pi_paid"})
+    emails.outbox.notify("failed", "payment_failed", "failed@example.com", {**context, "payment_id": "pi_still_failed"})
+    emails.drain()
+    assert [str(m["To"]) for m in emails.sink.messages()] == ["failed@example.com"]
+    cancelled = emails.outbox.get("paid")
+    assert cancelled is not None and cancelled["status"] == "cancelled" and "completed" in cancelled["lastError"]

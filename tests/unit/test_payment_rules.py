@@ -13,6 +13,7 @@ from domain import payments
 from domain.activation import AMOUNT_MISMATCH, METADATA_MISMATCH, intent_mismatch, may_activate
 from domain.checkout import Service, quote
 from domain.errors import RequestRefused
+from domain.notices import obsolete
 from domain.payments import Party, Payment
 
 METADATA = {"source": events.SOURCE, "paymentRecordId": "rec1", "customerId": "cus1", "serviceId": "svc1"}
@@ -136,3 +137,12 @@ def test_quotes_refuse_what_cannot_be_sold(
     with pytest.raises(RequestRefused) as refused:
         quote(service, service_type, client_amount)
     assert refused.value.code == code
+
+
+def test_a_payment_failed_email_is_obsolete_once_the_payment_is_paid() -> None:
+    """A decline's email stays true while the payment is unpaid and stops being true once it is paid."""
+    for status in payments.PAID:
+        assert obsolete("payment_failed", status), status
+    for status in (payments.FAILED, payments.PENDING, payments.REQUIRES_ACTION):
+        assert not obsolete("payment_failed", status), status
+    assert not obsolete("enrollment_confirmation", payments.REFUNDED)
