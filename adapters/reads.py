@@ -1,14 +1,14 @@
-"""Read side of ``payments`` for the API: access rules in the query, cursor pagination."""
+"""Read side for the API: ``payments`` with access rules in the query and cursor pagination; ``users`` by id."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -25,13 +25,25 @@ def encode_cursor(doc: Doc) -> str:
     return base64.urlsafe_b64encode(f"{millis}:{doc['_id']}".encode()).decode().rstrip("=")
 
 
+#: Largest cursor time: the last millisecond of year 9999, the end of ``datetime``'s range.
+MAX_MILLIS = 253_402_300_799_999
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"([0-9]{1,15}):([0-9a-f]{24})")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
+    """The (createdAt, _id) a cursor of ``encode_cursor`` names; ``BadCursor`` for anything else.
+
+    Millis are ASCII digits within ``datetime``'s range, so no input overflows it.
+    """
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        millis, _, oid = raw.partition(":")
-        return datetime.fromtimestamp(int(millis) / 1000, UTC), ObjectId(oid)
-    except (ValueError, InvalidId, binascii.Error, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
         raise BadCursor("cursor is not one this API gave out") from None
+    match = _CURSOR.fullmatch(raw)
+    if match is None or int(match.group(1)) > MAX_MILLIS:
+        raise BadCursor("cursor is not one this API gave out")
+    return EPOCH + timedelta(milliseconds=int(match.group(1))), ObjectId(match.group(2))
 
 
 class MongoPaymentReads:
@@ -59,3 +71,14 @@ class MongoPaymentReads:
         more = len(docs) > limit
         docs = docs[:limit]
         return docs, encode_cursor(docs[-1]) if more and docs else None
+
+
+class MongoUsers:
+    """The MERN app's ``users``, read only: does this user exist, and with which role."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.collection: Collection[Doc] = db.users
+
+    def find(self, user_id: ObjectId) -> Doc | None:
+        """The user's document with only its ``role`` (and ``_id``), or None when there is no such user."""
+        return self.collection.find_one({"_id": user_id}, {"role": 1})

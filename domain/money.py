@@ -7,7 +7,7 @@ three-decimal ones (``KWD 1.5`` is ``1500``, and Stripe requires it to end in 0)
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 
 #: Stripe's zero-decimal currencies.
 ZERO_DECIMAL = frozenset(
@@ -22,6 +22,10 @@ MINIMUM = {
     "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50, "MXN": 1000,
     "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000,
 }  # fmt: skip
+
+
+#: Stripe's largest amount: eight digits in minor units (999,999.99 for two-decimal currencies).
+MAXIMUM = 99_999_999
 
 
 class MoneyError(ValueError):
@@ -46,12 +50,16 @@ def to_minor(price: object, currency: str) -> int:
     try:
         # str() first: Decimal(0.1) would carry the float's binary error into the amount.
         value = Decimal(str(price))
-    except InvalidOperation:
-        raise MoneyError(f"price {price!r} is not a number") from None
-    minor = value.scaleb(exponent(currency))
-    if not value.is_finite() or minor != minor.to_integral_value():
-        raise MoneyError(f"price {price} has more decimals than {currency.upper()} allows")
-    return int(minor)
+        if not value.is_finite():
+            raise MoneyError(f"price {price!r} is not a finite number")
+        minor = value.scaleb(exponent(currency))
+        if minor != minor.to_integral_value():
+            raise MoneyError(f"price {price} has more decimals than {currency.upper()} allows")
+        if abs(minor) > MAXIMUM:
+            raise MoneyError(f"price {price} is above Stripe's maximum of {MAXIMUM} minor units")
+        return int(minor)
+    except DecimalException:  # "sNaN", an exponent too large for the context, …
+        raise MoneyError(f"price {price!r} is not a number Stripe can charge") from None
 
 
 def check_chargeable(amount: int, currency: str) -> None:

@@ -16,10 +16,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from adapters.checkout import MongoCatalog
 from adapters.mongo import connect
 from adapters.queue import build_broker
-from adapters.reads import MongoPaymentReads
+from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway, build_client
 from adapters.wiring import build_checkout, build_deps, ensure_all_indexes
@@ -27,9 +26,12 @@ from domain.errors import RequestRefused
 from ingress import errors
 from ingress.access_log import AccessLog
 from ingress.auth import Unauthorized
+from ingress.body_limit import BodyLimit
 from ingress.health import Health
+from ingress.openapi import openapi
 from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
+from ingress.request_guard import RequestGuard
 from ingress.webhooks import StripeWebhook
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ def create_app(
         deps=build_checkout(db, deps, gateway),
         reads=MongoPaymentReads(db),
         limiter=RateLimiter(broker.client, settings.rate_limit_per_minute),
-        role_of=MongoCatalog(db).role,
+        find_user=MongoUsers(db).find,
     )
 
     @contextlib.asynccontextmanager
@@ -71,14 +73,15 @@ def create_app(
         for close in owned:
             close()
 
+    webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
-        Route("/api/webhooks/stripe", webhook.handle, methods=["POST"]),
-        Route("/api/payments/webhooks/stripe", webhook.handle, methods=["POST"]),
+        *(Route(path, webhook.handle, methods=["POST"]) for path in webhook_paths),
         Route("/api/webhooks/health", Health(broker, db).handle, methods=["GET"]),
         Route("/api/payments/create-intent", payments.create_intent, methods=["POST"]),
         Route("/api/payments/confirm-payment", payments.confirm_payment, methods=["POST"]),
         Route("/api/payments/history/customer", payments.history, methods=["GET"]),
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,
@@ -86,5 +89,13 @@ def create_app(
         RequestRefused: errors.refused,
         Unauthorized: errors.unauthorized,
         stripe.StripeError: errors.stripe_failed,
+        # Starlette hands this one to ServerErrorMiddleware, so even a failure outside RequestGuard
+        # is answered in the API's JSON shape, never Starlette's plain-text 500.
+        Exception: errors.unexpected,
     }
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=[Middleware(AccessLog)])
+    middleware = [
+        Middleware(RequestGuard),  # outermost: request id on every line and answer; 500 internal_error
+        Middleware(AccessLog),
+        Middleware(BodyLimit, caps=dict.fromkeys(webhook_paths, settings.webhook_max_bytes)),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

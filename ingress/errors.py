@@ -1,4 +1,4 @@
-"""The one JSON error shape of the API (CONTRACT §3)."""
+"""The one JSON error shape of the API (CONTRACT §3): ``{"error": {"code", "message", "field"?}}``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,14 @@ def error(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -72,3 +79,28 @@ async def stripe_failed(request: Request, exc: Exception) -> Response:
     """Stripe refused or could not be reached after retries: a gateway error, details in the log."""
     log.warning("stripe call failed", extra={"error": f"{type(exc).__name__}: {exc}", "path": request.url.path})
     return error(502, "stripe_error", "the payment provider could not complete the request; retry")
+
+
+def request_id(request: Request) -> str:
+    """The id ``RequestGuard`` gave this request (``-`` if it never got one)."""
+    state = request.scope.get("state") or {}
+    return str(state.get("request_id", "-"))
+
+
+def internal_error(rid: str) -> JSONResponse:
+    """The answer to any unexpected failure: no detail, only the request id to find it in the log."""
+    return error(500, "internal_error", "internal error", headers={"X-Request-Id": rid})
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Starlette's last resort (``ServerErrorMiddleware``), for a failure outside ``RequestGuard``.
+
+    Registered for ``Exception`` so that Starlette never answers its plain-text 500 first.
+    """
+    rid = request_id(request)
+    log.error(
+        f"unhandled error (request {rid})",
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"path": request.url.path, "error": type(exc).__name__},
+    )
+    return internal_error(rid)

@@ -1,60 +1,43 @@
 """``/api/payments/*`` for the MERN frontend: JWT auth, validation, then the domain (CONTRACT §3).
 
 Every blocking call (MongoDB, Redis, Stripe) runs in the thread pool, so one slow request never
-stalls the event loop that also takes Stripe's webhooks.
+stalls the event loop that also takes Stripe's webhooks. Every input goes through ``ingress.parse``:
+ids (``serviceId``: ObjectId; ``paymentIntentId`` and the path's ``paymentId``: ``pi_…``),
+``serviceType``, ``amount``, and the history's ``status`` (an enum), ``limit`` (1 to 100) and ``cursor``.
+What each caller sees of a payment is ``serialize.payment_json``'s allow-list.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bson import ObjectId
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.reads import BadCursor, MongoPaymentReads
-from ingress.auth import Caller, bearer_token, caller_from_claims, decode
+from domain.payments import TRANSITIONS
+from ingress import parse
+from ingress.auth import Caller, UserLookup, bearer_token, caller_from_claims, decode
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
-from ingress.serialize import jsonable, payment_json
+from ingress.serialize import jsonable, payment_json, view_of
 from usecases import checkout
 from usecases.ports import CheckoutDeps
 
-OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
-INTENT_ID = re.compile(r"^pi_[A-Za-z0-9_]{1,250}$")
 MAX_PAGE = 100
+#: The payment statuses the history may be filtered by (DESIGN §2).
+STATUSES = frozenset(TRANSITIONS)
 
 
-def invalid(message: str, field: str | None = None) -> ApiError:
-    return ApiError(422, "validation_error", message, field)
-
-
-def object_id(value: Any, field: str) -> ObjectId:
-    """A client id as an ObjectId; anything else (``{"$gt": ""}`` included) is a 422."""
-    if not isinstance(value, str) or not OBJECT_ID.match(value):
-        raise invalid(f"{field} must be a 24-character hex id", field)
-    return ObjectId(value)
-
-
-def intent_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not INTENT_ID.match(value):
-        raise invalid(f"{field} must be a Stripe PaymentIntent id (pi_…)", field)
-    return value
-
-
-async def json_object(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (``BodyLimit`` has capped its size; ``parse`` its depth and content)."""
     try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise ApiError(400, "malformed_json", "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid("body must be a JSON object")
-    return body
+        raw = await request.body()
+    except ClientDisconnect:
+        raise parse.Malformed("client disconnected before the body was read") from None
+    return parse.json_object(raw)
 
 
 @dataclass
@@ -63,11 +46,11 @@ class PaymentRoutes:
     deps: CheckoutDeps
     reads: MongoPaymentReads
     limiter: RateLimiter
-    role_of: Callable[[ObjectId], str | None]
+    find_user: UserLookup
 
     async def caller(self, request: Request, *roles: str) -> Caller:
         claims = decode(bearer_token(request), self.jwt_secret)
-        who = await run_in_threadpool(caller_from_claims, claims, self.role_of)
+        who = await run_in_threadpool(caller_from_claims, claims, self.find_user)
         if roles and who.role not in roles:
             raise ApiError(403, "forbidden", f"only a {' or '.join(roles)} may do this")
         return who
@@ -80,14 +63,10 @@ class PaymentRoutes:
     async def create_intent(self, request: Request) -> Response:
         caller = await self.caller(request, "customer")
         await self.limit(caller, "create-intent")
-        body = await json_object(request)
-        service_id = object_id(body.get("serviceId"), "serviceId")
-        service_type = body.get("serviceType")
-        if not isinstance(service_type, str) or not service_type:
-            raise invalid("serviceType must be a non-empty string", "serviceType")
-        amount = body.get("amount")
-        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or amount < 0):
-            raise invalid("amount must be a whole number of minor units", "amount")
+        body = await json_body(request)
+        service_id = parse.object_id(body.get("serviceId"), "serviceId")
+        service_type = parse.name(body.get("serviceType"), "serviceType")
+        amount = parse.minor_amount(body.get("amount"), "amount")
         answer = await run_in_threadpool(checkout.create_intent, caller.id, service_id, service_type, amount, self.deps)
         return JSONResponse(
             {
@@ -102,29 +81,28 @@ class PaymentRoutes:
     async def confirm_payment(self, request: Request) -> Response:
         caller = await self.caller(request, "customer")
         await self.limit(caller, "confirm-payment")
-        body = await json_object(request)
-        pid = intent_id(body.get("paymentIntentId"), "paymentIntentId")
+        body = await json_body(request)
+        pid = parse.intent_id(body.get("paymentIntentId"), "paymentIntentId")
         status, enrollment_id = await run_in_threadpool(checkout.confirm_payment, caller.id, pid, self.deps)
         return JSONResponse({"status": status, "enrollmentId": jsonable(enrollment_id)})
 
     async def get_payment(self, request: Request) -> Response:
         caller = await self.caller(request)
-        pid = intent_id(request.path_params["payment_id"], "paymentId")
+        pid = parse.intent_id(request.path_params["payment_id"], "paymentId")
         doc = await run_in_threadpool(self.reads.visible, pid, caller.id, caller.admin)
         if doc is None:
             raise ApiError(404, "not_found", "payment not found")
-        return JSONResponse(payment_json(doc))
+        return JSONResponse(payment_json(doc, view_of(doc, caller.id, caller.admin)))
 
     async def history(self, request: Request) -> Response:
         caller = await self.caller(request)
         params = request.query_params
-        raw_limit = params.get("limit", "20")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-            raise invalid(f"limit must be 1 to {MAX_PAGE}", "limit")
+        status = parse.choice(params, "status", STATUSES)
+        limit = parse.query_int(params, "limit", 20, 1, MAX_PAGE)
+        cursor = parse.cursor(params)
         try:
-            docs, cursor = await run_in_threadpool(
-                self.reads.history, caller.id, params.get("status") or None, int(raw_limit), params.get("cursor")
-            )
+            docs, next_cursor = await run_in_threadpool(self.reads.history, caller.id, status, limit, cursor)
         except BadCursor as error:
-            raise invalid(str(error), "cursor") from None
-        return JSONResponse({"items": [payment_json(d) for d in docs], "nextCursor": cursor})
+            raise parse.Invalid(str(error), "cursor") from None
+        items = [payment_json(d, view_of(d, caller.id, caller.admin)) for d in docs]
+        return JSONResponse({"items": items, "nextCursor": next_cursor})

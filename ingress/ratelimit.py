@@ -1,13 +1,19 @@
 """Per-user rate limits in Redis (fixed one-minute windows), against card testing.
 
-Counting in Redis keeps the limit right with any number of ingress processes.
+Counting in Redis keeps the limit right with any number of ingress processes. When Redis cannot
+be reached the limiter fails OPEN (the request is allowed, with a warning in the log): a customer
+must still be able to pay while only the limiter's store is down, and card testing stays bounded
+by Stripe's own limits and MongoDB's one open payment per customer and service meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -20,10 +26,15 @@ class RateLimiter:
     def hit(self, key: str) -> int:
         window = int(time.time() // 60)
         name = f"ratelimit:{key}:{window}"
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, 120)
-            count, _ = pipe.execute()
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, 120)
+                count, _ = pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            # Fail open, on purpose (see the module's docstring): allow, and say so in the log.
+            log.warning("rate limiter unavailable; request allowed", extra={"error": repr(exc)})
+            return 0
         if int(count) <= self.per_minute:
             return 0
         return max(1, (window + 1) * 60 - int(time.time()))

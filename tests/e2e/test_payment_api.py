@@ -16,6 +16,10 @@ from devstack.demo import token
 from devstack.stack import Stack
 from tests.e2e.shoppers import new_shopper
 
+#: Fields of a payment only admins see, and the bookkeeping nobody sees (ingress/serialize.py).
+ADMIN_ONLY = {"idempotencyKey", "reviewRequired", "customerEmail", "specialistEmail", "stripeEventId", "lastEventAt"}
+NOBODY = {"openKey", "creatingUntil"}
+
 
 def unsigned_token(claims: dict[str, Any]) -> str:
     """A JWT with ``alg: none``, which must never be accepted."""
@@ -58,7 +62,8 @@ def test_role_is_read_from_users_when_the_token_has_none(stack: Stack, http: htt
         headers={"Authorization": f"Bearer {bare}"},
     )
     assert ok.status_code == 200, ok.text
-    specialist = token(ObjectId(), "specialist", secret)
+    specialist_id = stack_db.users.insert_one({"email": "s@example.test", "role": "specialist"}).inserted_id
+    specialist = token(specialist_id, "specialist", secret)
     refused = http.post(
         "/api/payments/create-intent",
         json={"serviceId": shopper.service_id, "serviceType": "course"},
@@ -70,18 +75,28 @@ def test_role_is_read_from_users_when_the_token_has_none(stack: Stack, http: htt
 def test_payments_are_visible_to_owner_specialist_and_admin_only(
     stack: Stack, http: httpx.Client, stack_db: Any
 ) -> None:
-    """Another customer gets 404 for a payment; its customer, its specialist and an admin see it."""
+    """Another customer gets 404 for a payment; its customer, its specialist and an admin see it, each their fields."""
     shopper, other = new_shopper(stack, stack_db), new_shopper(stack, stack_db)
     intent_id = shopper.create_intent(http).json()["paymentId"]
     secret = stack.app_env()["JWT_SECRET"]
     specialist_id = stack_db.payments.find_one({"paymentId": intent_id})["specialistId"]
+    admin_id = stack_db.users.insert_one({"email": "admin@example.test", "role": "admin"}).inserted_id
     url = f"/api/payments/{intent_id}"
     mine = http.get(url, headers=shopper.auth)
     assert mine.status_code == 200 and mine.json()["paymentId"] == intent_id and mine.json()["amount"] == 49900
-    assert mine.json()["customerId"] == str(shopper.customer_id) and "openKey" not in mine.json()
+    assert mine.json()["customerId"] == str(shopper.customer_id)
+    assert not ADMIN_ONLY & set(mine.json()) and not NOBODY & set(mine.json())
+    assert [set(step) for step in mine.json()["statusHistory"]] == [{"status", "at"}]
     assert http.get(url, headers=other.auth).json()["error"]["code"] == "not_found"
-    for role, user in (("specialist", specialist_id), ("admin", ObjectId())):
-        assert http.get(url, headers={"Authorization": f"Bearer {token(user, role, secret)}"}).status_code == 200
+    views = {
+        role: http.get(url, headers={"Authorization": f"Bearer {token(user, role, secret)}"})
+        for role, user in (("specialist", specialist_id), ("admin", admin_id))
+    }
+    assert {role: view.status_code for role, view in views.items()} == {"specialist": 200, "admin": 200}
+    assert not ADMIN_ONLY & set(views["specialist"].json()) and "customerName" in views["specialist"].json()
+    admin = views["admin"].json()
+    assert {"idempotencyKey", "customerEmail", "specialistEmail"} <= set(admin) and not NOBODY & set(admin)
+    assert admin["statusHistory"][0]["eventId"] is None
     confirm = http.post("/api/payments/confirm-payment", json={"paymentIntentId": intent_id}, headers=other.auth)
     assert confirm.status_code == 404
 
@@ -184,3 +199,67 @@ def test_the_eleventh_create_intent_in_a_minute_is_rate_limited(
     assert codes == [200] * 10 + [429]
     limited = shopper.create_intent(http)
     assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+
+
+def test_tokens_without_exp_or_for_unknown_users_get_401_and_make_nothing(
+    stack: Stack, http: httpx.Client, stack_db: Any
+) -> None:
+    """No ``exp``, a user id in no ``users`` document, or a list as role: 401, and no payment is made."""
+    shopper = new_shopper(stack, stack_db)
+    secret = stack.app_env()["JWT_SECRET"]
+    forever = jwt.encode({"id": str(shopper.customer_id), "role": "customer"}, secret, "HS256")
+    ghost = ObjectId()
+    list_role = {"id": str(shopper.customer_id), "role": ["customer"], "exp": int(time.time()) + 60}
+    for bearer in (forever, token(ghost, "customer", secret), jwt.encode(list_role, secret, "HS256")):
+        response = http.post(
+            "/api/payments/create-intent",
+            json={"serviceId": shopper.service_id, "serviceType": "course"},
+            headers={"Authorization": f"Bearer {bearer}"},
+        )
+        assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
+    assert stack_db.payments.count_documents({"customerId": {"$in": [shopper.customer_id, ghost]}}) == 0
+
+
+def test_the_reported_inputs_get_4xx_in_the_error_shape_through_the_server(
+    stack: Stack, http: httpx.Client, stack_db: Any
+) -> None:
+    """The inputs that used to answer a plain-text 500 get a JSON 4xx through uvicorn, with a request id."""
+    shopper = new_shopper(stack, stack_db)
+    huge_cursor = base64.urlsafe_b64encode(b"99999999999999999999:" + b"a" * 24).decode()
+    deep = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    answers = [
+        http.post("/api/payments/create-intent", content=deep, headers=shopper.auth),
+        http.post("/api/webhooks/stripe", content=deep, headers={"Stripe-Signature": "t=1,v1=00"}),
+        shopper.create_intent(http, serviceId=shopper.service_id + "\n"),
+        http.get("/api/payments/pi_123%0A", headers=shopper.auth),
+        http.get("/api/payments/history/customer", params={"limit": "\u00b2"}, headers=shopper.auth),
+        http.get("/api/payments/history/customer", params={"cursor": huge_cursor}, headers=shopper.auth),
+    ]
+    for response in answers:
+        assert 400 <= response.status_code < 500, response.text
+        assert set(response.json()) == {"error"} and response.headers["x-request-id"]
+
+
+def test_bodies_over_64_kib_are_refused_on_the_payment_routes(stack: Stack, http: httpx.Client, stack_db: Any) -> None:
+    """A payment route refuses a body over 64 KiB, declared or chunked, with 413 payload_too_large."""
+    shopper = new_shopper(stack, stack_db)
+    big = b'{"serviceId": "' + b"0" * 70_000 + b'"}'
+    declared = http.post("/api/payments/create-intent", content=big, headers=shopper.auth)
+    chunked = http.post("/api/payments/create-intent", content=iter([big[:30_000], big[30_000:]]), headers=shopper.auth)
+    for response in (declared, chunked):
+        assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_a_price_that_is_not_a_number_is_422_naming_amount(stack: Stack, http: httpx.Client, stack_db: Any) -> None:
+    """A service priced NaN or Infinity in MongoDB: 422 validation_error on ``amount``, no intent."""
+    for price in (float("nan"), float("inf")):
+        shopper = new_shopper(stack, stack_db, price=price)
+        response = shopper.create_intent(http)
+        assert (response.status_code, response.json()["error"]["field"]) == (422, "amount")
+
+
+def test_the_openapi_schema_is_served(http: httpx.Client) -> None:
+    """GET /openapi.json is the OpenAPI 3 document of the payment and webhook routes, with bearer auth."""
+    schema = http.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.") and "/api/payments/{paymentId}" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 from starlette.testclient import TestClient
 
+from adapters.logs import JsonFormatter
 from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker
 from adapters.settings import Settings
 from devstack import events
@@ -80,11 +83,19 @@ def _bad_deliveries() -> list[tuple[str, bytes, dict[str, str], int, str]]:
     good_body, good_headers = signed(event, SECRET)
     forged = signed(event, "whsec_attacker")
     stale = signed(event, SECRET, int(time.time()) - 301)
+    future = signed(event, SECRET, int(time.time()) + 3600)
+    two_stamps = {"Stripe-Signature": f"t=1,{good_headers['Stripe-Signature']}"}
+    deep = b'{"id":' * 40 + b"1" + b"}" * 40
+    not_evt = json.dumps({**event, "id": "evt_1\n"}).encode()
     not_utf8 = b"\xff\xfe{}"
     not_json = b'{"id": "evt_1", '
     return [
         ("forged", forged[0], forged[1], 400, "invalid_signature"),
         ("stale", stale[0], stale[1], 400, "invalid_signature"),
+        ("future", future[0], future[1], 400, "invalid_signature"),
+        ("two timestamps", good_body, two_stamps, 400, "invalid_signature"),
+        ("deep nesting", deep, {"Stripe-Signature": events.sign(deep, SECRET)}, 422, "validation_error"),
+        ("not an evt id", not_evt, {"Stripe-Signature": events.sign(not_evt, SECRET)}, 422, "validation_error"),
         ("no header", good_body, {"Content-Type": "application/json"}, 400, "invalid_signature"),
         ("not utf-8", not_utf8, {"Stripe-Signature": events.sign(not_utf8, SECRET)}, 400, "invalid_signature"),
         ("malformed", not_json, {"Stripe-Signature": events.sign(not_json, SECRET)}, 400, "malformed_json"),
@@ -144,3 +155,103 @@ def test_each_request_gets_one_access_line_without_its_query(
     fields = line.__dict__
     assert (fields["method"], fields["path"], fields["status"]) == ("GET", "/api/webhooks/health", 200)
     assert fields["duration_ms"] >= 0 and "secret" not in str(fields)
+
+
+def test_a_signature_header_with_non_ascii_bytes_is_refused(client: TestClient, broker: RedisBroker) -> None:
+    """A Latin-1 byte in Stripe-Signature (hmac.compare_digest raises on such str) is 400, not 500."""
+    body, headers = signed(succeeded_event(), SECRET)
+    header = headers["Stripe-Signature"].replace("v1=", "v1=\xe9").encode("latin-1")
+    response = client.post("/api/webhooks/stripe", content=body, headers=[(b"Stripe-Signature", header)])
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_signature")
+    assert queued(broker) == []
+
+
+class JsonLines(logging.Handler):
+    """Formats each record as the production handler does, when it is written (inside the request's context)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_every_answer_carries_a_request_id_that_the_log_lines_carry_too(client: TestClient) -> None:
+    """Each response has its own X-Request-Id, and the access line of that request names it."""
+    capture, access = JsonLines(), logging.getLogger("ingress.access")
+    level = access.level
+    access.addHandler(capture)
+    access.setLevel(logging.INFO)
+    try:
+        first, second = client.get("/api/webhooks/health"), client.get("/api/nothing-here")
+    finally:
+        access.removeHandler(capture)
+        access.setLevel(level)
+    ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
+    assert len(set(ids)) == 2 and all(len(i) == 32 for i in ids)
+    assert [line.get("request_id") for line in capture.lines] == ids
+
+
+def _boom_app(settings: Settings, broker: RedisBroker, db: Any) -> Any:
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    async def boom(request: Request) -> Any:
+        raise RuntimeError("secret detail: mongodb://user:hunter2@db")
+
+    app = create_app(settings, broker=broker, db=db)
+    app.router.routes.append(Route("/boom", boom))
+    return app
+
+
+def test_an_unexpected_error_is_a_json_500_with_the_traceback_only_in_the_log(
+    settings: Settings, broker: RedisBroker, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route raising anything answers 500 internal_error without detail; the log has traceback and request id."""
+    with TestClient(_boom_app(settings, broker, db)) as client, caplog.at_level("ERROR"):
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+    rid = response.headers["x-request-id"]
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert rid in record.getMessage() and record.exc_info and record.exc_info[0] is RuntimeError
+
+
+def test_a_failure_outside_the_routes_is_still_a_json_500(settings: Settings, broker: RedisBroker, db: Any) -> None:
+    """Starlette's ServerErrorMiddleware answers with the API's JSON too (Exception is a registered handler)."""
+    from starlette.middleware import Middleware
+    from starlette.types import Receive, Scope, Send
+
+    class Exploding:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                raise RuntimeError("outside every route")
+            await self.app(scope, receive, send)
+
+    app = create_app(settings, broker=broker, db=db)
+    app.user_middleware.insert(0, Middleware(Exploding))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/webhooks/health")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+
+
+@pytest.mark.parametrize("path", ["/api/payments/create-intent", "/api/payments/confirm-payment", "/api/nothing"])
+def test_other_routes_refuse_a_declared_body_over_64_kib_before_anything_else(client: TestClient, path: str) -> None:
+    """Every route has a body cap (64 KiB but for the webhook): a larger Content-Length is 413 before auth."""
+    too_big = client.post(path, content=b" " * (64 * 1024 + 1))
+    assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "payload_too_large")
+    assert client.post(path, content=b" " * (64 * 1024)).status_code in {401, 404}  # at the cap: on to the route
+
+
+def test_the_openapi_schema_is_served(client: TestClient) -> None:
+    """GET /openapi.json answers the OpenAPI 3 document of the payment and webhook routes."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.json()["openapi"].startswith("3.")
+    assert {"/api/webhooks/stripe", "/api/payments/create-intent"} <= set(response.json()["paths"])

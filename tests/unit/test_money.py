@@ -42,3 +42,10 @@ def test_stripe_minimums_and_three_decimal_rule() -> None:
     with pytest.raises(MoneyError, match="end in 0"):
         check_chargeable(1505, "KWD")
     check_chargeable(50, "INR")
+
+
+@pytest.mark.parametrize("price", [1e300, 2**62, "sNaN", "1e999999999", "Infinity", 1_000_000])
+def test_prices_stripe_cannot_charge_are_refused_with_a_reason(price: object) -> None:
+    """Beyond Stripe's eight digits, not finite, or beyond Decimal's range: MoneyError, never another exception."""
+    with pytest.raises(MoneyError):
+        to_minor(price, "USD")

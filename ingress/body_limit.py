@@ -1,0 +1,77 @@
+"""A cap on the request body of every route, before anything reads it (DESIGN §5).
+
+Pure ASGI middleware: a declared ``Content-Length`` over the route's cap is answered at once, and
+a body streamed without one (chunked) is cut off as soon as the bytes received pass the cap, so
+no route ever holds more than its cap in memory. Both answer ``413 payload_too_large`` in the
+API's error shape. Caps are per path: the webhook keeps ``WEBHOOK_MAX_BYTES``; every other route
+(the payment API's bodies are a few ids) gets ``DEFAULT_MAX_BYTES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ingress.errors import ApiError, error
+
+#: Cap for every route without its own (the payment API's JSON bodies).
+DEFAULT_MAX_BYTES = 64 * 1024
+
+
+class PayloadTooLarge(ApiError):
+    """Raised from ``receive`` when the streamed body passes the cap; answered 413 wherever caught."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, "payload_too_large", f"body is larger than {cap} bytes")
+
+
+def _declared(headers: Headers) -> int | None:
+    """The declared ``Content-Length`` (ASCII digits only; anything else counts as undeclared)."""
+    raw = headers.get("content-length")
+    if raw is None or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw) if len(raw) <= 18 else 10**18
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, caps: Mapping[str, int], default: int = DEFAULT_MAX_BYTES) -> None:
+        self.app = app
+        self.caps = dict(caps)
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self.caps.get(scope["path"], self.default)
+        declared = _declared(Headers(scope=scope))
+        if declared is not None and declared > cap:
+            too_large = PayloadTooLarge(cap)
+            await error(413, too_large.code, too_large.message)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    raise PayloadTooLarge(cap)
+            return message
+
+        async def noting_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, noting_send)
+        except PayloadTooLarge as too_large:  # a route that let it through (the API's handler answers it first)
+            if started:
+                raise
+            await error(413, too_large.code, too_large.message)(scope, receive, send)

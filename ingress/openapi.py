@@ -1,0 +1,314 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 schema of the payment and webhook routes, written by hand.
+
+Kept next to the routes and checked against them by a schemathesis run
+(``tests/integration/test_schemathesis.py``): every documented request is answered with a documented
+status and body. Patterns here are the ones ``ingress.parse`` enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from domain.payments import TRANSITIONS
+from ingress.parse import INT64_MAX
+
+OBJECT_ID = "^[0-9a-fA-F]{24}$"
+INTENT_ID = "^pi_[A-Za-z0-9_]{1,250}$"
+NAME = "^[^\\x00-\\x1f\\x7f]+$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _json(_ref("Error"), description, headers)
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+_REQUEST_ID = {"X-Request-Id": {"description": "this request's id in the logs", "schema": {"type": "string"}}}
+
+#: Answers every route may give.
+_ALWAYS = {
+    "413": _error("body larger than the route's cap (`payload_too_large`)"),
+    "500": _error("unexpected failure (`internal_error`, no detail; the log has it under X-Request-Id)", _REQUEST_ID),
+}
+_AUTHED = {
+    "401": _error("no token, a bad or expired one, one without `exp`, or one for a user not in `users`"),
+    **_ALWAYS,
+}
+_BODY = {
+    "400": _error("body is not JSON (`malformed_json`)"),
+    "422": _error("body fails validation (`validation_error`, naming the `field`)"),
+}
+_CUSTOMER_ACTION = {
+    **_AUTHED,
+    **_BODY,
+    "403": _error("caller is not a customer (`forbidden`)"),
+    "429": _error("rate limited per user (`rate_limited`)", _RETRY_AFTER),
+    "502": _error("Stripe failed (`stripe_error`)"),
+}
+
+_WEBHOOK: dict[str, Any] = {
+    "summary": "Stripe webhook: verify the signature, enqueue the event, answer",
+    "security": [],
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256>` over `t.body`; within 300 s either way",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("StripeEvent")}},
+    },
+    "responses": {
+        "200": _json(_ref("Received"), "verified; enqueued, or acknowledged and ignored (`ignored: true`)"),
+        "400": _error("bad, missing or stale signature (`invalid_signature`), or not JSON (`malformed_json`)"),
+        "422": _error("verified, but not a Stripe event (`validation_error`)"),
+        "503": _error("queue unreachable (`broker_unavailable`): Stripe retries", _RETRY_AFTER),
+        **_ALWAYS,
+    },
+}
+
+_MONEY_FIELDS = {"amount": {"type": "integer"}, "currency": {"type": "string"}}
+
+SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "payments-pipeline",
+        "version": "1",
+        "description": "Stripe webhooks and the payment API of the marketplace (CONTRACT §3).",
+    },
+    "paths": {
+        "/api/webhooks/stripe": {"post": {**_WEBHOOK, "operationId": "stripeWebhook"}},
+        "/api/payments/webhooks/stripe": {"post": {**_WEBHOOK, "operationId": "stripeWebhookAlias"}},
+        "/api/webhooks/health": {
+            "get": {
+                "operationId": "health",
+                "summary": "Can this process reach Redis and MongoDB",
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("Health"), "both parts answer"),
+                    "503": _json(_ref("Health"), "a part is down"),
+                    **_ALWAYS,
+                },
+            }
+        },
+        "/api/payments/create-intent": {
+            "post": {
+                "operationId": "createIntent",
+                "summary": "Price the service from the catalog and create (or reuse) the customer's PaymentIntent",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateIntent")}}},
+                "responses": {
+                    "200": _json(_ref("Intent"), "the intent to pay with"),
+                    "404": _error("unknown or inactive service (`not_found`)"),
+                    "409": _error("already enrolled (`already_enrolled`), or a concurrent request (`conflict`)"),
+                    **_CUSTOMER_ACTION,
+                },
+            }
+        },
+        "/api/payments/confirm-payment": {
+            "post": {
+                "operationId": "confirmPayment",
+                "summary": "Ask Stripe for the intent's state; activate the enrollment if it succeeded",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ConfirmPayment")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Confirmation"), "the payment's status and its enrollment once active"),
+                    "404": _error("no such payment of the caller's (`not_found`)"),
+                    **_CUSTOMER_ACTION,
+                },
+            }
+        },
+        "/api/payments/history/customer": {
+            "get": {
+                "operationId": "customerHistory",
+                "summary": "The caller's payments, newest first",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": sorted(TRANSITIONS)}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "`nextCursor` of the previous page",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("Page"), "one page"),
+                    "422": _error("a bad `status`, `limit` or `cursor` (`validation_error`)"),
+                    **_AUTHED,
+                },
+            }
+        },
+        "/api/payments/{paymentId}": {
+            "get": {
+                "operationId": "getPayment",
+                "summary": "One payment, as the caller may see it (customer, specialist or admin view)",
+                "parameters": [
+                    {
+                        "name": "paymentId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": INTENT_ID},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Payment"), "the payment"),
+                    "404": _error("no such payment, or not the caller's (`not_found`)"),
+                    "422": _error("not a PaymentIntent id (`validation_error`)"),
+                    **_AUTHED,
+                },
+            }
+        },
+    },
+    "security": [{"bearer": []}],
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "the MERN backend's HS256 JWT: `id` (or `sub`), `exp` required, `role` usually",
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "additionalProperties": False,
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "code": {"type": "string", "pattern": "^[a-z][a-z_]*$"},
+                            "message": {"type": "string"},
+                            "field": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "StripeEvent": {
+                "type": "object",
+                "required": ["id", "type"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^evt_[A-Za-z0-9_]{1,250}$"},
+                    "type": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            },
+            "Received": {
+                "type": "object",
+                "required": ["received"],
+                "additionalProperties": False,
+                "properties": {"received": {"const": True}, "ignored": {"const": True}},
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status", "redis", "mongo"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"enum": ["ok", "degraded"]},
+                    "redis": {"enum": ["ok", "down"]},
+                    "mongo": {"enum": ["ok", "down"]},
+                },
+            },
+            "CreateIntent": {
+                "type": "object",
+                "required": ["serviceId", "serviceType"],
+                "properties": {
+                    "serviceId": {"type": "string", "pattern": OBJECT_ID},
+                    "serviceType": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME},
+                    "amount": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": INT64_MAX,
+                        "description": "what the client expects to pay, in minor units; a different price is 422",
+                    },
+                },
+            },
+            "Intent": {
+                "type": "object",
+                "required": ["clientSecret", "paymentId", "amount", "currency", "status"],
+                "properties": {
+                    "clientSecret": {"type": "string"},
+                    "paymentId": {"type": "string", "pattern": INTENT_ID},
+                    **_MONEY_FIELDS,
+                    "status": {"type": "string", "enum": sorted(TRANSITIONS)},
+                },
+            },
+            "ConfirmPayment": {
+                "type": "object",
+                "required": ["paymentIntentId"],
+                "properties": {"paymentIntentId": {"type": "string", "pattern": INTENT_ID}},
+            },
+            "Confirmation": {
+                "type": "object",
+                "required": ["status", "enrollmentId"],
+                "properties": {
+                    "status": {"type": "string", "enum": sorted(TRANSITIONS)},
+                    "enrollmentId": {"type": ["string", "null"]},
+                },
+            },
+            "Payment": {
+                "type": "object",
+                "required": ["id"],
+                "description": "customers and specialists see an allow-list of fields; admins all but bookkeeping",
+                "properties": {
+                    "id": {"type": "string", "pattern": OBJECT_ID},
+                    "paymentId": {"type": ["string", "null"]},
+                    "customerId": {"type": "string"},
+                    "specialistId": {"type": "string"},
+                    "serviceId": {"type": "string"},
+                    "serviceType": {"type": "string"},
+                    "serviceName": {"type": "string"},
+                    **_MONEY_FIELDS,
+                    "status": {"type": "string"},
+                    "amountRefunded": {"type": "integer"},
+                    "refunds": {"type": "array", "items": {"type": "object"}},
+                    "statusHistory": {"type": "array", "items": {"type": "object"}},
+                    "enrollmentId": {"type": ["string", "null"]},
+                    "activatedAt": {"type": ["string", "null"], "format": "date-time"},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                    "updatedAt": {"type": "string", "format": "date-time"},
+                },
+            },
+            "Page": {
+                "type": "object",
+                "required": ["items", "nextCursor"],
+                "additionalProperties": False,
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Payment")},
+                    "nextCursor": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+
+
+async def openapi(request: Request) -> Response:
+    """The schema above, as JSON."""
+    return JSONResponse(SCHEMA)
