@@ -1,7 +1,8 @@
 """``/api/payments/*`` for the MERN frontend: JWT auth, validation, then the domain (CONTRACT §3).
 
-Every blocking call (MongoDB, Redis, Stripe) runs in the thread pool, so one slow request never
-stalls the event loop that also takes Stripe's webhooks. Every input goes through ``ingress.parse``:
+Every blocking call (MongoDB, Redis, Stripe) runs in a thread pool of its own (``PAYMENT_THREADS``),
+so a slow Stripe can hold at most that many threads: the event loop and the default pool, which
+the webhook's enqueue uses, stay free for Stripe's deliveries. Every input goes through ``ingress.parse``:
 ids (``serviceId``: ObjectId; ``paymentIntentId`` and the path's ``paymentId``: ``pi_…``),
 ``serviceType``, ``amount``, and the history's ``status`` (an enum), ``limit`` (1 to 100) and ``cursor``.
 What each caller sees of a payment is ``serialize.payment_json``'s allow-list.
@@ -9,10 +10,13 @@ What each caller sees of a payment is ``serialize.payment_json``'s allow-list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,7 +30,11 @@ from ingress.serialize import jsonable, payment_json, view_of
 from usecases import checkout
 from usecases.ports import CheckoutDeps
 
+T = TypeVar("T")
+
 MAX_PAGE = 100
+#: Threads the payment routes may hold at once; Starlette's default pool (40) is left to the webhook.
+PAYMENT_THREADS = 16
 #: The payment statuses the history may be filtered by (DESIGN §2).
 STATUSES = frozenset(TRANSITIONS)
 
@@ -47,16 +55,23 @@ class PaymentRoutes:
     reads: MongoPaymentReads
     limiter: RateLimiter
     find_user: UserLookup
+    _pool: CapacityLimiter | None = field(default=None, init=False)
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the payment routes' own thread pool (made on first use, inside the loop)."""
+        if self._pool is None:
+            self._pool = CapacityLimiter(PAYMENT_THREADS)
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._pool)
 
     async def caller(self, request: Request, *roles: str) -> Caller:
         claims = decode(bearer_token(request), self.jwt_secret)
-        who = await run_in_threadpool(caller_from_claims, claims, self.find_user)
+        who = await self.blocking(caller_from_claims, claims, self.find_user)
         if roles and who.role not in roles:
             raise ApiError(403, "forbidden", f"only a {' or '.join(roles)} may do this")
         return who
 
     async def limit(self, caller: Caller, action: str) -> None:
-        wait = await run_in_threadpool(self.limiter.hit, f"{action}:{caller.id}")
+        wait = await self.blocking(self.limiter.hit, f"{action}:{caller.id}")
         if wait:
             raise ApiError(429, "rate_limited", "too many requests; slow down", headers={"Retry-After": str(wait)})
 
@@ -67,7 +82,7 @@ class PaymentRoutes:
         service_id = parse.object_id(body.get("serviceId"), "serviceId")
         service_type = parse.name(body.get("serviceType"), "serviceType")
         amount = parse.minor_amount(body.get("amount"), "amount")
-        answer = await run_in_threadpool(checkout.create_intent, caller.id, service_id, service_type, amount, self.deps)
+        answer = await self.blocking(checkout.create_intent, caller.id, service_id, service_type, amount, self.deps)
         return JSONResponse(
             {
                 "clientSecret": answer.client_secret,
@@ -83,13 +98,13 @@ class PaymentRoutes:
         await self.limit(caller, "confirm-payment")
         body = await json_body(request)
         pid = parse.intent_id(body.get("paymentIntentId"), "paymentIntentId")
-        status, enrollment_id = await run_in_threadpool(checkout.confirm_payment, caller.id, pid, self.deps)
+        status, enrollment_id = await self.blocking(checkout.confirm_payment, caller.id, pid, self.deps)
         return JSONResponse({"status": status, "enrollmentId": jsonable(enrollment_id)})
 
     async def get_payment(self, request: Request) -> Response:
         caller = await self.caller(request)
         pid = parse.intent_id(request.path_params["payment_id"], "paymentId")
-        doc = await run_in_threadpool(self.reads.visible, pid, caller.id, caller.admin)
+        doc = await self.blocking(self.reads.visible, pid, caller.id, caller.admin)
         if doc is None:
             raise ApiError(404, "not_found", "payment not found")
         return JSONResponse(payment_json(doc, view_of(doc, caller.id, caller.admin)))
@@ -101,7 +116,7 @@ class PaymentRoutes:
         limit = parse.query_int(params, "limit", 20, 1, MAX_PAGE)
         cursor = parse.cursor(params)
         try:
-            docs, next_cursor = await run_in_threadpool(self.reads.history, caller.id, status, limit, cursor)
+            docs, next_cursor = await self.blocking(self.reads.history, caller.id, status, limit, cursor)
         except BadCursor as error:
             raise parse.Invalid(str(error), "cursor") from None
         items = [payment_json(d, view_of(d, caller.id, caller.admin)) for d in docs]

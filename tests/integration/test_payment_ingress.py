@@ -5,13 +5,16 @@ The real app on the test Redis and MongoDB, with a fake Stripe (``api_support.Fa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from bson import ObjectId
@@ -19,9 +22,12 @@ from starlette.testclient import TestClient
 
 from adapters.queue import build_broker
 from adapters.settings import Settings
+from devstack import events
 from devstack.procs import free_port
 from ingress.app import create_app
+from ingress.payments import PAYMENT_THREADS
 from tests.integration.api_support import JWT_SECRET, FakeGateway, Seeded, api_settings, bearer, seed
+from tests.support import signed
 
 
 @dataclasses.dataclass
@@ -228,3 +234,65 @@ def test_a_price_too_large_to_charge_is_422_naming_amount(api: Api, price: Any) 
     service = seed(api.db, price=price).service
     response = create(api, bearer(api.seeded.customer), service)
     assert (response.status_code, response.json()["error"].get("field")) == (422, "amount")
+
+
+# A slow Stripe ---------------------------------------------------------------------------------------
+
+
+class SlowGateway(FakeGateway):
+    """Stripe that hangs on create until released; counts the calls hanging right now."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.hanging = 0
+
+    def create_payment_intent(
+        self, amount: int, currency: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]:
+        with self.lock:
+            self.hanging += 1
+        self.release.wait(30)
+        return super().create_payment_intent(amount, currency, metadata, idempotency_key)
+
+
+def test_a_slow_stripe_never_keeps_webhooks_waiting(settings: Settings, db: Any) -> None:
+    """Payment routes hanging on Stripe hold at most PAYMENT_THREADS threads; a webhook is still answered at once."""
+    broker, gateway = build_broker(settings), SlowGateway()
+    app = create_app(api_settings(settings), broker=broker, db=db, stripe_gateway=gateway)
+    # More buyers than Starlette's default pool (40): without a pool of their own they would fill it.
+    shoppers = [seed(db) for _ in range(44)]
+    event = events.event("payment_intent.succeeded", {"id": "pi_slow", "object": "payment_intent"})
+    body, headers = signed(event, settings.stripe_webhook_secrets[0])
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as client:
+            buying = [
+                asyncio.create_task(
+                    client.post(
+                        "/api/payments/create-intent",
+                        json={"serviceId": str(s.service), "serviceType": "course"},
+                        headers=bearer(s.customer),
+                    )
+                )
+                for s in shoppers
+            ]
+            while gateway.hanging < PAYMENT_THREADS:  # every payment thread is stuck in Stripe now
+                await asyncio.sleep(0.01)
+            webhook = await asyncio.wait_for(client.post("/api/webhooks/stripe", content=body, headers=headers), 5)
+            hanging_then = gateway.hanging
+            gateway.release.set()
+            answers = await asyncio.gather(*buying)
+        return webhook.status_code, hanging_then, [a.status_code for a in answers]
+
+    try:
+        webhook_status, hanging, bought = asyncio.run(scenario())
+    finally:
+        gateway.release.set()
+        broker.flush_all()
+        broker.close()
+    assert webhook_status == 200
+    assert hanging == PAYMENT_THREADS  # the other requests wait for a payment thread, not for the webhook's
+    assert bought == [200] * len(shoppers)

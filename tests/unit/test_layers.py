@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
         "usecases",
         "adapters",
         "starlette",
+        "anyio",
         "uvicorn",
         "jwt",
         "bson",
