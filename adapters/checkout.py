@@ -65,10 +65,6 @@ class MongoCatalog:
         doc = self.users.find_one({"_id": user_id}, {"email": 1, "name": 1, "role": 1})
         return Party(doc["_id"], doc.get("email"), doc.get("name")) if doc else None
 
-    def role(self, user_id: ObjectId) -> str | None:
-        doc = self.users.find_one({"_id": user_id}, {"role": 1})
-        return str(doc["role"]) if doc and doc.get("role") else None
-
 
 def _draft(doc: Doc) -> Draft:
     lease = doc.get("creatingUntil")
