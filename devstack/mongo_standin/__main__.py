@@ -1,7 +1,9 @@
 """``python -m devstack.mongo_standin [--host H] [--port N] [--snapshot PATH] [--snapshot-interval S]``
 
-Exit status 0 after SIGTERM/SIGINT (final snapshot written), 1 if the snapshot can't be read,
-the address can't be bound or mongomock's internals changed (``internals.py``), 2 for bad arguments.
+With ``--snapshot PATH``, the journal files ``PATH.journal.N`` sit next to it (``journal.py``).
+Exit status 0 after SIGTERM/SIGINT (final snapshot written), 1 if the snapshot or a journal record
+can't be read, the address can't be bound or mongomock's internals changed (``internals.py``),
+2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from .commands import Engine
 from .internals import check_mongomock_internals
+from .journal import recover
 from .server import StandinServer
-from .snapshot import SnapshotError, load
+from .snapshot import SnapshotError
 
 log = logging.getLogger("devstack.mongo_standin")
 
@@ -29,7 +32,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=27017, help="TCP port; 0 picks a free one (default 27017)")
-    parser.add_argument("--snapshot", type=Path, help="state file: loaded at start, saved while running")
+    parser.add_argument(
+        "--snapshot", type=Path, help="state file: loaded at start, saved while running, with a journal next to it"
+    )
     parser.add_argument(
         "--snapshot-interval",
         type=float,
@@ -43,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
-    engine = Engine(load(args.snapshot)) if args.snapshot and args.snapshot.exists() else Engine()
+    engine = Engine(*recover(args.snapshot)) if args.snapshot else Engine()
     server = StandinServer(engine, args.host, args.port, args.snapshot, args.snapshot_interval)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

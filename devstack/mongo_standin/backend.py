@@ -13,7 +13,9 @@ these differences:
   * TTL expiry (which mongomock runs before nearly every read) pops expired documents from a
     queue instead of testing every document, in stores made by ``StandinServerStore``;
   * ``$inc`` keeps a 64-bit integer 64-bit, as MongoDB does;
-  * ``drop_database_store`` forgets a database entirely (mongomock keeps empty shells forever).
+  * ``drop_database_store`` forgets a database entirely (mongomock keeps empty shells forever);
+  * the stores made by ``StandinServerStore`` report every change to its ``changes`` log while it
+    is active (``changes.py``: what the journal writes down).
 """
 
 # mongomock is untyped; calling into it from here is the point of this module.
@@ -37,6 +39,7 @@ from mongomock.mongo_client import MongoClient
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
 
 from . import hashindex, lookup, unique
+from .changes import ChangeLog
 from .errors import duplicate_key_error
 
 SERVER_VERSION = "7.0.0"
@@ -63,40 +66,103 @@ def _typed_inc(doc: Any, field_name: str, value: Any) -> None:
 
 
 class StandinCollectionStore(CollectionStore):
-    """A collection's data, expiring TTL documents through a queue instead of a scan per read."""
+    """A collection's data, expiring TTL documents through a queue instead of a scan per read,
+    and reporting its changes to ``changes`` while that log is active."""
+
+    def __init__(self, name: str, db_name: str = "", changes: ChangeLog | None = None) -> None:
+        super().__init__(name)
+        self.db_name = db_name
+        self.changes = changes
+
+    def _recording(self) -> ChangeLog | None:
+        changes = self.changes
+        return changes if changes is not None and changes.active else None
 
     def _remove_expired_documents(self) -> None:
         if self._ttl_indexes:
             hashindex.expire(self)
 
+    def __setitem__(self, key: Hashable, val: Any) -> None:
+        changes = self._recording()
+        if changes is not None:
+            changes.note_set(self, key, key not in self._documents)
+        super().__setitem__(key, val)
+
+    def __delitem__(self, key: Hashable) -> None:
+        super().__delitem__(key)
+        changes = self._recording()
+        if changes is not None:
+            changes.note_document(self, key)
+
+    def note_changed(self, key: Hashable) -> None:
+        """Document ``key`` was (maybe) changed in place, by an update."""
+        changes = self._recording()
+        if changes is not None:
+            changes.note_document(self, key)
+
+    def create(self) -> None:
+        super().create()
+        changes = self._recording()
+        if changes is not None:
+            changes.note_catalog(self)
+
+    def drop(self) -> None:
+        super().drop()
+        changes = self._recording()
+        if changes is not None:
+            changes.note_drop(self)
+
+    def create_index(self, index_name: str, index_dict: dict[str, Any]) -> None:
+        super().create_index(index_name, index_dict)
+        changes = self._recording()
+        if changes is not None:
+            changes.note_catalog(self)
+
+    def drop_index(self, index_name: str) -> None:
+        super().drop_index(index_name)
+        changes = self._recording()
+        if changes is not None:
+            changes.note_catalog(self)
+
 
 class StandinDatabaseStore(DatabaseStore):
     """A database's data, made of ``StandinCollectionStore``s."""
+
+    def __init__(self, name: str = "", changes: ChangeLog | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.changes = changes
 
     def __getitem__(self, col_name: str) -> CollectionStore:
         collections: dict[str, CollectionStore] = self._collections
         collection = collections.get(col_name)
         if collection is None:
-            collection = collections[col_name] = StandinCollectionStore(col_name)
+            collection = collections[col_name] = StandinCollectionStore(col_name, self.name, self.changes)
         return collection
 
     def rename(self, name: str, new_name: str) -> None:
         collections: dict[str, CollectionStore] = self._collections
         collection = collections.pop(name, None)
         if collection is None:
-            collection = StandinCollectionStore(new_name)
+            collection = StandinCollectionStore(new_name, self.name, self.changes)
         collection.name = new_name
         collections[new_name] = collection
+        if self.changes is not None and self.changes.active:
+            self.changes.note_rename(self.name, name, new_name)
 
 
 class StandinServerStore(ServerStore):
-    """The whole server's data, made of ``StandinDatabaseStore``s."""
+    """The whole server's data, made of ``StandinDatabaseStore``s; ``changes`` is their change log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = ChangeLog(self)
 
     def __getitem__(self, db_name: str) -> DatabaseStore:
         databases: dict[str, DatabaseStore] = self._databases
         database = databases.get(db_name)
         if database is None:
-            database = databases[db_name] = StandinDatabaseStore()
+            database = databases[db_name] = StandinDatabaseStore(db_name, self.changes)
         return database
 
 
@@ -188,12 +254,25 @@ class StandinCollection(Collection):
         if isinstance(doc, dict) and "_id" in doc:
             hashindex.maps_for(self._store).note_write(hashindex.store_key(doc["_id"]), doc)
 
+    def _report_changed(self, doc: Any) -> None:
+        """Tell the change log ``doc`` may have changed in place (even half-way: mongomock applies
+        operators one by one and doesn't roll back on e.g. a TypeError)."""
+        store = self._store
+        if isinstance(store, StandinCollectionStore) and isinstance(doc, dict) and "_id" in doc:
+            store.note_changed(hashindex.store_key(doc["_id"]))
+
     def _apply_update_document(self, existing_document: Any, spec: Any, document: Any, was_insert: Any) -> None:
-        super()._apply_update_document(existing_document, spec, document, was_insert)
+        try:
+            super()._apply_update_document(existing_document, spec, document, was_insert)
+        finally:
+            self._report_changed(existing_document)
         self._note_changed(existing_document)
 
     def _apply_update_pipeline(self, existing_document: Any, pipeline: Any, session: Any) -> None:
-        super()._apply_update_pipeline(existing_document, pipeline, session)
+        try:
+            super()._apply_update_pipeline(existing_document, pipeline, session)
+        finally:
+            self._report_changed(existing_document)
         self._note_changed(existing_document)
 
     def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
@@ -256,6 +335,12 @@ class StandinClient(MongoClient):
         """The raw mongomock store (for snapshots)."""
         return self._store
 
+    @property
+    def changes(self) -> ChangeLog | None:
+        """The change log of the store (None for a plain mongomock ``ServerStore``)."""
+        changes = getattr(self._store, "changes", None)
+        return changes if isinstance(changes, ChangeLog) else None
+
     def get_database(self, name: str | None = None, *unused_args: Any, **unused_kwargs: Any) -> StandinDatabase:
         if name is None:
             raise ValueError("a database name is required")
@@ -278,3 +363,6 @@ class StandinClient(MongoClient):
         if database is not None:
             for collection_store in database._collections.values():
                 collection_store.drop()
+        changes = self.changes
+        if changes is not None and changes.active:
+            changes.note_drop_database(name)

@@ -1,6 +1,6 @@
 """The mongomock internals the stand-in relies on, checked at start (mongomock is pinned in pyproject.toml).
 
-``backend``, ``hashindex``, ``unique``, ``lookup``, ``catalog``, ``snapshot`` and ``writes`` subclass
+``backend``, ``hashindex``, ``unique``, ``lookup``, ``catalog``, ``snapshot``, ``changes`` and ``writes`` subclass
 mongomock's classes, override their private hooks and read their private attributes. If a mongomock
 release renamed one, an override would silently stop being called or a read would fail mid-command;
 ``check_mongomock_internals`` makes the stand-in refuse to start instead, naming what is missing.
@@ -52,8 +52,12 @@ def check_mongomock_internals() -> None:
             " _update_document_fields_with_positional_awareness _apply_update_document _apply_update_pipeline",
         ),
         (database.Database, "_ensure_valid_collection_name"),
-        (_CollectionStore, "_remove_expired_documents _value_meets_expiry documents create_index drop_index"),
-        (store.DatabaseStore, "list_created_collection_names"),
+        (
+            _CollectionStore,
+            "_remove_expired_documents _value_meets_expiry documents create_index drop_index create drop"
+            " __setitem__ __delitem__",
+        ),
+        (store.DatabaseStore, "list_created_collection_names rename"),
         (store.ServerStore, "list_created_database_names"),
     ]
     for owner, names in attributes:
@@ -69,7 +73,7 @@ def check_mongomock_internals() -> None:
         (db.get_collection("internals_check"), ("_db_store",)),
         (client._store, ("_databases",)),
         (db._store, ("_collections",)),
-        (_CollectionStore("internals_check"), ("_documents", "_ttl_indexes", "indexes")),
+        (_CollectionStore("internals_check"), ("_documents", "_ttl_indexes", "indexes", "_is_force_created", "name")),
     ]
     for obj, fields in instances:
         for name in fields:

@@ -2,11 +2,17 @@
 
 asyncio, with every command run inline on the event-loop thread (under the engine's lock): that
 serialises commands across all connections, which mongomock needs, and costs nothing extra since
-commands are CPU-bound Python anyway. Callers rely on:
-  * ``await StandinServer(...).serve()`` printing ``mongo stand-in listening on HOST:PORT`` to
-    stderr once it accepts connections, and returning after ``stop()`` once connections are
-    closed and the final snapshot is written;
-  * a client never being disconnected for what it asked (only for bytes that aren't a message).
+commands are CPU-bound Python anyway. With a journal (``journal.py``: the engine has one when
+there is a snapshot), a reply whose write concern asks for it waits for the group commit; other
+connections are served meanwhile. Callers rely on:
+  * ``await StandinServer(...).serve()`` compacting a journal left by a crash into the snapshot,
+    then printing ``mongo stand-in listening on HOST:PORT`` to stderr once it accepts
+    connections, and returning after ``stop()`` once connections are closed and the final
+    snapshot is written;
+  * a reply to a command with ``writeConcern`` ``j: true``, ``w: "majority"`` or ``fsync: true``
+    being sent only once all the command changed (and all before it) is fsynced;
+  * a client never being disconnected for what it asked (only for bytes that aren't a message,
+    or when the journal can't be written, after which the server stops).
 """
 
 from __future__ import annotations
@@ -17,14 +23,24 @@ import itertools
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import bson
 
 from . import snapshot, wire
 from .commands import Engine
 from .errors import INVALID_BSON, CommandError, error_fields, error_reply
+from .journal import GroupCommitter, JournalError
 
 log = logging.getLogger(__name__)
+
+
+def wants_journal(command: dict[str, Any]) -> bool:
+    """Whether a command's write concern asks for the journal (mongod: ``j``; ``majority`` implies it)."""
+    concern = command.get("writeConcern")
+    if not isinstance(concern, dict):
+        return False
+    return bool(concern.get("j")) or concern.get("w") == "majority" or bool(concern.get("fsync"))
 
 
 class StandinServer:
@@ -49,29 +65,46 @@ class StandinServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._saved_generation = engine.generation
         self._snapshot_lock = asyncio.Lock()
+        self.journal = engine.journal if snapshot_path is not None else None
+        self.committer = GroupCommitter(self.journal) if self.journal is not None else None
 
     def stop(self) -> None:
         """Ask ``serve`` to shut down (safe from a signal handler on the loop)."""
         self._stopping.set()
 
     async def serve(self) -> None:
+        if self.journal is not None and self.journal.files_at_start:
+            # Compact what a crash left: the snapshot then holds it, and the files go.
+            try:
+                await self.save_snapshot(force=True)
+            except OSError:
+                log.exception("cannot compact the journal into %s; it stays", self.snapshot_path)
         server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         print(f"mongo stand-in listening on {self.host}:{self.port}", file=sys.stderr, flush=True)
         snapshots = asyncio.create_task(self._snapshot_loop()) if self.snapshot_path else None
+        commits = asyncio.create_task(self.committer.run()) if self.committer is not None else None
         try:
             await self._stopping.wait()
         finally:
-            server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await server.wait_closed()
-            if snapshots is not None:
-                snapshots.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await snapshots
-            if self.snapshot_path is not None:
-                await self.save_snapshot(force=not self.snapshot_path.exists())
+            try:
+                server.close()
+                for writer in list(self._writers):
+                    writer.close()
+                await server.wait_closed()
+                if snapshots is not None:
+                    snapshots.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await snapshots
+                if self.snapshot_path is not None:
+                    await self.save_snapshot(force=not self.snapshot_path.exists())
+            finally:
+                if commits is not None and self.committer is not None and self.journal is not None:
+                    commits.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await commits
+                    await self.committer.flush()  # release whoever still waits
+                    self.journal.close()
             log.info("stopped")
 
     async def save_snapshot(self, force: bool = False) -> bool:
@@ -81,12 +114,19 @@ class StandinServer:
         async with self._snapshot_lock:
             if not force and self.engine.generation == self._saved_generation:
                 return False
+            journal, next_file = self.journal, None
             with self.engine.lock:  # a consistent cut: no command runs while encoding
                 generation = self.engine.generation
-                data = snapshot.dump(self.engine.client)
+                if journal is not None:
+                    # What comes after this cut goes to a new file (the protocol: journal.py).
+                    next_file = journal.number + 1
+                    journal.rotate(next_file)
+                data = snapshot.dump(self.engine.client, journal=next_file)
             # The slow part -- write and fsync -- happens off the loop; commands go on meanwhile.
             await asyncio.to_thread(snapshot.write_atomic, self.snapshot_path, data)
             self._saved_generation = generation
+            if journal is not None and next_file is not None:
+                await asyncio.to_thread(journal.remove_before, next_file)
             return True
 
     async def _snapshot_loop(self) -> None:
@@ -106,11 +146,22 @@ class StandinServer:
                 if request is None:
                     break
                 response = self._respond(request, connection_id)
+                journal, committer = self.journal, self.committer
+                if journal is not None and journal.broken is not None and not self._stopping.is_set():
+                    log.critical("%s; stopping", journal.broken)
+                    self.stop()
+                if committer is not None and journal is not None and request.command and wants_journal(request.command):
+                    # The journal's end now is just after this command's changes (no await since).
+                    await committer.wait(journal.end)
                 if response is not None:
                     writer.write(response)
                     await writer.drain()
         except wire.ProtocolError as exc:
             log.warning("connection %d: %s; closing it", connection_id, exc)
+        except JournalError as exc:
+            # No acknowledgement without durability: the client sees the connection drop instead.
+            log.error("connection %d: %s; closing it", connection_id, exc)
+            self.stop()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away
         except Exception:
