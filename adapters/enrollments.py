@@ -81,6 +81,12 @@ class MongoEnrollments:
                 continue  # a concurrent activation inserted it first; decide again against it
         raise RuntimeError(f"could not activate enrollment for payment {payment.intent_id}")
 
+    def cancel(self, payment: Payment, payment_status: str) -> None:
+        self.collection.update_one(
+            {"_id": payment.enrollment_id, "paymentId": payment.record_id, "status": {"$in": list(ENROLLED)}},
+            {"$set": {"status": "cancelled", "paymentStatus": payment_status, "updatedAt": now()}},
+        )
+
     def mark_verified(self, payment: Payment) -> None:
         self._verify(payment.enrollment_id, payment.record_id)
 

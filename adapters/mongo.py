@@ -18,7 +18,7 @@ from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from domain.events import StripeEvent
-from domain.payments import Party, Payment, holds_slot
+from domain.payments import COMPLETED, Party, Payment, Refund, holds_slot
 
 Doc = dict[str, Any]
 
@@ -46,7 +46,7 @@ def connect(uri: str, db_name: str, timeout_ms: int = 5000) -> Database[Doc]:
     )
     return client.get_database(
         db_name,
-        write_concern=WriteConcern(w="majority"),
+        write_concern=WriteConcern(w="majority", j=True),
         read_preference=ReadPreference.PRIMARY,
     )
 
@@ -88,6 +88,24 @@ def _payment(doc: Mapping[str, Any]) -> Payment:
         enrollment_id=doc.get("enrollmentId"),
         activated_at=doc.get("activatedAt"),
         review=(doc.get("reviewRequired") or {}).get("reason"),
+        paid_at=doc.get("paidAt"),
+        amount_refunded=int(doc.get("amountRefunded") or 0),
+        refund_reserved=int(doc.get("refundReserved") or 0),
+        refunds=tuple(_refund(entry) for entry in doc.get("refunds") or () if isinstance(entry, Mapping)),
+        charge_id=doc.get("chargeId"),
+    )
+
+
+def _refund(entry: Mapping[str, Any]) -> Refund:
+    requester = entry.get("requestedBy")
+    return Refund(
+        amount=int(entry.get("amount") or 0),
+        status=str(entry.get("status")),
+        request_id=entry.get("refundRequestId"),
+        stripe_id=entry.get("id"),
+        counted=bool(entry.get("counted")),
+        reason=entry.get("reason") or entry.get("note"),
+        requester_email=requester.get("email") if isinstance(requester, Mapping) else None,
     )
 
 
@@ -106,9 +124,15 @@ class MongoPayments:
             changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
         if not holds_slot(target):
             changes.update(FREE_SLOT)
+        update: dict[str, Any] = {
+            "$set": changes,
+            "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}},
+        }
+        if target == COMPLETED:
+            update["$min"] = {"paidAt": at}  # the first completion; the refund window counts from it
         moved = self.collection.find_one_and_update(
             {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
-            {"$set": changes, "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}}},
+            update,
             projection={"_id": 1},
         )
         return moved is not None

@@ -31,6 +31,11 @@ EMAILS_QUEUE = "emails"
 #: The actor that sends one notification.
 EMAILS_ACTOR = "send_notification"
 
+#: Queue of refund requests; one message per request (the payment's intent id and the request id).
+REFUNDS_QUEUE = "refunds"
+#: The actor that carries out one refund request.
+REFUNDS_ACTOR = "process_refund"
+
 #: Seconds a Redis call may take before it counts as an outage (the ingress answers 503).
 REDIS_SOCKET_TIMEOUT = 5.0
 
@@ -90,6 +95,7 @@ def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> R
     )
     broker.declare_queue(STRIPE_EVENTS_QUEUE)
     broker.declare_queue(EMAILS_QUEUE)
+    broker.declare_queue(REFUNDS_QUEUE)
     dramatiq.set_broker(broker)
     return broker
 
@@ -128,11 +134,21 @@ def notification_message(key: str) -> Message[Any]:
     return Message(queue_name=EMAILS_QUEUE, actor_name=EMAILS_ACTOR, args=(key,), kwargs={}, options={})
 
 
-class BrokerEventQueue:
-    """``EventQueue`` on a broker: a stored event goes back to the events actor, signed as any message."""
+def refund_message(intent_id: str, request_id: str) -> Message[Any]:
+    """The message that asks the refunds actor to carry out one refund request."""
+    return Message(
+        queue_name=REFUNDS_QUEUE, actor_name=REFUNDS_ACTOR, args=(intent_id, request_id), kwargs={}, options={}
+    )
+
+
+class BrokerJobs:
+    """``Jobs`` on a broker: every message goes through the broker's signer."""
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
 
     def enqueue_event(self, payload: Mapping[str, Any]) -> None:
         self.broker.enqueue(event_message(dict(payload)))
+
+    def enqueue_refund(self, intent_id: str, request_id: str) -> None:
+        self.broker.enqueue(refund_message(intent_id, request_id))

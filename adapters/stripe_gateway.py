@@ -13,6 +13,7 @@ import stripe
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from adapters.settings import Settings
+from domain.errors import ProviderRefused
 
 T = TypeVar("T")
 
@@ -69,6 +70,29 @@ class StripeGateway:
             )
         )
         return intent.to_dict()
+
+    def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
+        page = with_retries(lambda: self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100}))
+        return [refund.to_dict() for refund in page.auto_paging_iter()]
+
+    def create_refund(
+        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]:
+        params: dict[str, Any] = {"payment_intent": intent_id, "amount": amount, "metadata": dict(metadata)}
+        if reason is not None:
+            params["reason"] = reason
+        try:
+            refund = with_retries(
+                lambda: self.client.v1.refunds.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                )
+            )
+        except stripe.StripeError as error:
+            if transient(error):
+                raise
+            raise ProviderRefused(error.user_message or str(error)) from error
+        return refund.to_dict()
 
     def update_payment_intent_amount(self, intent_id: str, amount: int) -> Mapping[str, Any]:
         intent = with_retries(lambda: self.client.v1.payment_intents.update(intent_id, params={"amount": amount}))

@@ -9,6 +9,8 @@ from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_index
 from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
 from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
+from adapters.queue import BrokerJobs
+from adapters.refunds import MongoRefunds, ensure_refund_indexes
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway, build_client
 from usecases.ports import CheckoutDeps, Deps, Links
@@ -20,6 +22,7 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_checkout_indexes(db)
     ensure_enrollment_indexes(db)
     ensure_outbox_indexes(db)
+    ensure_refund_indexes(db)
 
 
 def build_deps(
@@ -36,6 +39,8 @@ def build_deps(
         enrollments=MongoEnrollments(db),
         outbox=outbox or MongoOutbox(db, broker),
         links=Links(app_base_url=settings.app_base_url, ops_email=settings.ops_email),
+        refunds=MongoRefunds(db),
+        jobs=BrokerJobs(broker),
     )
 
 

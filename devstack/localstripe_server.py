@@ -28,8 +28,10 @@ import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from localstripe import resources
 from localstripe.resources import Store, store
 
 # localstripe registers plain (non-async) handlers, which aiohttp deprecates at import time; the
@@ -54,9 +56,15 @@ def check_localstripe_internals() -> None:
             f" {LOCALSTRIPE_PINNED} (pinned in pyproject.toml; installed: {version('localstripe')})"
         )
 
-    from localstripe import resources, server  # already imported above (server's warning filtered there)
+    from localstripe import server  # already imported above (server's warning filtered there)
 
-    for owner, name in [(resources, "Store"), (resources, "store"), (server, "app")]:
+    for owner, name in [
+        (resources, "Store"),
+        (resources, "store"),
+        (resources, "Refund"),
+        (resources, "UserError"),
+        (server, "app"),
+    ]:
         if not hasattr(owner, name):
             raise changed(f"{owner.__name__} has no {name}")
     for name in ("try_load_from_disk", "dump_to_disk", "__setitem__", "__delitem__"):
@@ -125,6 +133,27 @@ async def serve(host: str, port: int) -> None:
         await runner.cleanup()
 
 
+#: The refund reasons Stripe takes (localstripe 1.15 refuses the parameter altogether).
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+
+def accept_refund_reason() -> None:
+    """Let ``POST /v1/refunds`` take ``reason`` as Stripe does, and keep it on the refund.
+
+    Real Stripe takes it; the project sends it; localstripe 1.15 answers 400 "Unexpected reason".
+    A reason Stripe would refuse is refused here too.
+    """
+    original = resources.Refund.__init__
+
+    def __init__(self: Any, *args: Any, reason: Any = None, **kwargs: Any) -> None:
+        if reason is not None and reason not in REFUND_REASONS:
+            raise resources.UserError(400, "Invalid reason: must be one of " + ", ".join(sorted(REFUND_REASONS)))
+        original(self, *args, **kwargs)
+        self.reason = reason
+
+    resources.Refund.__init__ = __init__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -142,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     use_state_file(args.state)
+    accept_refund_reason()
     if not args.from_scratch:
         store.try_load_from_disk()
     asyncio.run(serve(args.host, args.port))

@@ -47,6 +47,8 @@ def pending_payment(intent_id: str, amount: int = 49900, currency: str = "INR") 
         "amount": amount,
         "currency": currency,
         "status": "pending",
+        "amountRefunded": 0,
+        "refunds": [],
         "statusHistory": [{"status": "pending", "at": at, "eventId": None}],
         "createdAt": at,
         "updatedAt": at,

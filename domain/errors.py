@@ -9,6 +9,10 @@ class RetryLater(Exception):
     """Something this event needs is not there yet (e.g. the payment document): retry with backoff."""
 
 
+class ProviderRefused(Exception):
+    """Stripe answered no for good (a 4xx other than 429): recorded with Stripe's reason, never retried."""
+
+
 class RequestRefused(Exception):
     """A caller's request that the rules refuse; ``code`` is the API's error code.
 

@@ -94,6 +94,21 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Refund:
+    """One entry of a payment's ``refunds[]``: a request of ours, a Stripe refund, or both once linked."""
+
+    amount: int
+    status: str
+    request_id: str | None = None
+    stripe_id: str | None = None
+    #: Whether ``amount`` is in the payment's ``amountRefunded`` (each refund is counted once).
+    counted: bool = False
+    #: Stripe's reason, or our free text; who asked (to tell them if Stripe refuses).
+    reason: str | None = None
+    requester_email: str | None = None
+
+
+@dataclass(frozen=True)
 class Payment:
     """The fields of a ``payments`` document the rules read (CONTRACT §5).
 
@@ -117,3 +132,18 @@ class Payment:
     activated_at: datetime | None = None
     #: The ``reviewRequired`` reason while a person has to look at the payment.
     review: str | None = None
+    #: When the payment first completed (the refund window counts from it).
+    paid_at: datetime | None = None
+    #: Refunds Stripe made (counted once each), and what pending requests of ours hold back.
+    amount_refunded: int = 0
+    refund_reserved: int = 0
+    refunds: tuple[Refund, ...] = ()
+    #: The charge of the succeeded intent (refunds and disputes name it).
+    charge_id: str | None = None
+
+    def refund(self, *, request_id: str | None = None, stripe_id: str | None = None) -> Refund | None:
+        """The ``refunds[]`` entry for our request id or Stripe's ``re_…`` id, if there is one."""
+        for entry in self.refunds:
+            if (request_id and entry.request_id == request_id) or (stripe_id and entry.stripe_id == stripe_id):
+                return entry
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import stripe
@@ -61,6 +62,7 @@ def create_app(
         reads=MongoPaymentReads(db),
         limiter=RateLimiter(broker.client, settings.rate_limit_per_minute),
         find_user=MongoUsers(db).find,
+        refund_window=timedelta(days=settings.refund_window_days),
     )
 
     @contextlib.asynccontextmanager
@@ -81,6 +83,7 @@ def create_app(
         Route("/api/payments/confirm-payment", payments.confirm_payment, methods=["POST"]),
         Route("/api/payments/history/customer", payments.history, methods=["GET"]),
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
+        Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {

@@ -38,6 +38,7 @@ ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 #: A short name (``serviceType``): printable, no control characters, bounded.
 NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 #: A Stripe event type: ``payment_intent.succeeded``, ``charge.dispute.created``, …
+TEXT = re.compile(r"[^\x00-\x09\x0b-\x1f\x7f]{1,500}")
 EVENT_TYPE = re.compile(r"[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,6}")
 #: An opaque page cursor as this API gives them out (URL-safe base64, no padding).
 CURSOR = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -82,6 +83,15 @@ def name(value: object, field: str) -> str:
     """A short non-empty string without control characters (at most 64 characters)."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
         raise Invalid(f"{field} must be a non-empty string of at most 64 characters", field)
+    return value
+
+
+def text(value: object, field: str) -> str | None:
+    """Optional free text (a refund's reason): 1 to 500 characters, no control characters but newlines."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TEXT.fullmatch(value):
+        raise Invalid(f"{field} must be text of 1 to 500 characters", field)
     return value
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from ingress.auth import Caller, UserLookup, bearer_token, caller_from_claims, d
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
 from ingress.serialize import jsonable, payment_json, view_of
-from usecases import checkout
+from usecases import checkout, refunds
 from usecases.ports import CheckoutDeps
 
 T = TypeVar("T")
@@ -55,6 +56,8 @@ class PaymentRoutes:
     reads: MongoPaymentReads
     limiter: RateLimiter
     find_user: UserLookup
+    #: How long after paying a customer may ask for a refund (``REFUND_WINDOW_DAYS``).
+    refund_window: timedelta
     _pool: CapacityLimiter | None = field(default=None, init=False)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -100,6 +103,25 @@ class PaymentRoutes:
         pid = parse.intent_id(body.get("paymentIntentId"), "paymentIntentId")
         status, enrollment_id = await self.blocking(checkout.confirm_payment, caller.id, pid, self.deps)
         return JSONResponse({"status": status, "enrollmentId": jsonable(enrollment_id)})
+
+    async def refund(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        pid = parse.intent_id(request.path_params["payment_id"], "paymentId")
+        body = await json_body(request)
+        amount = parse.minor_amount(body.get("amount"), "amount")
+        if amount == 0:
+            raise parse.Invalid("amount must be at least 1 minor unit", "amount")
+        reason = parse.text(body.get("reason"), "reason")
+        who = refunds.Requester(caller.id, caller.role)
+        request_id = await self.blocking(
+            partial(refunds.request_refund, now=datetime.now(UTC), window=self.refund_window),
+            pid,
+            who,
+            amount,
+            reason,
+            self.deps.core,
+        )
+        return JSONResponse({"refundRequestId": request_id, "status": "pending"}, status_code=202)
 
     async def get_payment(self, request: Request) -> Response:
         caller = await self.caller(request)

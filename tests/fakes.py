@@ -13,19 +13,66 @@ from pymongo.database import Database
 
 from adapters.enrollments import MongoEnrollments
 from adapters.mongo import MongoInbox, MongoPayments
+from adapters.refunds import MongoRefunds
+from domain.errors import ProviderRefused
 from usecases.ports import Deps, Enrollments, Links
 
 
 class FakeStripe:
-    """Intents as Stripe would report them now, by id; every retrieval is logged."""
+    """Intents as Stripe would report them now, by id, and the refunds made; every retrieval is logged.
+
+    ``refuse`` makes the next refunds fail as Stripe's 4xx would; ``crash_after_refund`` raises
+    right after a refund was made (a worker dying before it recorded Stripe's answer).
+    """
 
     def __init__(self, intents: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.intents = dict(intents or {})
         self.calls: list[str] = []
+        self.refunds: list[dict[str, Any]] = []
+        self.refuse: str | None = None
+        self.crash_after_refund = False
 
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         self.calls.append(intent_id)
         return self.intents[intent_id]
+
+    def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
+        return [r for r in self.refunds if r["payment_intent"] == intent_id]
+
+    def create_refund(
+        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]:
+        if self.refuse:
+            raise ProviderRefused(self.refuse)
+        refund = {
+            "id": f"re_{len(self.refunds) + 1}",
+            "object": "refund",
+            "amount": amount,
+            "payment_intent": intent_id,
+            "reason": reason,
+            "metadata": dict(metadata),
+            "status": "succeeded",
+            "key": idempotency_key,
+        }
+        self.refunds.append(refund)
+        if self.crash_after_refund:
+            self.crash_after_refund = False
+            raise ConnectionResetError("the worker died before recording the refund")
+        return refund
+
+
+class RecordingJobs:
+    """Every job asked for, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.refunds: list[tuple[str, str]] = []
+
+    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
+        self.events.append(dict(payload))
+
+    def enqueue_refund(self, intent_id: str, request_id: str) -> None:
+        self.refunds.append((intent_id, request_id))
 
 
 class RecordingOutbox:
@@ -53,6 +100,9 @@ class BrokenEnrollments:
     def mark_verified(self, payment: Any) -> None:
         raise RuntimeError("enrollments refused the write")
 
+    def cancel(self, payment: Any, payment_status: str) -> None:
+        raise RuntimeError("enrollments refused the write")
+
 
 LINKS = Links(app_base_url="http://app.test", ops_email="ops@example.test")
 
@@ -70,4 +120,6 @@ def mongo_deps(
         enrollments=enrollments or MongoEnrollments(db),
         outbox=RecordingOutbox(),
         links=LINKS,
+        refunds=MongoRefunds(db),
+        jobs=RecordingJobs(),
     )

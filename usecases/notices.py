@@ -93,3 +93,57 @@ def payment_failed(payment: Payment, event_id: str, reason: str, deps: Deps) -> 
         retry_url=f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
         payment_id=payment.intent_id,
     )
+
+
+def refunded(payment: Payment, refund_id: str, amount: int, deps: Deps) -> None:
+    """Tell the customer and the specialist about one refund (once per refund, whoever records it first)."""
+    left = payment.amount - payment.amount_refunded
+    remaining = (
+        f"{display(left, payment.currency)} of the payment stays paid."
+        if left > 0
+        else "The payment is fully refunded."
+    )
+    common = {
+        "service_name": payment.service_name,
+        "amount_display": display(payment.amount, payment.currency),
+        "refund_display": display(amount, payment.currency),
+        "remaining_note": remaining,
+        "refund_id": refund_id,
+        "payment_id": payment.intent_id,
+    }
+    customer, specialist = payment.customer, payment.specialist
+    tell(
+        deps,
+        payment,
+        "refund_confirmation",
+        customer.email,
+        refund_id,
+        customer_name=customer.name or "there",
+        **common,
+    )
+    tell(
+        deps,
+        payment,
+        "refund_notice",
+        specialist.email,
+        refund_id,
+        specialist_name=specialist.name or "there",
+        customer_name=customer.name or "A customer",
+        dashboard_url=f"{deps.links.app_base_url.rstrip('/')}/specialist/dashboard",
+        **common,
+    )
+
+
+def refund_refused(payment: Payment, request_id: str, amount: int, to: str | None, reason: str, deps: Deps) -> None:
+    """Tell whoever asked for a refund that Stripe refused it (once per request)."""
+    tell(
+        deps,
+        payment,
+        "refund_refused",
+        to,
+        request_id,
+        service_name=payment.service_name,
+        refund_display=display(amount, payment.currency),
+        reason=reason,
+        payment_id=payment.intent_id,
+    )

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from domain.checkout import Service
 from domain.events import StripeEvent
-from domain.payments import Party, Payment
+from domain.payments import Party, Payment, Refund
 
 #: What ``Enrollments.activate`` found.
 ACTIVATED = "activated"  # this call made the enrollment active for this payment
@@ -52,6 +52,9 @@ class Enrollments(Protocol):
     def mark_verified(self, payment: Payment) -> None:
         """Set ``webhookVerified`` on the enrollment this payment activated; nothing else changes."""
 
+    def cancel(self, payment: Payment, payment_status: str) -> None:
+        """Cancel the enrollment this payment activated (never one another payment paid for)."""
+
 
 class Outbox(Protocol):
     def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
@@ -72,14 +75,53 @@ class Inbox(Protocol):
         """Stored payloads of events still ``received`` whose last attempt is older than ``older_than``."""
 
 
-class EventQueue(Protocol):
+class Jobs(Protocol):
+    """Work handed to the workers (every message signed)."""
+
     def enqueue_event(self, payload: Mapping[str, Any]) -> None:
-        """Queue a stored Stripe event for the events actor again (signed, as every message)."""
+        """Queue a stored Stripe event for the events actor again."""
+
+    def enqueue_refund(self, intent_id: str, request_id: str) -> None:
+        """Ask the refunds actor to carry out a recorded refund request."""
 
 
 class StripeGateway(Protocol):
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         """The intent as Stripe has it now, as plain JSON data."""
+
+    def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
+        """Every refund Stripe has for the intent's charge."""
+
+    def create_refund(
+        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Mapping[str, Any]:
+        """Refund ``amount``; raises ``domain.errors.ProviderRefused`` when Stripe says no for good."""
+
+
+class Refunds(Protocol):
+    """The refunds of a payment (``adapters.refunds``): each write conditional, each refund counted once."""
+
+    def reserve(
+        self,
+        payment: Payment,
+        request_id: str,
+        amount: int,
+        reason: str | None,
+        note: str | None,
+        requested_by: dict[str, Any],
+    ) -> bool: ...
+
+    def link(self, payment: Payment, request_id: str, stripe_id: str, status: str) -> None: ...
+
+    def add(self, payment: Payment, stripe_id: str, amount: int, status: str, reason: str | None) -> None: ...
+
+    def count(self, payment: Payment, stripe_id: str, amount: int, reserved: int) -> bool: ...
+
+    def set_status(self, payment: Payment, stripe_id: str, status: str) -> None: ...
+
+    def fail(self, payment: Payment, entry: Refund, reason: str) -> bool: ...
+
+    def stale_requests(self, older_than: timedelta) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +142,8 @@ class Deps:
     enrollments: Enrollments
     outbox: Outbox
     links: Links
+    refunds: Refunds
+    jobs: Jobs
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ import dramatiq
 from dramatiq import Broker
 
 from adapters import logs
-from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
+from adapters.queue import REFUNDS_ACTOR, REFUNDS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
 from usecases.inbox import process_event
 from usecases.ports import Deps
+from usecases.refunds import execute_refund
 
 
 def declare_actor(
@@ -57,7 +58,7 @@ def _payment_id(event: Mapping[str, Any]) -> str | None:
 
 
 def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare the Stripe events actor on ``broker`` with its retry policy; returns it by name."""
+    """Declare the Stripe events and refunds actors on ``broker`` with their retry policy; returns them by name."""
 
     def process_stripe_event(event: dict[str, Any]) -> None:
         with logs.log_context(event_id=str(event.get("id")), payment_id=_payment_id(event)):
@@ -71,4 +72,17 @@ def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramati
         max_retries=settings.retry_max_retries,
         settings=settings,
     )
-    return {STRIPE_EVENTS_ACTOR: stripe_events}
+
+    def process_refund(intent_id: str, request_id: str) -> None:
+        with logs.log_context(payment_id=intent_id):
+            execute_refund(intent_id, request_id, deps)
+
+    refunds = declare_actor(
+        broker,
+        process_refund,
+        name=REFUNDS_ACTOR,
+        queue=REFUNDS_QUEUE,
+        max_retries=settings.retry_max_retries,
+        settings=settings,
+    )
+    return {STRIPE_EVENTS_ACTOR: stripe_events, REFUNDS_ACTOR: refunds}

@@ -13,7 +13,7 @@ from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
-from adapters.queue import BrokerEventQueue, build_broker
+from adapters.queue import build_broker
 from adapters.settings import Settings
 from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
@@ -87,5 +87,5 @@ def bootstrap(settings: Settings) -> Worker:
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), deps.payments, settings)
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
     broker.add_middleware(NotificationSweeper(outbox, broker.enqueue, every, older_than=older_than))
-    broker.add_middleware(HealStaleWork(deps, BrokerEventQueue(broker), every, older_than))
+    broker.add_middleware(HealStaleWork(deps, every, older_than))
     return Worker(broker=broker, deps=deps, db=db)

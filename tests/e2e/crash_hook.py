@@ -2,7 +2,8 @@
 
 When the file ``crash-before-outbox`` exists in the worker's working directory, the first
 notification write SIGKILLs the worker process: the enrollment is active, the emails are not
-yet in the outbox. The marker is removed first, so the restarted worker runs normally.
+yet in the outbox. When ``crash-after-refund`` exists, the first refund Stripe makes SIGKILLs it
+before the refund is recorded. Each marker is removed first, so the restarted worker runs normally.
 """
 
 from __future__ import annotations
@@ -13,16 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from adapters.outbox import MongoOutbox
+from adapters.stripe_gateway import StripeGateway
 
 MARKER = Path("crash-before-outbox")
+REFUND_MARKER = Path("crash-after-refund")
 _notify = MongoOutbox.notify
+_create_refund = StripeGateway.create_refund
+
+
+def _die_if(marker: Path) -> None:
+    if marker.exists():
+        marker.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _crashing_notify(self: MongoOutbox, *args: Any, **kwargs: Any) -> None:
-    if MARKER.exists():
-        MARKER.unlink()
-        os.kill(os.getpid(), signal.SIGKILL)
+    _die_if(MARKER)
     _notify(self, *args, **kwargs)
 
 
+def _crashing_create_refund(self: StripeGateway, *args: Any, **kwargs: Any) -> Any:
+    refund = _create_refund(self, *args, **kwargs)
+    _die_if(REFUND_MARKER)  # Stripe made the refund; nothing of it is recorded yet
+    return refund
+
+
 MongoOutbox.notify = _crashing_notify  # type: ignore[method-assign]
+StripeGateway.create_refund = _crashing_create_refund  # type: ignore[method-assign]

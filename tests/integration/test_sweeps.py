@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -12,18 +11,10 @@ from adapters.mongo import now
 from adapters.wiring import ensure_all_indexes
 from devstack import events
 from devstack.send_event import pending_payment
-from tests.fakes import mongo_deps
+from tests.fakes import RecordingJobs, mongo_deps
 from usecases.sweeps import heal
 
 LONG_AGO = timedelta(minutes=30)
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-
-    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
-        self.payloads.append(dict(payload))
 
 
 def stored_event(db: Any, status: str, last_attempt: Any) -> dict[str, Any]:
@@ -47,9 +38,9 @@ def test_events_left_received_are_queued_again_and_others_are_not(indexed: Any) 
     stored_event(db, "received", now())  # its retry may still be on its way
     stored_event(db, "processed", now() - LONG_AGO)
     stored_event(db, "failed", now() - LONG_AGO)  # failed for good: for ops, not for the sweep
-    queue = RecordingQueue()
-    report = heal(mongo_deps(db), queue, older_than=timedelta(minutes=5))
-    assert queue.payloads == [stale] and report.events_requeued == 1
+    deps = mongo_deps(db)
+    report = heal(deps, older_than=timedelta(minutes=5))
+    assert cast(RecordingJobs, deps.jobs).events == [stale] and report.events_requeued == 1
 
 
 def test_a_completed_payment_never_activated_is_activated_once(indexed: Any) -> None:
@@ -65,8 +56,8 @@ def test_a_completed_payment_never_activated_is_activated_once(indexed: Any) -> 
     fresh = {**pending_payment("pi_fresh"), "status": "completed"}
     db.payments.insert_many([orphan, flagged, fresh])
     deps = mongo_deps(db)
-    assert heal(deps, RecordingQueue(), older_than=timedelta(minutes=5)).payments_activated == 1
-    assert heal(deps, RecordingQueue(), older_than=timedelta(minutes=5)).payments_activated == 0
+    assert heal(deps, older_than=timedelta(minutes=5)).payments_activated == 1
+    assert heal(deps, older_than=timedelta(minutes=5)).payments_activated == 0
     assert db.payments.find_one({"paymentId": "pi_orphan"})["activatedAt"] is not None
     assert db.enrollments.find_one({"paymentId": orphan["_id"]})["status"] == "active"
     assert db.enrollments.count_documents({}) == 1

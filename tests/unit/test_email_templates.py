@@ -32,6 +32,32 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "retry_url": "http://localhost:5173/checkout/abc",
         "payment_id": "pi_123",
     },
+    "refund_confirmation": {
+        "customer_name": "Asha Rao",
+        "service_name": "Yoga for Beginners",
+        "amount_display": "₹1,499.00",
+        "refund_display": "₹500.00",
+        "remaining_note": "₹999.00 of the payment stays paid.",
+        "refund_id": "re_123",
+        "payment_id": "pi_123",
+    },
+    "refund_notice": {
+        "specialist_name": "Dr. Mehta",
+        "customer_name": "Asha Rao",
+        "service_name": "Yoga for Beginners",
+        "amount_display": "₹1,499.00",
+        "refund_display": "₹500.00",
+        "remaining_note": "₹999.00 of the payment stays paid.",
+        "refund_id": "re_123",
+        "payment_id": "pi_123",
+        "dashboard_url": "http://localhost:5173/specialist/dashboard",
+    },
+    "refund_refused": {
+        "service_name": "Yoga for Beginners",
+        "refund_display": "₹500.00",
+        "reason": "Charge ch_1 has already been refunded.",
+        "payment_id": "pi_123",
+    },
     "ops_review_required": {
         "reason": "amount_mismatch",
         "payment_id": "pi_123",
@@ -69,6 +95,9 @@ def test_subjects_read_as_expected(mailer: Mailer) -> None:
         "specialist_new_enrollment": "New enrollment: Asha Rao joined Yoga for Beginners",
         "payment_failed": "Your payment for Yoga for Beginners didn't go through",
         "ops_review_required": "[payments] Review required: amount_mismatch (pi_123)",
+        "refund_confirmation": "Your refund of ₹500.00 for Yoga for Beginners",
+        "refund_notice": "A refund of ₹500.00 for Yoga for Beginners",
+        "refund_refused": "Your refund request for Yoga for Beginners could not be made",
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from domain.events import StripeEvent
-from usecases.handlers import payment_intent
+from usecases.handlers import payment_intent, refunds
 from usecases.ports import Deps
 
 Handler = Callable[[StripeEvent, Deps], str]
@@ -20,6 +20,11 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.requires_action": payment_intent.requires_action,
     "payment_intent.payment_failed": payment_intent.payment_failed,
     "payment_intent.canceled": payment_intent.canceled,
+    "charge.refunded": refunds.charge_refunded,
+    "charge.refund.updated": refunds.refund_changed,
+    "refund.created": refunds.refund_changed,
+    "refund.updated": refunds.refund_changed,
+    "refund.failed": refunds.refund_changed,
 }
 
 #: What the ingress accepts.

@@ -10,16 +10,15 @@ from typing import Any
 from dramatiq import Broker
 from dramatiq.middleware import Middleware
 
-from usecases.ports import Deps, EventQueue
+from usecases.ports import Deps
 from usecases.sweeps import heal
 
 log = logging.getLogger(__name__)
 
 
 class HealStaleWork(Middleware):
-    def __init__(self, deps: Deps, queue: EventQueue, interval: float, older_than: timedelta) -> None:
+    def __init__(self, deps: Deps, interval: float, older_than: timedelta) -> None:
         self.deps = deps
-        self.queue = queue
         self.interval = interval
         self.older_than = older_than
         self._stop = threading.Event()
@@ -39,7 +38,7 @@ class HealStaleWork(Middleware):
     def _run(self) -> None:
         while True:
             try:
-                heal(self.deps, self.queue, self.older_than)
+                heal(self.deps, self.older_than)
             except Exception:
                 # MongoDB or Redis away: the next round tries again.
                 log.exception("stale-work sweep failed; trying again next round")

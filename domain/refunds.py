@@ -1,0 +1,62 @@
+"""The rules of refunds: who may ask, how much is left, what a refund does to the payment's status.
+
+Pure functions of values; ``usecases.refunds`` asks them and writes. Money is in minor units.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.errors import RequestRefused
+from domain.payments import COMPLETED, DISPUTED, PARTIALLY_REFUNDED, REFUNDED, Payment
+
+#: The reasons Stripe's Refunds API takes; any other text is kept on our side only.
+STRIPE_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+#: Statuses from which money can still go back.
+REFUNDABLE = frozenset({COMPLETED, PARTIALLY_REFUNDED})
+
+#: A refund request's statuses: ours (``pending``) until Stripe's answer is recorded.
+PENDING = "pending"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+#: Stripe refund statuses that mean the money will not go back.
+NOT_REFUNDED = frozenset({FAILED, "canceled"})
+
+
+def remainder(payment: Payment) -> int:
+    """What may still be refunded: the amount less what is refunded and what pending requests hold."""
+    return payment.amount - payment.amount_refunded - payment.refund_reserved
+
+
+def refund_amount(
+    payment: Payment, requested: int | None, *, customer: bool, now: datetime, window: timedelta
+) -> int:
+    """The amount to refund for this request, or the refusal (409 ``not_refundable``) naming why.
+
+    ``requested`` None asks for everything left. A customer may ask within ``window`` of the
+    payment; the specialist and admins at any time.
+    """
+    if payment.status == DISPUTED:
+        raise RequestRefused("not_refundable", "the payment is under dispute")
+    if payment.status not in REFUNDABLE:
+        raise RequestRefused("not_refundable", f"a {payment.status} payment cannot be refunded")
+    if customer and (payment.paid_at is None or now - payment.paid_at > window):
+        raise RequestRefused("not_refundable", f"refunds can be asked within {window.days} days of payment")
+    left = remainder(payment)
+    amount = left if requested is None else requested
+    if amount <= 0 or amount > left:
+        raise RequestRefused("not_refundable", f"{left} is left to refund", "amount")
+    return amount
+
+
+def stripe_reason(reason: str | None) -> str | None:
+    """The ``reason`` Stripe takes for this request; free text stays with us."""
+    return reason if reason in STRIPE_REASONS else None
+
+
+def status_after_refunds(amount: int, refunded: int) -> str | None:
+    """The payment status its refunds call for: fully or partly refunded, or None when nothing went back."""
+    if refunded >= amount:
+        return REFUNDED
+    return PARTIALLY_REFUNDED if refunded > 0 else None
