@@ -64,6 +64,7 @@ class MongoRefunds:
                 "status": payment.status,
                 "amountRefunded": _same(payment.amount_refunded),
                 "refundReserved": _same(payment.refund_reserved),
+                "refunds.refundRequestId": {"$ne": request_id},  # a request id is recorded once
             },
             {
                 "$push": {"refunds": entry},

@@ -16,6 +16,7 @@ from domain.activation import DUPLICATE_PAYMENT, may_activate
 from domain.payments import COMPLETED, Payment, can_move
 from usecases import notices
 from usecases.ports import DUPLICATE, Deps
+from usecases.refunds import refund_duplicate
 from usecases.transitions import reload
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def activate(payment: Payment, deps: Deps, *, verified: bool, event_id: str | No
     outcome, enrollment_id = deps.enrollments.activate(payment, verified)
     if outcome == DUPLICATE:
         review(payment, DUPLICATE_PAYMENT, "the customer is already enrolled through another payment", event_id, deps)
+        refund_duplicate(payment, deps)
         return None
     deps.payments.record_activation(payment, enrollment_id)
     log.info("enrollment active", extra={"outcome": outcome})

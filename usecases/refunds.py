@@ -24,7 +24,16 @@ from uuid import uuid4
 
 from domain.errors import PermanentError, ProviderRefused, RequestRefused, RetryLater
 from domain.payments import REFUNDED, Payment, Refund, can_move
-from domain.refunds import NOT_REFUNDED, PENDING, SUCCEEDED, refund_amount, status_after_refunds, stripe_reason
+from domain.refunds import (
+    NOT_REFUNDED,
+    PENDING,
+    REFUNDABLE,
+    SUCCEEDED,
+    refund_amount,
+    remainder,
+    status_after_refunds,
+    stripe_reason,
+)
 from usecases import notices
 from usecases.ports import Deps
 from usecases.transitions import reload
@@ -79,6 +88,27 @@ def request_refund(
                 log.warning("refund request recorded, not queued yet", extra={"error": repr(error)})
             return request_id
     raise RequestRefused("conflict", "the payment's refunds kept changing; retry")
+
+
+def refund_duplicate(payment: Payment, deps: Deps) -> None:
+    """Refund in full, once, a second payment for an enrollment another payment already paid for.
+
+    The request id is derived from the payment, so a retry finds its own request instead of
+    making another; it is queued on every call, which heals a crash between the two steps.
+    """
+    request_id = f"duplicate-{payment.record_id}"
+    for _ in range(_ATTEMPTS):
+        if payment.refund(request_id=request_id) is not None:
+            break
+        amount = remainder(payment)
+        if payment.status not in REFUNDABLE or amount <= 0:
+            return
+        system = {"id": None, "role": "system", "email": deps.links.ops_email}
+        if deps.refunds.reserve(payment, request_id, amount, "duplicate", None, system):
+            log.warning("duplicate payment refunded in full", extra={"outcome": "duplicate_refund"})
+            break
+        payment = reload(payment, deps)
+    deps.jobs.enqueue_refund(payment.intent_id, request_id)
 
 
 def execute_refund(intent_id: str, request_id: str, deps: Deps) -> None:

@@ -14,9 +14,10 @@ from adapters.wiring import ensure_all_indexes
 from devstack import events
 from devstack.send_event import pending_payment
 from domain.errors import RetryLater
-from tests.fakes import FakeStripe, RecordingOutbox, mongo_deps
+from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.ports import Deps
+from usecases.refunds import execute_refund
 
 T0 = 1_700_000_000
 
@@ -199,6 +200,28 @@ def test_a_second_payment_for_an_active_enrollment_is_flagged_duplicate(db: Any,
     assert "activatedAt" not in after
     assert outbox(deps).recipients("enrollment_confirmation") == {payment["customerEmail"]}
     assert db.enrollments.find_one()["paymentId"] == payment["_id"]
+
+
+def test_a_duplicate_payment_is_refunded_in_full_once(db: Any, payment: dict[str, Any]) -> None:
+    """The second payment is refunded through the refunds actor, once; the paid enrollment stays active."""
+    deps = mongo_deps(db)
+    process_event(intent_event(payment, "payment_intent.succeeded"), deps)
+    second = {**payment, "_id": pending_payment("pi_2")["_id"], "paymentId": "pi_2"}
+    db.payments.insert_one(second)
+    duplicate = intent_event(second, "payment_intent.succeeded")
+    process_event(duplicate, deps)
+    jobs = cast(RecordingJobs, deps.jobs).refunds
+    assert jobs == [("pi_2", f"duplicate-{second['_id']}")]
+    db.stripe_events.delete_many({})
+    process_event(duplicate, deps)  # a retry after a crash: the same request, not a second one
+    for intent_id, request_id in set(jobs):
+        execute_refund(intent_id, request_id, deps)
+    after = stored(db, second)
+    assert (after["status"], after["amountRefunded"], len(after["refunds"])) == ("refunded", 49900, 1)
+    assert after["refunds"][0]["reason"] == "duplicate"
+    assert len(cast(FakeStripe, deps.stripe).refunds) == 1
+    assert db.enrollments.find_one()["status"] == "active"
+    assert outbox(deps).recipients("refund_confirmation") == {payment["customerEmail"]}
 
 
 def test_a_declined_payment_emails_the_customer_once_per_event(db: Any, payment: dict[str, Any]) -> None:
