@@ -81,6 +81,33 @@ class MongoEnrollments:
                 continue  # a concurrent activation inserted it first; decide again against it
         raise RuntimeError(f"could not activate enrollment for payment {payment.intent_id}")
 
+    def suspend(self, payment: Payment, dispute_id: str) -> None:
+        self.collection.update_one(
+            {"_id": payment.enrollment_id, "paymentId": payment.record_id, "status": "active"},
+            {
+                "$set": {
+                    "status": "suspended",
+                    "suspendedBy": dispute_id,
+                    "paymentStatus": "disputed",
+                    "updatedAt": now(),
+                }
+            },
+        )
+
+    def reinstate(self, payment: Payment, dispute_id: str, payment_status: str) -> None:
+        self.collection.update_one(
+            {
+                "_id": payment.enrollment_id,
+                "paymentId": payment.record_id,
+                "status": "suspended",
+                "suspendedBy": dispute_id,
+            },
+            {
+                "$set": {"status": "active", "paymentStatus": payment_status, "updatedAt": now()},
+                "$unset": {"suspendedBy": ""},
+            },
+        )
+
     def cancel(self, payment: Payment, payment_status: str) -> None:
         self.collection.update_one(
             {"_id": payment.enrollment_id, "paymentId": payment.record_id, "status": {"$in": list(ENROLLED)}},

@@ -18,7 +18,7 @@ from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from domain.events import StripeEvent
-from domain.payments import COMPLETED, Party, Payment, Refund, holds_slot
+from domain.payments import COMPLETED, Dispute, Party, Payment, Refund, holds_slot
 
 Doc = dict[str, Any]
 
@@ -93,7 +93,14 @@ def _payment(doc: Mapping[str, Any]) -> Payment:
         refund_reserved=int(doc.get("refundReserved") or 0),
         refunds=tuple(_refund(entry) for entry in doc.get("refunds") or () if isinstance(entry, Mapping)),
         charge_id=doc.get("chargeId"),
+        dispute=_dispute(doc.get("dispute")),
     )
+
+
+def _dispute(doc: Any) -> Dispute | None:
+    if not isinstance(doc, Mapping) or not doc.get("id"):
+        return None
+    return Dispute(str(doc["id"]), str(doc.get("status")), doc["eventAt"], str(doc.get("statusBefore") or COMPLETED))
 
 
 def _refund(entry: Mapping[str, Any]) -> Refund:
@@ -116,6 +123,14 @@ class MongoPayments:
     def by_intent(self, intent_id: str) -> Payment | None:
         doc = self.collection.find_one({"paymentId": intent_id})
         return _payment(doc) if doc else None
+
+    def by_charge(self, charge_id: str) -> Payment | None:
+        doc = self.collection.find_one({"chargeId": charge_id})
+        return _payment(doc) if doc else None
+
+    def note_charge(self, payment: Payment, charge_id: str) -> None:
+        if payment.charge_id != charge_id:
+            self.collection.update_one({"_id": payment.record_id}, {"$set": {"chargeId": charge_id}})
 
     def move(self, payment: Payment, target: str, event_id: str | None, event_at: datetime | None) -> bool:
         at = now()

@@ -6,6 +6,7 @@ from dramatiq import Broker
 from pymongo.database import Database
 
 from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
+from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
 from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
@@ -41,6 +42,7 @@ def build_deps(
         links=Links(app_base_url=settings.app_base_url, ops_email=settings.ops_email),
         refunds=MongoRefunds(db),
         jobs=BrokerJobs(broker),
+        disputes=MongoDisputes(db),
     )
 
 

@@ -109,6 +109,17 @@ class Refund:
 
 
 @dataclass(frozen=True)
+class Dispute:
+    """The dispute recorded on a payment (its ``dispute`` field)."""
+
+    id: str
+    status: str
+    event_at: datetime
+    #: The payment's status before the dispute (``completed`` or ``partially_refunded``).
+    status_before: str
+
+
+@dataclass(frozen=True)
 class Payment:
     """The fields of a ``payments`` document the rules read (CONTRACT §5).
 
@@ -140,6 +151,7 @@ class Payment:
     refunds: tuple[Refund, ...] = ()
     #: The charge of the succeeded intent (refunds and disputes name it).
     charge_id: str | None = None
+    dispute: Dispute | None = None
 
     def refund(self, *, request_id: str | None = None, stripe_id: str | None = None) -> Refund | None:
         """The ``refunds[]`` entry for our request id or Stripe's ``re_…`` id, if there is one."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments
 from adapters.mongo import MongoInbox, MongoPayments
 from adapters.refunds import MongoRefunds
@@ -103,6 +104,12 @@ class BrokenEnrollments:
     def cancel(self, payment: Any, payment_status: str) -> None:
         raise RuntimeError("enrollments refused the write")
 
+    def suspend(self, payment: Any, dispute_id: str) -> None:
+        raise RuntimeError("enrollments refused the write")
+
+    def reinstate(self, payment: Any, dispute_id: str, payment_status: str) -> None:
+        raise RuntimeError("enrollments refused the write")
+
 
 LINKS = Links(app_base_url="http://app.test", ops_email="ops@example.test")
 
@@ -122,4 +129,5 @@ def mongo_deps(
         links=LINKS,
         refunds=MongoRefunds(db),
         jobs=RecordingJobs(),
+        disputes=MongoDisputes(db),
     )

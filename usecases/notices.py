@@ -7,6 +7,8 @@ outbox write heals it, and no key is ever emailed twice (DESIGN §2, "Emails").
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from domain import notices
 from domain.money import display
@@ -147,3 +149,35 @@ def refund_refused(payment: Payment, request_id: str, amount: int, to: str | Non
         reason=reason,
         payment_id=payment.intent_id,
     )
+
+
+def _dispute_context(payment: Payment, dispute: Mapping[str, Any]) -> dict[str, str]:
+    amount = dispute.get("amount")
+    return {
+        "service_name": payment.service_name,
+        "customer_name": payment.customer.name or "A customer",
+        "dispute_amount": display(amount if isinstance(amount, int) else payment.amount, payment.currency),
+        "dispute_reason": str(dispute.get("reason") or "unspecified"),
+        "dispute_id": str(dispute.get("id")),
+        "payment_id": payment.intent_id,
+    }
+
+
+def dispute_opened(payment: Payment, dispute: Mapping[str, Any], deps: Deps) -> None:
+    """Tell the specialist and ops a payment is disputed, with the evidence deadline (once per dispute)."""
+    details = dispute.get("evidence_details")
+    due = details.get("due_by") if isinstance(details, Mapping) else None
+    context = {
+        **_dispute_context(payment, dispute),
+        "due_by": datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(due, int) else "-",
+    }
+    occasion = f"{dispute.get('id')}:opened"
+    tell(deps, payment, "dispute_opened", payment.specialist.email, f"{occasion}:specialist", **context)
+    tell(deps, payment, "dispute_opened", deps.links.ops_email, f"{occasion}:ops", **context)
+
+
+def dispute_closed(payment: Payment, dispute: Mapping[str, Any], deps: Deps) -> None:
+    """Tell the specialist how a dispute ended (once per dispute)."""
+    outcome = {"won": "won", "warning_closed": "closed without a chargeback", "lost": "lost"}
+    context = {**_dispute_context(payment, dispute), "outcome": outcome.get(str(dispute.get("status")), "closed")}
+    tell(deps, payment, "dispute_closed", payment.specialist.email, f"{dispute.get('id')}:closed", **context)

@@ -35,6 +35,12 @@ class Payments(Protocol):
     def awaiting_activation(self, older_than: timedelta) -> list[Payment]:
         """Completed payments not yet activated nor held for review, untouched for ``older_than``."""
 
+    def by_charge(self, charge_id: str) -> Payment | None:
+        """The payment whose succeeded intent made this charge (``chargeId``)."""
+
+    def note_charge(self, payment: Payment, charge_id: str) -> None:
+        """Remember the charge of the succeeded intent (disputes and refunds may name only it)."""
+
     def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
         """Set ``activatedAt`` and ``enrollmentId`` the first time only, and give up the open slot."""
 
@@ -54,6 +60,19 @@ class Enrollments(Protocol):
 
     def cancel(self, payment: Payment, payment_status: str) -> None:
         """Cancel the enrollment this payment activated (never one another payment paid for)."""
+
+    def suspend(self, payment: Payment, dispute_id: str) -> None:
+        """Suspend the enrollment this payment activated, if it is active, naming the dispute."""
+
+    def reinstate(self, payment: Payment, dispute_id: str, payment_status: str) -> None:
+        """Make active again the enrollment this dispute suspended (and no other)."""
+
+
+class Disputes(Protocol):
+    def record(
+        self, payment: Payment, dispute: Mapping[str, Any], event_at: datetime, before: str, flags: Mapping[str, bool]
+    ) -> bool:
+        """Store Stripe's dispute over the one ``payment`` holds, if it is still that one."""
 
 
 class Outbox(Protocol):
@@ -144,6 +163,7 @@ class Deps:
     links: Links
     refunds: Refunds
     jobs: Jobs
+    disputes: Disputes
 
 
 @dataclass(frozen=True)

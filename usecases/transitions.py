@@ -8,6 +8,8 @@ the event insists on, Stripe's current view of the intent decides.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from domain.errors import RetryLater
 from domain.events import StripeEvent, created_by_us
@@ -30,6 +32,15 @@ def load_payment(event: StripeEvent, deps: Deps) -> Payment | None:
         # Ours, but the create-intent write is not visible yet: retry rather than lose it.
         raise RetryLater(f"payment for {event.object_id} not found yet")
     return payment
+
+
+def payment_of(obj: Mapping[str, Any], deps: Deps) -> Payment | None:
+    """The payment a refund, charge or dispute is about: by its ``payment_intent``, else by its ``charge``."""
+    intent, charge = obj.get("payment_intent"), obj.get("charge")
+    found = deps.payments.by_intent(intent) if isinstance(intent, str) and intent else None
+    if found is None and isinstance(charge, str) and charge:
+        found = deps.payments.by_charge(charge)
+    return found
 
 
 def follow(event: StripeEvent, target: str, deps: Deps) -> str:

@@ -58,6 +58,24 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "reason": "Charge ch_1 has already been refunded.",
         "payment_id": "pi_123",
     },
+    "dispute_opened": {
+        "service_name": "Yoga for Beginners",
+        "customer_name": "Asha Rao",
+        "dispute_amount": "₹1,499.00",
+        "dispute_reason": "fraudulent",
+        "dispute_id": "dp_123",
+        "payment_id": "pi_123",
+        "due_by": "2026-12-10 23:59 UTC",
+    },
+    "dispute_closed": {
+        "service_name": "Yoga for Beginners",
+        "customer_name": "Asha Rao",
+        "dispute_amount": "₹1,499.00",
+        "dispute_reason": "fraudulent",
+        "dispute_id": "dp_123",
+        "payment_id": "pi_123",
+        "outcome": "won",
+    },
     "ops_review_required": {
         "reason": "amount_mismatch",
         "payment_id": "pi_123",
@@ -98,6 +116,8 @@ def test_subjects_read_as_expected(mailer: Mailer) -> None:
         "refund_confirmation": "Your refund of ₹500.00 for Yoga for Beginners",
         "refund_notice": "A refund of ₹500.00 for Yoga for Beginners",
         "refund_refused": "Your refund request for Yoga for Beginners could not be made",
+        "dispute_opened": "A payment for Yoga for Beginners is disputed: evidence due 2026-12-10 23:59 UTC",
+        "dispute_closed": "The dispute on Yoga for Beginners is over: won",
     }
 
 

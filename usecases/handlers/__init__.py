@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from domain.events import StripeEvent
 from usecases.handlers import payment_intent, refunds
+from usecases.handlers.disputes import dispute_changed
 from usecases.ports import Deps
 
 Handler = Callable[[StripeEvent, Deps], str]
@@ -25,6 +26,11 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": refunds.refund_changed,
     "refund.updated": refunds.refund_changed,
     "refund.failed": refunds.refund_changed,
+    "charge.dispute.created": dispute_changed,
+    "charge.dispute.updated": dispute_changed,
+    "charge.dispute.funds_withdrawn": dispute_changed,
+    "charge.dispute.funds_reinstated": dispute_changed,
+    "charge.dispute.closed": dispute_changed,
 }
 
 #: What the ingress accepts.

@@ -24,6 +24,9 @@ def succeeded(event: StripeEvent, deps: Deps) -> str:
     if mismatch:
         review(payment, mismatch.reason, mismatch.details, event.id, deps)
     payment = advance(event, payment, payments.COMPLETED, deps)
+    charge = event.object.get("latest_charge")
+    if isinstance(charge, str) and charge:  # disputes and refunds may name only the charge
+        deps.payments.note_charge(payment, charge)
     if not mismatch:
         activate(payment, deps, verified=True, event_id=event.id)
     return PROCESSED

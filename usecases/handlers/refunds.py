@@ -8,19 +8,14 @@ Refunds of payments this service did not create are ``ignored``.
 from __future__ import annotations
 
 from domain.events import StripeEvent
-from domain.payments import Payment
 from usecases.ports import Deps
 from usecases.refunds import record_refund
-from usecases.transitions import IGNORED, PROCESSED
-
-
-def _payment(intent_id: object, deps: Deps) -> Payment | None:
-    return deps.payments.by_intent(intent_id) if isinstance(intent_id, str) and intent_id else None
+from usecases.transitions import IGNORED, PROCESSED, payment_of
 
 
 def charge_refunded(event: StripeEvent, deps: Deps) -> str:
     """A charge was refunded, in part or in full: record every refund Stripe has for it."""
-    payment = _payment(event.object.get("payment_intent"), deps)
+    payment = payment_of({"payment_intent": event.object.get("payment_intent"), "charge": event.object_id}, deps)
     if payment is None:
         return IGNORED
     for refund in deps.stripe.list_refunds(payment.intent_id):
@@ -30,7 +25,7 @@ def charge_refunded(event: StripeEvent, deps: Deps) -> str:
 
 def refund_changed(event: StripeEvent, deps: Deps) -> str:
     """refund.created / refund.updated / refund.failed / charge.refund.updated: record that refund."""
-    payment = _payment(event.object.get("payment_intent"), deps)
+    payment = payment_of(event.object, deps)
     if payment is None:
         return IGNORED
     record_refund(payment, event.object, deps)

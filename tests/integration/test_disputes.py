@@ -1,0 +1,149 @@
+"""Disputes against MongoDB: any order and any duplicate of the events ends the same (issue 8)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+
+from adapters.mongo import now
+from adapters.wiring import ensure_all_indexes
+from devstack import events
+from devstack.send_event import pending_payment
+from domain.errors import RequestRefused
+from tests.fakes import RecordingOutbox, mongo_deps
+from usecases.inbox import process_event
+from usecases.refunds import Requester, request_refund
+
+T0 = 1_780_000_000
+
+
+@pytest.fixture
+def paid(db: Any) -> dict[str, Any]:
+    """A completed, activated payment with its charge, and its active enrollment."""
+    ensure_all_indexes(db)
+    doc = pending_payment(events.new_id("pi"))
+    enrollment = db.enrollments.insert_one(
+        {"customerId": doc["customerId"], "serviceId": doc["serviceId"], "status": "active", "paymentId": doc["_id"]}
+    ).inserted_id
+    doc.update(status="completed", paidAt=now(), activatedAt=now(), enrollmentId=enrollment, chargeId="ch_disputed")
+    db.payments.insert_one(doc)
+    return doc
+
+
+def dispute_event(event_type: str, status: str, created: int, by_charge: bool = False) -> dict[str, Any]:
+    dispute = events.fixture("dispute")
+    dispute.update(
+        id="dp_1",
+        status=status,
+        amount=49900,
+        currency="inr",
+        charge="ch_disputed",
+        payment_intent=None if by_charge else "pi_x",
+        evidence_details={**dispute["evidence_details"], "due_by": T0 + 7 * 86400},
+    )
+    return events.event(event_type, dispute, created=created)
+
+
+def story(paid: dict[str, Any], outcome: str) -> list[dict[str, Any]]:
+    """created, updated and closed for one dispute on ``paid``, in Stripe's order."""
+    evts = [
+        dispute_event("charge.dispute.created", "needs_response", T0),
+        dispute_event("charge.dispute.updated", "under_review", T0 + 10),
+        dispute_event("charge.dispute.closed", outcome, T0 + 20),
+    ]
+    for event in evts:
+        event["data"]["object"]["payment_intent"] = paid["paymentId"]
+    return evts
+
+
+def state(db: Any, paid: dict[str, Any]) -> tuple[str, str, str]:
+    payment = db.payments.find_one({"_id": paid["_id"]})
+    return (
+        payment["status"],
+        db.enrollments.find_one({"_id": paid["enrollmentId"]})["status"],
+        payment["dispute"]["status"],
+    )
+
+
+def test_an_open_dispute_suspends_and_refunds_are_refused(db: Any, paid: dict[str, Any]) -> None:
+    """created: the payment is disputed, its enrollment suspended, specialist and ops told; a refund gets 409."""
+    deps = mongo_deps(db)
+    process_event(story(paid, "won")[0], deps)
+    assert state(db, paid) == ("disputed", "suspended", "needs_response")
+    stored = db.payments.find_one({"_id": paid["_id"]})["dispute"]
+    assert (stored["id"], stored["reason"], stored["amount"], stored["statusBefore"]) == (
+        "dp_1",
+        "general",
+        49900,
+        "completed",
+    )
+    assert stored["dueBy"].timestamp() == T0 + 7 * 86400
+    outbox = cast(RecordingOutbox, deps.outbox)
+    assert outbox.recipients("dispute_opened") == {paid["specialistEmail"], "ops@example.test"}
+    with pytest.raises(RequestRefused, match="under dispute"):
+        request_refund(
+            paid["paymentId"], Requester("admin", "admin"), None, None, deps, now=now(), window=timedelta(30)
+        )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "final"),
+    [
+        ("won", ("completed", "active", "won")),
+        ("warning_closed", ("completed", "active", "warning_closed")),
+        ("lost", ("dispute_lost", "cancelled", "lost")),
+    ],
+)
+def test_every_order_and_duplicate_of_the_events_ends_the_same(
+    db: Any, paid: dict[str, Any], outcome: str, final: tuple[str, str, str]
+) -> None:
+    """All 6 orders of created/updated/closed, each delivered twice: the same payment, enrollment and dispute."""
+    for order in itertools.permutations(range(3)):
+        db.payments.update_one({"_id": paid["_id"]}, {"$set": {"status": "completed"}, "$unset": {"dispute": ""}})
+        db.enrollments.update_one({"_id": paid["enrollmentId"]}, {"$set": {"status": "active"}})
+        db.stripe_events.delete_many({})
+        deps = mongo_deps(db)
+        evts = story(paid, outcome)
+        for index in (*order, *order):
+            assert process_event(evts[index], deps) == "processed"
+        assert state(db, paid) == final, order
+        if outcome == "lost":
+            assert cast(RecordingOutbox, deps.outbox).recipients("dispute_closed") == {paid["specialistEmail"]}
+
+
+def test_a_won_dispute_gives_back_a_partial_refund_status(db: Any, paid: dict[str, Any]) -> None:
+    """A payment partly refunded before its dispute goes back to partially_refunded when the dispute is won."""
+    db.payments.update_one({"_id": paid["_id"]}, {"$set": {"status": "partially_refunded", "amountRefunded": 100}})
+    deps = mongo_deps(db)
+    for event in story(paid, "won"):
+        process_event(event, deps)
+    assert state(db, paid) == ("partially_refunded", "active", "won")
+
+
+def test_funds_events_are_recorded(db: Any, paid: dict[str, Any]) -> None:
+    """funds_withdrawn and funds_reinstated are kept on the stored dispute."""
+    deps = mongo_deps(db)
+    created = story(paid, "won")[0]
+    withdrawn = dispute_event("charge.dispute.funds_withdrawn", "needs_response", T0 + 1)
+    withdrawn["data"]["object"]["payment_intent"] = paid["paymentId"]
+    process_event(created, deps)
+    process_event(withdrawn, deps)
+    assert db.payments.find_one({"_id": paid["_id"]})["dispute"]["fundsWithdrawn"] is True
+
+
+def test_a_dispute_naming_only_its_charge_finds_the_payment(db: Any, paid: dict[str, Any]) -> None:
+    """Disputes name their charge and intent; with only the charge the payment is found by its chargeId."""
+    event = dispute_event("charge.dispute.created", "needs_response", T0, by_charge=True)
+    assert process_event(event, mongo_deps(db)) == "processed"
+    assert state(db, paid)[0] == "disputed"
+
+
+def test_disputes_of_payments_not_ours_are_ignored(db: Any, paid: dict[str, Any]) -> None:
+    """A dispute whose intent and charge this service does not know: ignored, nothing changed."""
+    event = dispute_event("charge.dispute.created", "needs_response", T0)
+    event["data"]["object"].update(payment_intent="pi_elsewhere", charge="ch_elsewhere")
+    assert process_event(event, mongo_deps(db)) == "ignored"
+    assert db.payments.find_one({"_id": paid["_id"]})["status"] == "completed"
