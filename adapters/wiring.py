@@ -13,6 +13,7 @@ from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.queue import BrokerJobs
 from adapters.refunds import MongoRefunds, ensure_refund_indexes
 from adapters.settings import Settings
+from adapters.statistics import ensure_statistics_indexes
 from adapters.stripe_gateway import StripeGateway, build_client
 from usecases.ports import CheckoutDeps, Deps, Links
 
@@ -24,6 +25,7 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_enrollment_indexes(db)
     ensure_outbox_indexes(db)
     ensure_refund_indexes(db)
+    ensure_statistics_indexes(db)
 
 
 def build_deps(

@@ -21,6 +21,7 @@ from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
+from adapters.statistics import MongoStatistics
 from adapters.stripe_gateway import StripeGateway, build_client
 from adapters.wiring import build_checkout, build_deps, ensure_all_indexes
 from domain.errors import RequestRefused
@@ -63,6 +64,7 @@ def create_app(
         limiter=RateLimiter(broker.client, settings.rate_limit_per_minute),
         find_user=MongoUsers(db).find,
         refund_window=timedelta(days=settings.refund_window_days),
+        stats=MongoStatistics(db),
     )
 
     @contextlib.asynccontextmanager
@@ -82,6 +84,7 @@ def create_app(
         Route("/api/payments/create-intent", payments.create_intent, methods=["POST"]),
         Route("/api/payments/confirm-payment", payments.confirm_payment, methods=["POST"]),
         Route("/api/payments/history/customer", payments.history, methods=["GET"]),
+        Route("/api/payments/specialist/statistics", payments.statistics, methods=["GET"]),
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -181,6 +181,72 @@ SCHEMA: dict[str, Any] = {
                 },
             }
         },
+        "/api/payments/{paymentId}/refund": {
+            "post": {
+                "operationId": "requestRefund",
+                "summary": "Ask for a full (no amount: what is left) or partial refund, made by the refunds actor",
+                "parameters": [
+                    {
+                        "name": "paymentId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": INTENT_ID},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "amount": {"type": "integer", "minimum": 1, "description": "minor units"},
+                                    "reason": {
+                                        "type": "string",
+                                        "maxLength": 500,
+                                        "description": "duplicate, fraudulent, requested_by_customer, or free text",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "required": ["refundRequestId", "status"],
+                            "properties": {"refundRequestId": {"type": "string"}, "status": {"const": "pending"}},
+                        },
+                        "recorded; Stripe's refund follows",
+                    ),
+                    "404": _error("no such payment, or not the caller's to refund (`not_found`)"),
+                    "409": _error("more than is left, not paid, under dispute, or past the window (`not_refundable`)"),
+                    **_BODY,
+                    **_AUTHED,
+                },
+            }
+        },
+        "/api/payments/specialist/statistics": {
+            "get": {
+                "operationId": "specialistStatistics",
+                "summary": "A specialist's earnings per currency, month and service (admins name the specialist)",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "specialistId", "in": "query", "schema": {"type": "string", "pattern": OBJECT_ID}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["specialistId", "totals", "byMonth", "byService"]},
+                        "the figures",
+                    ),
+                    "403": _error("a customer, or another specialist's figures (`forbidden`)"),
+                    "422": _error("a bad date or id, or an admin naming no specialist (`validation_error`)"),
+                    **_AUTHED,
+                },
+            }
+        },
     },
     "security": [{"bearer": []}],
     "components": {

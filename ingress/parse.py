@@ -20,6 +20,7 @@ import json
 import math
 import re
 from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -41,6 +42,7 @@ NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 TEXT = re.compile(r"[^\x00-\x09\x0b-\x1f\x7f]{1,500}")
 EVENT_TYPE = re.compile(r"[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,6}")
 #: An opaque page cursor as this API gives them out (URL-safe base64, no padding).
+MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|\+00:00)?)?")
 CURSOR = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
@@ -112,6 +114,21 @@ def query_int(params: Mapping[str, str], field: str, default: int, low: int, hig
     if not ASCII_DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise Invalid(f"{field} must be a whole number from {low} to {high}", field)
     return int(raw)
+
+
+def query_moment(params: Mapping[str, str], field: str, *, end: bool = False) -> datetime | None:
+    """An optional ISO 8601 date or UTC date-time in the query; a date given as ``end`` means the end of that day."""
+    raw = params.get(field)
+    if not raw:
+        return None
+    if not MOMENT.fullmatch(raw):
+        raise Invalid(f"{field} must be a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z)", field)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment + timedelta(days=1) if end and len(raw) == 10 else moment
+    except (ValueError, OverflowError):
+        raise Invalid(f"{field} is not a valid date", field) from None
 
 
 def choice(params: Mapping[str, str], field: str, allowed: Collection[str]) -> str | None:

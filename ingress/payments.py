@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.reads import BadCursor, MongoPaymentReads
+from adapters.statistics import MongoStatistics
 from domain.payments import TRANSITIONS
 from ingress import parse
 from ingress.auth import Caller, UserLookup, bearer_token, caller_from_claims, decode
@@ -58,6 +59,7 @@ class PaymentRoutes:
     find_user: UserLookup
     #: How long after paying a customer may ask for a refund (``REFUND_WINDOW_DAYS``).
     refund_window: timedelta
+    stats: MongoStatistics
     _pool: CapacityLimiter | None = field(default=None, init=False)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -122,6 +124,24 @@ class PaymentRoutes:
             self.deps.core,
         )
         return JSONResponse({"refundRequestId": request_id, "status": "pending"}, status_code=202)
+
+    async def statistics(self, request: Request) -> Response:
+        """A specialist's earnings (admins name the specialist); ``from``/``to`` bound ``paidAt``, ``to`` exclusive."""
+        caller = await self.caller(request, "specialist", "admin")
+        params = request.query_params
+        asked = params.get("specialistId") or None
+        if caller.admin and asked is None:
+            raise parse.Invalid("an admin must name the specialist", "specialistId")
+        specialist = parse.object_id(asked, "specialistId") if asked else caller.id
+        if not caller.admin and specialist != caller.id:
+            raise ApiError(403, "forbidden", "a specialist sees their own statistics only")
+        start, end = parse.query_moment(params, "from"), parse.query_moment(params, "to", end=True)
+        if start and end and start >= end:
+            raise parse.Invalid("from must be before to", "from")
+        figures = await self.blocking(self.stats.earnings, specialist, start, end)
+        return JSONResponse(
+            jsonable({"specialistId": specialist, "from": start, "to": end, **figures}),
+        )
 
     async def get_payment(self, request: Request) -> Response:
         caller = await self.caller(request)

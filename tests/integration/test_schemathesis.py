@@ -75,14 +75,16 @@ def fuzzed(settings: Settings, db: Any) -> Iterator[Fuzzed]:
 
 
 def test_the_served_schema_lists_every_payment_and_webhook_route(fuzzed: Fuzzed) -> None:
-    """``GET /openapi.json`` documents the webhook routes, health and the four payment routes, with bearer auth."""
+    """``GET /openapi.json`` documents the webhook routes, health and the six payment routes, with bearer auth."""
     assert OPERATIONS == [
         "GET /api/payments/history/customer",
+        "GET /api/payments/specialist/statistics",
         "GET /api/payments/{paymentId}",
         "GET /api/webhooks/health",
         "POST /api/payments/confirm-payment",
         "POST /api/payments/create-intent",
         "POST /api/payments/webhooks/stripe",
+        "POST /api/payments/{paymentId}/refund",
         "POST /api/webhooks/stripe",
     ]
     assert SCHEMA["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
