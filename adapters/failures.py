@@ -5,13 +5,17 @@ It outlives Dramatiq's 7-day dead letters and keeps the encoded message, so ops 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from adapters.mongo import Doc, now
+from usecases.ops import FailureSelection, StoredFailure
 
 
 def _millis(value: Any) -> datetime | None:
@@ -58,4 +62,85 @@ class MongoFailures:
                 "lastFailedAt": last,
                 "state": "dead",
             }
+        )
+
+
+def failure_view(doc: Doc) -> dict[str, Any]:
+    """A ``job_failures`` record as ops see it; the encoded message stays out (``message`` is the decoded one)."""
+    from dramatiq import Message
+
+    message: dict[str, Any] = {}
+    try:
+        decoded = Message.decode(str(doc.get("message", "")).encode())
+        message = {"args": list(decoded.args), "kwargs": decoded.kwargs}
+    except Exception:  # a record whose message no longer decodes is still shown
+        message = {"undecodable": True}
+    return {
+        "id": str(doc["_id"]),
+        "messageId": doc.get("messageId"),
+        "queue": doc.get("queue"),
+        "actor": doc.get("actor"),
+        "eventId": doc.get("eventId"),
+        "eventType": doc.get("eventType"),
+        "error": doc.get("error"),
+        "traceback": doc.get("traceback"),
+        "attempts": doc.get("attempts"),
+        "firstFailedAt": doc.get("firstFailedAt"),
+        "lastFailedAt": doc.get("lastFailedAt"),
+        "state": doc.get("state"),
+        "message": message,
+        **{k: doc[k] for k in ("replayedAt", "replayedBy", "purgedAt", "purgedBy") if k in doc},
+    }
+
+
+def failure_query(selection: FailureSelection) -> dict[str, Any]:
+    """The MongoDB filter for an ops selection (ids win over the other fields)."""
+    if selection.ids:
+        return {"_id": {"$in": [ObjectId(i) for i in selection.ids]}}
+    query: dict[str, Any] = {}
+    for field, value in (("queue", selection.queue), ("actor", selection.actor), ("state", selection.state)):
+        if value:
+            query[field] = value
+    if selection.error:
+        query["error"] = {"$regex": re.escape(selection.error), "$options": "i"}
+    if selection.since or selection.until:
+        bounds = {"$gte": selection.since} if selection.since else {}
+        query["lastFailedAt"] = {**bounds, **({"$lt": selection.until} if selection.until else {})}
+    return query
+
+
+class FailureRecords:
+    """Reads and state changes of ``job_failures`` for ops (the worker writes them: ``MongoFailures``)."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.collection: Collection[Doc] = db.job_failures
+
+    def page(
+        self, selection: FailureSelection, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest failures first, ``limit`` at a time; ``after`` is the last id of the previous page."""
+        query = failure_query(selection)
+        if after:
+            query = {"$and": [query, {"_id": {"$lt": ObjectId(after)}}]}
+        docs = list(self.collection.find(query).sort("_id", DESCENDING).limit(limit + 1))
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return [failure_view(d) for d in docs], (str(docs[-1]["_id"]) if more and docs else None)
+
+    def get(self, failure_id: str) -> dict[str, Any] | None:
+        doc = self.collection.find_one({"_id": ObjectId(failure_id)})
+        return failure_view(doc) if doc else None
+
+    def select(self, selection: FailureSelection) -> list[StoredFailure]:
+        """Every failure the selection names, oldest first, with its encoded message."""
+        cursor = self.collection.find(failure_query(selection)).sort("_id", ASCENDING)
+        return [
+            StoredFailure(str(d["_id"]), str(d.get("queue")), d.get("redisMessageId"), str(d.get("message", "")))
+            for d in cursor
+        ]
+
+    def mark(self, failure_id: str, state: str, by: str) -> None:
+        at = now()
+        self.collection.update_one(
+            {"_id": ObjectId(failure_id)}, {"$set": {"state": state, f"{state}At": at, f"{state}By": by}}
         )

@@ -217,5 +217,9 @@ class MongoInbox:
         ).sort("lastAttemptAt", ASCENDING)
         return [dict(doc["payload"]) for doc in cursor if isinstance(doc.get("payload"), dict)]
 
+    def payload(self, event_id: str) -> dict[str, Any] | None:
+        doc = self.collection.find_one({"_id": event_id}, {"payload": 1})
+        return dict(doc["payload"]) if doc and isinstance(doc.get("payload"), dict) else None
+
     def fail(self, event_id: str, error: str) -> None:
         self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})

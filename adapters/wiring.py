@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
 from pymongo.database import Database
 
+from adapters.audit import MongoAudit
 from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
 from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
+from adapters.failures import FailureRecords
 from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.queue import BrokerJobs
+from adapters.queue_admin import RedisQueueAdmin
 from adapters.refunds import MongoRefunds, ensure_refund_indexes
 from adapters.settings import Settings
 from adapters.statistics import ensure_statistics_indexes
 from adapters.stripe_gateway import StripeGateway, build_client
+from usecases.ops import OpsDeps
 from usecases.ports import CheckoutDeps, Deps, Links
 
 
@@ -45,6 +50,17 @@ def build_deps(
         refunds=MongoRefunds(db),
         jobs=BrokerJobs(broker),
         disputes=MongoDisputes(db),
+    )
+
+
+def build_ops(settings: Settings, db: Database[Doc], broker: RedisBroker) -> OpsDeps:
+    """The ops service's adapters: failure records, Dramatiq's queues, the audit, the inbox."""
+    return OpsDeps(
+        failures=FailureRecords(db),
+        queues=RedisQueueAdmin(broker, settings.queue_signing_key),
+        audit=MongoAudit(db),
+        events=MongoInbox(db),
+        jobs=BrokerJobs(broker),
     )
 
 

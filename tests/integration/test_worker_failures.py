@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import dramatiq
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 
@@ -16,22 +14,9 @@ from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import pending_payment
 from tests.support import queued_messages, wait_for
-from workers.bootstrap import Worker, bootstrap
+from workers.bootstrap import Worker
 
 DEAD = f"{STRIPE_EVENTS_QUEUE}.XQ"
-
-
-@pytest.fixture
-def worker(settings: Settings, db: Any) -> Iterator[Worker]:
-    """A real Dramatiq worker in this process, on the test Redis and MongoDB."""
-    wired = bootstrap(settings)
-    wired.broker.flush_all()
-    running = dramatiq.Worker(wired.broker, worker_timeout=50, worker_threads=2)
-    running.start()
-    yield wired
-    running.stop()
-    wired.broker.flush_all()
-    wired.close()
 
 
 def dead_ids(wired: Worker) -> list[str]:

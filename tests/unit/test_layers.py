@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 #: Packages that must never import the worker package (everything but ``workers/`` itself).
-NOT_WORKERS = ("domain", "usecases", "adapters", "ingress", "devstack", "bench")
+NOT_WORKERS = ("domain", "usecases", "adapters", "ingress", "devstack", "bench", "payments_ops")
 
 
 def imports_of(package: str) -> dict[str, set[str]]:

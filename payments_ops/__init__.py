@@ -1,0 +1,1 @@
+"""``payments-ops``: the ops operations for people on a shell (CONTRACT §4)."""

@@ -1,0 +1,183 @@
+"""``payments-ops``: queues and failed jobs from a shell (CONTRACT §4).
+
+    payments-ops queues
+    payments-ops failures list [--queue Q] [--actor A] [--error TEXT] [--since T] [--until T] [--state S]
+    payments-ops failures show ID
+    payments-ops failures replay [filters | --id ID …] [--rate N] [--yes]   (a dry run without --yes)
+    payments-ops failures purge  [filters | --id ID …] [--yes]
+    payments-ops failures export [filters | --id ID …]                      (JSON lines on stdout)
+    payments-ops events replay EVT
+
+Every command takes ``--json`` for scripts. Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bson.errors import InvalidId
+
+from adapters.mongo import connect
+from adapters.queue import build_broker
+from adapters.settings import ConfigError, Settings
+from adapters.wiring import build_ops
+from payments_ops.config import ops_settings
+from usecases import ops
+from usecases.ops import FailureSelection, OpsDeps
+
+#: Who the audit names for runs from this command.
+WHO = "payments-ops"
+
+
+class Usage(Exception):
+    """Bad usage: exit code 2."""
+
+
+def _moment(raw: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", dest="ids", action="append", default=[], help="a failure id (repeatable)")
+    parser.add_argument("--queue")
+    parser.add_argument("--actor")
+    parser.add_argument("--error", help="text the final error contains (any case)")
+    parser.add_argument("--since", type=_moment, help="last failure at or after (ISO 8601)")
+    parser.add_argument("--until", type=_moment, help="last failure before (ISO 8601)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="payments-ops", description=__doc__.splitlines()[0] if __doc__ else None)
+    root.add_argument("--json", action="store_true", help="machine-readable output")
+    # --json may also come after the command, where people put it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("queues", parents=[common], help="ready, delayed, in flight and dead per queue")
+    failures = commands.add_parser("failures", help="failed jobs").add_subparsers(dest="action", required=True)
+    listing = failures.add_parser("list", parents=[common])
+    _filters(listing)
+    listing.add_argument("--state", choices=["dead", "replayed", "purged"])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--cursor")
+    failures.add_parser("show", parents=[common]).add_argument("failure_id")
+    replay = failures.add_parser("replay", parents=[common])
+    _filters(replay)
+    replay.add_argument("--rate", type=float, help="at most this many per second")
+    replay.add_argument("--yes", action="store_true", help="act (without it: a dry run)")
+    purge = failures.add_parser("purge", parents=[common])
+    _filters(purge)
+    purge.add_argument("--yes", action="store_true", help="act (without it: a dry run)")
+    _filters(failures.add_parser("export", parents=[common]))
+    events = commands.add_parser("events", help="stored Stripe events").add_subparsers(dest="action", required=True)
+    events.add_parser("replay", parents=[common]).add_argument("event_id")
+    return root
+
+
+def selection(args: argparse.Namespace) -> FailureSelection:
+    return FailureSelection(
+        ids=tuple(args.ids),
+        queue=args.queue,
+        actor=args.actor,
+        error=args.error,
+        since=args.since,
+        until=args.until,
+        state=getattr(args, "state", None),
+    )
+
+
+def _print(value: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    print(json.dumps(value, default=str, indent=None if as_json else 2) if as_json else human(value))
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def _bulk(result: ops.BulkResult, verb: str) -> str:
+    if result.dry_run:
+        sample = _table(result.sample, ("id", "actor", "eventId", "error")) if result.sample else ""
+        return f"dry run: {result.count} failures would be {verb} (add --yes to act)\n{sample}".rstrip()
+    refused = f", {result.refused} refused (not signed by this service)" if result.refused else ""
+    return f"{result.done} of {result.count} failures {verb}{refused}"
+
+
+def run(args: argparse.Namespace, deps: OpsDeps) -> int:
+    as_json = args.json
+    if args.command == "queues":
+        depths = deps.queues.depths()
+        rows = [{"queue": q, **d} for q, d in depths.items()]
+        _print(depths, as_json, lambda _: _table(rows, ("queue", "ready", "delayed", "in_flight", "dead")))
+    elif args.command == "events":
+        if not ops.replay_event(args.event_id, deps, who=WHO):
+            print(f"no stored event {args.event_id}", file=sys.stderr)
+            return 1
+        _print({"replayed": args.event_id}, as_json, lambda _: f"event {args.event_id} queued again")
+    elif args.action == "list":
+        items, cursor = deps.failures.page(selection(args), args.limit, args.cursor)
+        body = {"items": items, "nextCursor": cursor}
+        columns = ("id", "queue", "actor", "eventId", "attempts", "lastFailedAt", "state", "error")
+        _print(body, as_json, lambda _: _table(items, columns) + (f"\nnext page: --cursor {cursor}" if cursor else ""))
+    elif args.action == "show":
+        found = deps.failures.get(args.failure_id)
+        if found is None:
+            print(f"no failure {args.failure_id}", file=sys.stderr)
+            return 1
+        _print(found, True, str)
+    elif args.action == "replay":
+        result = ops.replay(selection(args), deps, who=WHO, dry_run=not args.yes, rate=args.rate)
+        _print(asdict(result), as_json, lambda _: _bulk(result, "replayed"))
+    elif args.action == "purge":
+        result = ops.purge(selection(args), deps, who=WHO, dry_run=not args.yes)
+        _print(asdict(result), as_json, lambda _: _bulk(result, "purged"))
+    else:  # export
+        for record in ops.export(selection(args), deps):
+            print(json.dumps(record, default=str))
+    return 0
+
+
+def connect_ops(settings: Settings) -> tuple[OpsDeps, Callable[[], None]]:
+    db = connect(settings.mongodb_uri, settings.mongodb_db)
+    broker = build_broker(settings)
+
+    def close() -> None:
+        broker.close()
+        db.client.close()
+
+    return build_ops(settings, db, broker), close
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse's own usage errors are 2, --help is 0
+        return int(exit_.code or 0)
+    try:
+        settings, _ingress = ops_settings()
+    except ConfigError as error:
+        print(f"payments-ops: {error}", file=sys.stderr)
+        return 2
+    deps, close = connect_ops(settings)
+    try:
+        return run(args, deps)
+    except (InvalidId, Usage) as error:
+        print(f"payments-ops: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # Redis or MongoDB away, …: one line, exit 1
+        print(f"payments-ops: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        close()

@@ -1,0 +1,182 @@
+"""Ops on failed jobs (issue 9): list, filter, show, replay at a rate, purge, audit; a killed replay loses nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.queue import notification_message
+from adapters.settings import Settings
+from adapters.wiring import build_ops
+from devstack import events
+from devstack.send_event import pending_payment
+from tests.support import wait_for
+from usecases import ops
+from usecases.ops import FailureSelection, OpsDeps
+from workers.bootstrap import Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_YET = "not found yet"
+
+
+def failing_events(worker: Worker, count: int) -> list[dict[str, Any]]:
+    """Events of ours whose payments are not stored: retried, then dead (RetryLater). Their payments, to store later."""
+    payments = []
+    for _ in range(count):
+        doc = pending_payment(events.new_id("pi"))
+        intent = events.payment_intent(
+            "payment_intent.succeeded", doc["paymentId"], doc["amount"], "INR", events.intent_metadata(doc)
+        )
+        worker.deps.jobs.enqueue_event(events.event("payment_intent.succeeded", intent))
+        payments.append(doc)
+    return payments
+
+
+def failing_emails(worker: Worker, db: Any, count: int) -> None:
+    """Notifications of a template that does not exist: failed for good at once (PermanentError)."""
+    for i in range(count):
+        key = f"broken-{i}"
+        db.notifications.insert_one({"dedupeKey": key, "template": "no_such_template", "recipient": "x@example.test",
+                                     "context": {}, "status": "pending", "attempts": 0})  # fmt: skip
+        worker.broker.enqueue(notification_message(key))
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def fifty(worker: Worker, db: Any, settings: Settings) -> tuple[list[dict[str, Any]], OpsDeps, Sleeps]:
+    """50 failed jobs across two actors: 20 events (retries exhausted), 30 emails (failed at once)."""
+    payments = failing_events(worker, 20)
+    failing_emails(worker, db, 30)
+    wait_for(lambda: db.job_failures.count_documents({}) == 50, 60, "50 failure records")
+    sleeps = Sleeps()
+    return payments, dataclasses.replace(build_ops(settings, db, worker.broker), sleep=sleeps), sleeps
+
+
+def test_fifty_failures_are_listed_filtered_shown_replayed_and_purged(
+    fifty: tuple[list[dict[str, Any]], OpsDeps, Sleeps], db: Any
+) -> None:
+    """Counts right at every step; the 20 events replayed at a rate finish their work; two audit records."""
+    payments, deps, sleeps = fifty
+    first, cursor = deps.failures.page(FailureSelection(), 30, None)
+    rest, end = deps.failures.page(FailureSelection(), 30, cursor)
+    assert (len(first), len(rest), end) == (30, 20, None)
+    assert len(deps.failures.page(FailureSelection(actor="send_notification"), 100, None)[0]) == 30
+    events_only = FailureSelection(error=NOT_YET.upper())
+    [shown, *_] = deps.failures.page(events_only, 100, None)[0]
+    detail = deps.failures.get(shown["id"])
+    assert detail is not None and detail["attempts"] == 3 and "RetryLater" in detail["traceback"]
+    assert detail["eventType"] == "payment_intent.succeeded" and detail["message"]["args"][0]["id"] == detail["eventId"]
+    assert deps.queues.depths()["stripe-events"]["dead"] == 20
+
+    dry = ops.replay(events_only, deps, who="test")
+    assert (dry.count, dry.dry_run, len(dry.sample), db.job_failures.count_documents({"state": "replayed"})) == (
+        20,
+        True,
+        5,
+        0,
+    )
+    db.payments.insert_many(payments)  # what the events were missing
+    result = ops.replay(events_only, deps, who="test", dry_run=False, rate=40)
+    assert (result.done, result.refused, sleeps) == (20, 0, [1 / 40] * 20)
+    ids = [p["paymentId"] for p in payments]
+    done = {"paymentId": {"$in": ids}, "activatedAt": {"$ne": None}}
+    wait_for(lambda: db.payments.count_documents(done) == 20, 30, "the replayed events' work")
+    assert ops.replay(events_only, deps, who="test", dry_run=False).count == 0  # replayed ones are done
+
+    purged = ops.purge(FailureSelection(), deps, who="test", dry_run=False)
+    assert purged.done == 30 and db.job_failures.count_documents({"state": "purged"}) == 30
+    assert {q: d["dead"] for q, d in deps.queues.depths().items()} == {"emails": 0, "refunds": 0, "stripe-events": 0}
+    audit = [(a["action"], a["count"], a["who"]) for a in db.ops_audit.find().sort("at", 1)]
+    assert audit == [("replay", 20, "test"), ("replay", 0, "test"), ("purge", 30, "test")]  # every real run
+
+
+def test_a_forged_message_is_never_replayed(worker: Worker, db: Any, settings: Settings) -> None:
+    """A failure of a message the project never signed stays dead: replaying would make it trusted."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    from adapters.queue import STRIPE_EVENTS_QUEUE, event_message
+
+    forger = RedisBroker(url=settings.redis_url, middleware=[])
+    forger.declare_queue(STRIPE_EVENTS_QUEUE)
+    forger.enqueue(event_message(events.event("payment_intent.succeeded", {"id": "pi_forged"})))
+    forger.close()
+    wait_for(lambda: db.job_failures.find_one({"error": {"$regex": "^Unsigned"}}), 20, "the forged message's failure")
+    result = ops.replay(FailureSelection(), build_ops(settings, db, worker.broker), who="test", dry_run=False)
+    assert (result.done, result.refused) == (0, 1)
+    assert db.job_failures.find_one()["state"] == "dead"
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB": settings.mongodb_db,
+        "STRIPE_SECRET_KEY": settings.stripe_secret_key,
+        "STRIPE_WEBHOOK_SECRET": ",".join(settings.stripe_webhook_secrets),
+        "JWT_SECRET": settings.jwt_secret,
+    }
+
+
+def test_a_replay_killed_half_way_loses_nothing_and_does_nothing_twice(
+    fifty: tuple[list[dict[str, Any]], OpsDeps, Sleeps], db: Any, settings: Settings
+) -> None:
+    """SIGKILL during a rate-limited replay by the CLI; a second replay finishes; every payment activated once."""
+    payments, _, _ = fifty
+    db.payments.insert_many(payments)
+    command = [sys.executable, "-m", "payments_ops", "failures", "replay", "--error", NOT_YET, "--rate", "4", "--yes"]
+    replay = subprocess.Popen(
+        command, env=cli_env(settings), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: db.job_failures.count_documents({"state": "replayed"}) >= 3, 30, "a few replays")
+        replay.send_signal(signal.SIGKILL)
+    finally:
+        replay.wait(10)
+    half = db.job_failures.count_documents({"state": "replayed"})
+    assert 3 <= half < 20
+    finish = subprocess.run(
+        [*command[:-3], "--yes", "--json"], env=cli_env(settings), cwd=ROOT, capture_output=True, text=True
+    )
+    assert finish.returncode == 0, finish.stderr
+    assert json.loads(finish.stdout)["done"] == 20 - half
+    ids = [p["paymentId"] for p in payments]
+    wait_for(lambda: db.payments.count_documents({"paymentId": {"$in": ids}, "activatedAt": {"$ne": None}}) == 20, 30)
+    assert db.enrollments.count_documents({"paymentId": {"$in": [p["_id"] for p in payments]}}) == 20
+    for doc in db.payments.find({"paymentId": {"$in": ids}}):
+        assert [h["status"] for h in doc["statusHistory"]].count("completed") == 1
+
+
+def test_the_cli_lists_and_shows_with_exit_codes(
+    fifty: tuple[list[dict[str, Any]], OpsDeps, Sleeps], settings: Settings
+) -> None:
+    """queues and failures list answer 0 (JSON with --json), an unknown id 1, a malformed one or bad usage 2."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "payments_ops", *args], env=cli_env(settings), cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+
+    listed = cli("--json", "failures", "list", "--actor", "send_notification", "--limit", "100")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["items"]) == 30
+    queues = cli("--json", "queues")
+    assert queues.returncode == 0 and json.loads(queues.stdout)["emails"]["dead"] == 30
+    assert "queue" in cli("queues").stdout.splitlines()[0]  # an aligned table for people
+    assert cli("failures", "show", "0" * 24).returncode == 1
+    assert cli("failures", "show", "not-an-id").returncode == 2
+    assert cli("failures", "frobnicate").returncode == 2
+    dry = cli("failures", "purge")
+    assert dry.returncode == 0 and "dry run: 50 failures would be purged" in dry.stdout
