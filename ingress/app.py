@@ -23,7 +23,7 @@ from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
 from adapters.stripe_gateway import StripeGateway, build_client
-from adapters.wiring import build_checkout, build_deps, ensure_all_indexes
+from adapters.wiring import build_checkout, build_deps, build_ops, ensure_all_indexes
 from domain.errors import RequestRefused
 from ingress import errors
 from ingress.access_log import AccessLog
@@ -31,6 +31,7 @@ from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
 from ingress.health import Health
 from ingress.openapi import openapi
+from ingress.ops import OpsRoutes
 from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.request_guard import RequestGuard
@@ -77,6 +78,7 @@ def create_app(
         for close in owned:
             close()
 
+    ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker))
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         *(Route(path, webhook.handle, methods=["POST"]) for path in webhook_paths),
@@ -88,6 +90,12 @@ def create_app(
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/ops/api/queues", ops.queues, methods=["GET"]),
+        Route("/ops/api/failures", ops.failures, methods=["GET"]),
+        Route("/ops/api/failures/replay", ops.replay, methods=["POST"]),
+        Route("/ops/api/failures/purge", ops.purge, methods=["POST"]),
+        Route("/ops/api/failures/{failure_id}", ops.failure, methods=["GET"]),
+        Route("/ops/api/events/{event_id}/replay", ops.replay_event, methods=["POST"]),
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

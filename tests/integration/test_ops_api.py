@@ -1,0 +1,107 @@
+"""``/ops/api``: the ops service over HTTP behind OPS_TOKEN (issue 9, CONTRACT §3 Ops)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from adapters.queue import build_broker, notification_message
+from adapters.settings import Settings
+from devstack import events
+from ingress.app import create_app
+from tests.integration.api_support import FakeGateway, api_settings
+from tests.support import wait_for
+from workers.bootstrap import Worker
+
+TOKEN = "ops-token-of-at-least-thirty-two-bytes"
+ROUTES = [
+    ("GET", "/ops/api/queues"),
+    ("GET", "/ops/api/failures"),
+    ("GET", "/ops/api/failures/0123456789abcdef01234567"),
+    ("POST", "/ops/api/failures/replay"),
+    ("POST", "/ops/api/failures/purge"),
+    ("POST", "/ops/api/events/evt_123/replay"),
+]
+
+
+def app_client(settings: Settings, db: Any, token: str | None) -> Iterator[TestClient]:
+    broker = build_broker(settings)
+    tuned = dataclasses.replace(api_settings(settings), ops_token=token)
+    with TestClient(create_app(tuned, broker=broker, db=db, stripe_gateway=FakeGateway())) as client:
+        yield client
+    broker.close()
+
+
+@pytest.fixture
+def client(settings: Settings, db: Any) -> Iterator[TestClient]:
+    yield from app_client(settings, db, TOKEN)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_ops_route_needs_the_token(client: TestClient, method: str, path: str) -> None:
+    """No token, or another one: 401 in the API's error shape."""
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        answer = client.request(method, path, headers=headers, json={})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_without_an_ops_token_configured_the_routes_do_not_exist(
+    settings: Settings, db: Any, method: str, path: str
+) -> None:
+    """OPS_TOKEN unset: 404 for every ops route, whatever the caller sends."""
+    for client in app_client(settings, db, None):
+        answer = client.request(method, path, headers=AUTH, json={})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_failures_are_listed_shown_replayed_and_purged_over_http(client: TestClient, worker: Worker, db: Any) -> None:
+    """Three broken emails: listed with a filter, one shown, a dry run, a real purge; queues report the dead."""
+    for i in range(3):
+        key = f"api-broken-{i}"
+        db.notifications.insert_one({"dedupeKey": key, "template": "nope", "recipient": "x@example.test",
+                                     "context": {}, "status": "pending", "attempts": 0})  # fmt: skip
+        worker.broker.enqueue(notification_message(key))
+    wait_for(lambda: db.job_failures.count_documents({}) == 3, 20, "three failures")
+    listed = client.get("/ops/api/failures", params={"actor": "send_notification", "limit": "2"}, headers=AUTH)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2 and listed.json()["nextCursor"]
+    shown = client.get(f"/ops/api/failures/{listed.json()['items'][0]['id']}", headers=AUTH).json()
+    assert shown["actor"] == "send_notification" and "TemplateNotFound" in shown["error"]
+    assert client.get("/ops/api/queues", headers=AUTH).json()["emails"]["dead"] == 3
+    dry = client.post("/ops/api/failures/purge", json={"filter": {"actor": "send_notification"}}, headers=AUTH).json()
+    assert (dry["count"], dry["dry_run"], len(dry["sample"])) == (3, True, 3)
+    real = client.post("/ops/api/failures/purge", json={"ids": [shown["id"]], "dry_run": False}, headers=AUTH).json()
+    assert (real["done"], db.job_failures.count_documents({"state": "purged"})) == (1, 1)
+    assert client.get("/ops/api/queues", headers=AUTH).json()["emails"]["dead"] == 2
+    assert db.ops_audit.find_one({"who": "ops-api"})["action"] == "purge"
+
+
+def test_a_stored_event_is_replayed_and_an_unknown_one_is_404(client: TestClient, db: Any) -> None:
+    """events/{id}/replay queues the stored payload again; an id the inbox never saw is 404."""
+    event = events.event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"})
+    db.stripe_events.insert_one({"_id": event["id"], "status": "failed", "payload": event})
+    assert client.post(f"/ops/api/events/{event['id']}/replay", headers=AUTH).status_code == 202
+    assert client.post("/ops/api/events/evt_unknown/replay", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dry_run": "no"}, "dry_run"),
+        ({"filter": {"colour": "red"}}, "colour"),
+        ({"ids": ["not-an-id"]}, "ids"),
+        ({"rate": -1}, "rate"),
+        ({"filter": {"since": "yesterday"}}, "since"),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict[str, Any], field: str) -> None:
+    """Every value of a replay body is parsed at the edge."""
+    answer = client.post("/ops/api/failures/replay", json=body, headers=AUTH)
+    assert (answer.status_code, answer.json()["error"].get("field")) == (422, field)
