@@ -124,6 +124,14 @@ class MongoPayments:
         doc = self.collection.find_one({"paymentId": intent_id})
         return _payment(doc) if doc else None
 
+    def stuck(self, older_than: timedelta, limit: int = 500) -> list[Payment]:
+        query = {
+            "status": {"$in": ["pending", "requires_action", "processing"]},
+            "paymentId": {"$type": "string"},
+            "updatedAt": {"$lte": now() - older_than},
+        }
+        return [_payment(doc) for doc in self.collection.find(query, limit=limit)]
+
     def by_charge(self, charge_id: str) -> Payment | None:
         doc = self.collection.find_one({"chargeId": charge_id})
         return _payment(doc) if doc else None
@@ -216,6 +224,16 @@ class MongoInbox:
             {"status": "received", "lastAttemptAt": {"$lte": now() - older_than}}, {"payload": 1}, limit=limit
         ).sort("lastAttemptAt", ASCENDING)
         return [dict(doc["payload"]) for doc in cursor if isinstance(doc.get("payload"), dict)]
+
+    def status_of(self, event_id: str) -> str | None:
+        doc = self.collection.find_one({"_id": event_id}, {"status": 1})
+        return str(doc["status"]) if doc else None
+
+    def oldest_unfinished(self) -> datetime | None:
+        doc = self.collection.find_one(
+            {"status": {"$in": ["received", "failed"]}}, {"receivedAt": 1}, sort=[("receivedAt", ASCENDING)]
+        )
+        return doc.get("receivedAt") if doc else None
 
     def payload(self, event_id: str) -> dict[str, Any] | None:
         doc = self.collection.find_one({"_id": event_id}, {"payload": 1})

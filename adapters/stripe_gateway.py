@@ -71,6 +71,11 @@ class StripeGateway:
         )
         return intent.to_dict()
 
+    def list_events(self, event_type: str, since: int) -> list[Mapping[str, Any]]:
+        params = {"type": event_type, "created": {"gte": since}, "limit": 100}
+        page = with_retries(lambda: self.client.v1.events.list(params=params))  # type: ignore[arg-type]
+        return [event.to_dict() for event in page.auto_paging_iter()]
+
     def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
         page = with_retries(lambda: self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100}))
         return [refund.to_dict() for refund in page.auto_paging_iter()]

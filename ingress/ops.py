@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -22,6 +23,8 @@ from ingress.errors import ApiError
 from ingress.serialize import jsonable
 from usecases import ops
 from usecases.ops import FailureSelection, OpsDeps
+from usecases.ports import Deps
+from usecases.reconcile import reconcile
 
 T = TypeVar("T")
 
@@ -56,6 +59,7 @@ def _selection(fields: dict[str, Any], ids: Any = None) -> FailureSelection:
 class OpsRoutes:
     token: str | None
     deps: OpsDeps
+    core: Deps
 
     def check(self, request: Request) -> None:
         if self.token is None:
@@ -115,6 +119,17 @@ class OpsRoutes:
 
     async def purge(self, request: Request) -> Response:
         return await self._bulk(request, "purge")
+
+    async def reconcile(self, request: Request) -> Response:
+        self.check(request)
+        body = parse.json_object(await request.body() or b"{}")
+        since = body.get("since")
+        if since is not None and not isinstance(since, str):
+            raise parse.Invalid("since must be an ISO 8601 date or time", "since")
+        start = parse.query_moment({"since": since} if since else {}, "since")
+        report = await self.run(request, reconcile, self.core, now=datetime.now(UTC), since=start)
+        self.deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
+        return JSONResponse(jsonable({"count": report.events_enqueued, **asdict(report)}))
 
     async def replay_event(self, request: Request) -> Response:
         self.check(request)

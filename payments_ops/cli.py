@@ -7,6 +7,7 @@
     payments-ops failures purge  [filters | --id ID …] [--yes]
     payments-ops failures export [filters | --id ID …]                      (JSON lines on stdout)
     payments-ops events replay EVT
+    payments-ops reconcile [--since T] [--every SECONDS]                     (--every: run again and again)
 
 Every command takes ``--json`` for scripts. Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -26,10 +28,12 @@ from bson.errors import InvalidId
 from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.settings import ConfigError, Settings
-from adapters.wiring import build_ops
+from adapters.wiring import build_deps, build_ops
 from payments_ops.config import ops_settings
 from usecases import ops
 from usecases.ops import FailureSelection, OpsDeps
+from usecases.ports import Deps
+from usecases.reconcile import reconcile
 
 #: Who the audit names for runs from this command.
 WHO = "payments-ops"
@@ -81,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     _filters(failures.add_parser("export", parents=[common]))
     events = commands.add_parser("events", help="stored Stripe events").add_subparsers(dest="action", required=True)
     events.add_parser("replay", parents=[common]).add_argument("event_id")
+    reconcile = commands.add_parser("reconcile", parents=[common], help="queue Stripe's events we missed")
+    reconcile.add_argument("--since", type=_moment, help="list events from here (default: a window, see README)")
+    reconcile.add_argument("--every", type=float, help="run again every SECONDS until stopped")
     return root
 
 
@@ -113,6 +120,18 @@ def _bulk(result: ops.BulkResult, verb: str) -> str:
         return f"dry run: {result.count} failures would be {verb} (add --yes to act)\n{sample}".rstrip()
     refused = f", {result.refused} refused (not signed by this service)" if result.refused else ""
     return f"{result.done} of {result.count} failures {verb}{refused}"
+
+
+def run_reconcile(args: argparse.Namespace, core: Deps, deps: OpsDeps) -> int:
+    while True:
+        report = reconcile(core, now=datetime.now(UTC), since=args.since)
+        deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
+        body = asdict(report)
+        _print(body, args.json, lambda b: "  ".join(f"{k}={v}" for k, v in b.items()))
+        sys.stdout.flush()
+        if not args.every:
+            return 0
+        time.sleep(args.every)
 
 
 def run(args: argparse.Namespace, deps: OpsDeps) -> int:
@@ -149,7 +168,7 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
     return 0
 
 
-def connect_ops(settings: Settings) -> tuple[OpsDeps, Callable[[], None]]:
+def connect_ops(settings: Settings) -> tuple[OpsDeps, Deps, Callable[[], None]]:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     broker = build_broker(settings)
 
@@ -157,7 +176,7 @@ def connect_ops(settings: Settings) -> tuple[OpsDeps, Callable[[], None]]:
         broker.close()
         db.client.close()
 
-    return build_ops(settings, db, broker), close
+    return build_ops(settings, db, broker), build_deps(settings, db, broker), close
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,9 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"payments-ops: {error}", file=sys.stderr)
         return 2
-    deps, close = connect_ops(settings)
+    deps, core, close = connect_ops(settings)
     try:
-        return run(args, deps)
+        return run_reconcile(args, core, deps) if args.command == "reconcile" else run(args, deps)
+    except KeyboardInterrupt:  # Ctrl-C ends a --every loop
+        return 0
     except (InvalidId, Usage) as error:
         print(f"payments-ops: {error}", file=sys.stderr)
         return 2

@@ -30,12 +30,16 @@ class FakeStripe:
         self.intents = dict(intents or {})
         self.calls: list[str] = []
         self.refunds: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self.refuse: str | None = None
         self.crash_after_refund = False
 
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         self.calls.append(intent_id)
         return self.intents[intent_id]
+
+    def list_events(self, event_type: str, since: int) -> list[Mapping[str, Any]]:
+        return [e for e in self.events if e["type"] == event_type and e["created"] >= since]
 
     def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
         return [r for r in self.refunds if r["payment_intent"] == intent_id]

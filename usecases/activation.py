@@ -10,10 +10,11 @@ retry and nobody is enrolled, or emailed, twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from domain.activation import DUPLICATE_PAYMENT, may_activate
-from domain.payments import COMPLETED, Payment, can_move
+from domain.activation import DUPLICATE_PAYMENT, intent_mismatch, may_activate
+from domain.payments import COMPLETED, Payment, can_move, status_of_intent
 from usecases import notices
 from usecases.ports import DUPLICATE, Deps
 from usecases.refunds import refund_duplicate
@@ -29,15 +30,33 @@ def review(payment: Payment, reason: str, details: str, event_id: str | None, de
     notices.review_required(payment, reason, details, event_id, deps)
 
 
-def complete_without_event(payment: Payment, deps: Deps) -> Payment:
-    """Mark the payment completed on Stripe's word outside a webhook (confirm-payment)."""
+def move_without_event(payment: Payment, target: str, deps: Deps) -> Payment:
+    """Move the payment to ``target`` on Stripe's word outside a webhook (confirm-payment, reconcile)."""
     for _ in range(5):
-        if payment.status == COMPLETED or not can_move(payment.status, COMPLETED):
+        if payment.status == target or not can_move(payment.status, target):
             return payment
-        if deps.payments.move(payment, COMPLETED, None, payment.last_event_at):
+        if deps.payments.move(payment, target, None, payment.last_event_at):
             return reload(payment, deps)
         payment = reload(payment, deps)
     return payment
+
+
+def settle_with_stripe(payment: Payment, intent: Mapping[str, Any], deps: Deps) -> tuple[Payment, Any]:
+    """Bring the payment to the state Stripe reports for its intent, outside any webhook.
+
+    A succeeded intent is checked (amount, currency, metadata) and activates the enrollment once,
+    not ``webhookVerified``; any other state is followed where the state machine allows. Returns
+    the payment after and its enrollment id (None until active).
+    """
+    target = status_of_intent(intent)
+    if target != COMPLETED:
+        payment = move_without_event(payment, target, deps)
+        return payment, payment.enrollment_id
+    mismatch = intent_mismatch(payment, intent)
+    if mismatch:
+        review(payment, mismatch.reason, mismatch.details, None, deps)
+    payment = move_without_event(payment, COMPLETED, deps)
+    return payment, None if mismatch else activate(payment, deps, verified=False, event_id=None)
 
 
 def activate(payment: Payment, deps: Deps, *, verified: bool, event_id: str | None) -> Any:

@@ -13,12 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from domain.activation import intent_mismatch
 from domain.checkout import Service, quote
 from domain.errors import RequestRefused
 from domain.events import SOURCE
-from domain.payments import COMPLETED, REUSABLE, Party, status_of_intent
-from usecases.activation import activate, complete_without_event, review
+from domain.payments import REUSABLE, Party
+from usecases.activation import settle_with_stripe
 from usecases.ports import CheckoutDeps, Draft
 
 log = logging.getLogger(__name__)
@@ -112,13 +111,5 @@ def confirm_payment(customer_id: Any, intent_id: str, deps: CheckoutDeps) -> tup
     payment = core.payments.by_intent(intent_id)
     if payment is None or payment.customer.id != customer_id:
         raise RequestRefused("not_found", "payment not found", "paymentIntentId")
-    intent = deps.intents.retrieve_payment_intent(intent_id)
-    if status_of_intent(intent) != COMPLETED:
-        return payment.status, payment.enrollment_id
-    mismatch = intent_mismatch(payment, intent)
-    if mismatch:
-        review(payment, mismatch.reason, mismatch.details, None, core)
-    payment = complete_without_event(payment, core)
-    if mismatch:
-        return payment.status, None
-    return payment.status, activate(payment, core, verified=False, event_id=None)
+    payment, enrollment_id = settle_with_stripe(payment, deps.intents.retrieve_payment_intent(intent_id), core)
+    return payment.status, enrollment_id

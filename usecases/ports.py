@@ -35,6 +35,9 @@ class Payments(Protocol):
     def awaiting_activation(self, older_than: timedelta) -> list[Payment]:
         """Completed payments not yet activated nor held for review, untouched for ``older_than``."""
 
+    def stuck(self, older_than: timedelta) -> list[Payment]:
+        """Payments with an intent left ``pending``, ``requires_action`` or ``processing`` for ``older_than``."""
+
     def by_charge(self, charge_id: str) -> Payment | None:
         """The payment whose succeeded intent made this charge (``chargeId``)."""
 
@@ -93,6 +96,12 @@ class Inbox(Protocol):
     def stale(self, older_than: timedelta) -> list[dict[str, Any]]:
         """Stored payloads of events still ``received`` whose last attempt is older than ``older_than``."""
 
+    def status_of(self, event_id: str) -> str | None:
+        """The inbox status of an event, None if it never arrived."""
+
+    def oldest_unfinished(self) -> datetime | None:
+        """When the oldest event not yet processed (``received`` or ``failed``) arrived."""
+
 
 class Jobs(Protocol):
     """Work handed to the workers (every message signed)."""
@@ -107,6 +116,9 @@ class Jobs(Protocol):
 class StripeGateway(Protocol):
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         """The intent as Stripe has it now, as plain JSON data."""
+
+    def list_events(self, event_type: str, since: int) -> list[Mapping[str, Any]]:
+        """Stripe's events of one type created at or after ``since`` (Unix seconds), as plain JSON data."""
 
     def list_refunds(self, intent_id: str) -> list[Mapping[str, Any]]:
         """Every refund Stripe has for the intent's charge."""
