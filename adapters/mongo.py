@@ -175,6 +175,15 @@ class MongoPayments:
         }
         return [_payment(doc) for doc in self.collection.find(query, limit=limit).sort("updatedAt", ASCENDING)]
 
+    def resolve_review(self, payment: Payment, action: str, by: str) -> bool:
+        at = now()
+        resolved = {"reason": payment.review, "action": action, "by": by, "at": at}
+        done = self.collection.update_one(
+            {"_id": payment.record_id, "reviewRequired.reason": payment.review},
+            {"$set": {"reviewResolved": resolved, "updatedAt": at}, "$unset": {"reviewRequired": ""}},
+        )
+        return done.modified_count == 1
+
     def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
         at = now()
         activation = {"activatedAt": at, "enrollmentId": enrollment_id, "updatedAt": at}

@@ -50,6 +50,11 @@ class MongoPaymentReads:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.payments
 
+    def under_review(self, limit: int = 100) -> list[Doc]:
+        """Payments a person must look at, oldest flag first (the review queue)."""
+        query = {"reviewRequired": {"$type": "object"}}
+        return list(self.collection.find(query).sort("reviewRequired.at", 1).limit(limit))
+
     def visible(self, intent_id: str, caller_id: ObjectId, admin: bool) -> Doc | None:
         """The payment if the caller may see it: its customer, its specialist, or an admin."""
         query: dict[str, Any] = {"paymentId": intent_id}

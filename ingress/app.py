@@ -78,7 +78,7 @@ def create_app(
         for close in owned:
             close()
 
-    ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps)
+    ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         *(Route(path, webhook.handle, methods=["POST"]) for path in webhook_paths),
@@ -97,6 +97,8 @@ def create_app(
         Route("/ops/api/failures/{failure_id}", ops.failure, methods=["GET"]),
         Route("/ops/api/events/{event_id}/replay", ops.replay_event, methods=["POST"]),
         Route("/ops/api/reconcile", ops.reconcile, methods=["POST"]),
+        Route("/ops/api/reviews", ops.reviews, methods=["GET"]),
+        Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

@@ -18,10 +18,11 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapters.reads import MongoPaymentReads
 from ingress import parse
 from ingress.errors import ApiError
-from ingress.serialize import jsonable
-from usecases import ops
+from ingress.serialize import jsonable, payment_json
+from usecases import ops, reviews
 from usecases.ops import FailureSelection, OpsDeps
 from usecases.ports import Deps
 from usecases.reconcile import reconcile
@@ -60,6 +61,7 @@ class OpsRoutes:
     token: str | None
     deps: OpsDeps
     core: Deps
+    reads: MongoPaymentReads
 
     def check(self, request: Request) -> None:
         if self.token is None:
@@ -130,6 +132,18 @@ class OpsRoutes:
         report = await self.run(request, reconcile, self.core, now=datetime.now(UTC), since=start)
         self.deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
         return JSONResponse(jsonable({"count": report.events_enqueued, **asdict(report)}))
+
+    async def reviews(self, request: Request) -> Response:
+        docs = await self.run(request, self.reads.under_review)
+        return JSONResponse({"items": [payment_json(doc, "admin") for doc in docs]})
+
+    async def review(self, request: Request) -> Response:
+        self.check(request)
+        intent_id = parse.intent_id(request.path_params["payment_id"], "paymentId")
+        action = request.path_params["action"]
+        now = datetime.now(UTC)
+        outcome = await self.run(request, reviews.act, intent_id, action, WHO, self.core, self.deps.audit, now=now)
+        return JSONResponse({"paymentId": intent_id, "action": action, "outcome": outcome})
 
     async def replay_event(self, request: Request) -> Response:
         self.check(request)

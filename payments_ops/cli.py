@@ -8,6 +8,7 @@
     payments-ops failures export [filters | --id ID …]                      (JSON lines on stdout)
     payments-ops events replay EVT
     payments-ops reconcile [--since T] [--every SECONDS]                     (--every: run again and again)
+    payments-ops review list | activate PI | refund PI | dismiss PI
 
 Every command takes ``--json`` for scripts. Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
 """
@@ -19,7 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +28,13 @@ from bson.errors import InvalidId
 
 from adapters.mongo import connect
 from adapters.queue import build_broker
+from adapters.reads import MongoPaymentReads
 from adapters.settings import ConfigError, Settings
 from adapters.wiring import build_deps, build_ops
+from domain.errors import RequestRefused
+from ingress.serialize import payment_json
 from payments_ops.config import ops_settings
-from usecases import ops
+from usecases import ops, reviews
 from usecases.ops import FailureSelection, OpsDeps
 from usecases.ports import Deps
 from usecases.reconcile import reconcile
@@ -88,6 +92,12 @@ def parser() -> argparse.ArgumentParser:
     reconcile = commands.add_parser("reconcile", parents=[common], help="queue Stripe's events we missed")
     reconcile.add_argument("--since", type=_moment, help="list events from here (default: a window, see README)")
     reconcile.add_argument("--every", type=float, help="run again every SECONDS until stopped")
+    review = commands.add_parser("review", help="payments a person must look at").add_subparsers(
+        dest="action", required=True
+    )
+    review.add_parser("list", parents=[common])
+    for action in reviews.ACTIONS:
+        review.add_parser(action, parents=[common]).add_argument("payment_id")
     return root
 
 
@@ -134,6 +144,21 @@ def run_reconcile(args: argparse.Namespace, core: Deps, deps: OpsDeps) -> int:
         time.sleep(args.every)
 
 
+def run_review(args: argparse.Namespace, core: Deps, deps: OpsDeps, reads: MongoPaymentReads) -> int:
+    if args.action == "list":
+        items = [payment_json(doc, "admin") for doc in reads.under_review()]
+        rows = [{"paymentId": i["paymentId"], "status": i["status"], **i["reviewRequired"]} for i in items]
+        _print(items, args.json, lambda _: _table(rows, ("paymentId", "status", "reason", "eventId", "at")))
+        return 0
+    try:
+        outcome = reviews.act(args.payment_id, args.action, WHO, core, deps.audit, now=datetime.now(UTC))
+    except RequestRefused as refused:
+        print(f"payments-ops: {refused.code}: {refused.message}", file=sys.stderr)
+        return 1
+    _print({"paymentId": args.payment_id, "action": args.action, "outcome": outcome}, args.json, str)
+    return 0
+
+
 def run(args: argparse.Namespace, deps: OpsDeps) -> int:
     as_json = args.json
     if args.command == "queues":
@@ -168,7 +193,15 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
     return 0
 
 
-def connect_ops(settings: Settings) -> tuple[OpsDeps, Deps, Callable[[], None]]:
+@dataclass
+class Connected:
+    deps: OpsDeps
+    core: Deps
+    reads: MongoPaymentReads
+    close: Callable[[], None]
+
+
+def connect_ops(settings: Settings) -> Connected:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     broker = build_broker(settings)
 
@@ -176,7 +209,7 @@ def connect_ops(settings: Settings) -> tuple[OpsDeps, Deps, Callable[[], None]]:
         broker.close()
         db.client.close()
 
-    return build_ops(settings, db, broker), build_deps(settings, db, broker), close
+    return Connected(build_ops(settings, db, broker), build_deps(settings, db, broker), MongoPaymentReads(db), close)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,9 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"payments-ops: {error}", file=sys.stderr)
         return 2
-    deps, core, close = connect_ops(settings)
+    it = connect_ops(settings)
     try:
-        return run_reconcile(args, core, deps) if args.command == "reconcile" else run(args, deps)
+        if args.command == "reconcile":
+            return run_reconcile(args, it.core, it.deps)
+        if args.command == "review":
+            return run_review(args, it.core, it.deps, it.reads)
+        return run(args, it.deps)
     except KeyboardInterrupt:  # Ctrl-C ends a --every loop
         return 0
     except (InvalidId, Usage) as error:
@@ -201,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"payments-ops: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     finally:
-        close()
+        it.close()

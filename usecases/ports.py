@@ -44,6 +44,9 @@ class Payments(Protocol):
     def note_charge(self, payment: Payment, charge_id: str) -> None:
         """Remember the charge of the succeeded intent (disputes and refunds may name only it)."""
 
+    def resolve_review(self, payment: Payment, action: str, by: str) -> bool:
+        """Clear ``reviewRequired`` (kept in ``reviewResolved`` with the action), if still set; True if now."""
+
     def record_activation(self, payment: Payment, enrollment_id: Any) -> None:
         """Set ``activatedAt`` and ``enrollmentId`` the first time only, and give up the open slot."""
 
