@@ -244,6 +244,12 @@ class MongoInbox:
         )
         return doc.get("receivedAt") if doc else None
 
+    def unfinished(self, older_than: timedelta, limit: int = 500) -> list[dict[str, Any]]:
+        query = {"status": {"$in": ["received", "failed"]}, "receivedAt": {"$lte": now() - older_than}}
+        fields = {"type": 1, "status": 1, "attempts": 1, "receivedAt": 1, "lastAttemptAt": 1, "error": 1}
+        found = self.collection.find(query, fields, limit=limit).sort("receivedAt", ASCENDING)
+        return [{"id": doc.pop("_id"), **doc} for doc in found]
+
     def payload(self, event_id: str) -> dict[str, Any] | None:
         doc = self.collection.find_one({"_id": event_id}, {"payload": 1})
         return dict(doc["payload"]) if doc and isinstance(doc.get("payload"), dict) else None

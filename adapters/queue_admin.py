@@ -13,7 +13,7 @@ from typing import Any
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from adapters.dead_workers import queues
+from adapters.dead_workers import queues, requeue_dead_workers, stale_workers
 from adapters.queue import SIGNATURE, refusal
 
 #: Options a replayed copy starts without: its retry count, failure history, delay and signature.
@@ -63,6 +63,12 @@ class RedisQueueAdmin:
             message_timestamp=int(time.time() * 1000),  # AgeLimit measures from here
         )
         self.broker.enqueue(fresh)
+
+    def dead_workers(self) -> dict[str, int]:
+        return stale_workers(self.broker)
+
+    def requeue_dead_workers(self) -> dict[str, int]:
+        return requeue_dead_workers(self.broker)
 
     def drop_dead_letter(self, queue: str, redis_message_id: str) -> None:
         ns = self.broker.namespace

@@ -97,6 +97,8 @@ def create_app(
         Route("/ops/api/failures/{failure_id}", ops.failure, methods=["GET"]),
         Route("/ops/api/events/{event_id}/replay", ops.replay_event, methods=["POST"]),
         Route("/ops/api/reconcile", ops.reconcile, methods=["POST"]),
+        Route("/ops/api/stuck", ops.stuck, methods=["GET"]),
+        Route("/ops/api/stuck/requeue", ops.requeue_stuck, methods=["POST"]),
         Route("/ops/api/reviews", ops.reviews, methods=["GET"]),
         Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -32,6 +32,8 @@ T = TypeVar("T")
 #: Who the audit names for runs through the API.
 WHO = "ops-api"
 STATES = frozenset({"dead", "replayed", "purged"})
+#: Seconds after which an unfinished inbox event counts as stuck, unless ``olderThan`` says otherwise.
+STUCK_AFTER = 600
 FILTERS = frozenset({"queue", "actor", "error", "since", "until", "state", "cursor", "limit"})
 
 
@@ -132,6 +134,16 @@ class OpsRoutes:
         report = await self.run(request, reconcile, self.core, now=datetime.now(UTC), since=start)
         self.deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
         return JSONResponse(jsonable({"count": report.events_enqueued, **asdict(report)}))
+
+    async def stuck(self, request: Request) -> Response:
+        self.check(request)
+        older = timedelta(seconds=parse.query_int(request.query_params, "olderThan", STUCK_AFTER, 0, 10**7))
+        return JSONResponse(jsonable(await self.run(request, ops.stuck, self.deps, older)))
+
+    async def requeue_stuck(self, request: Request) -> Response:
+        self.check(request)
+        older = timedelta(seconds=parse.query_int(request.query_params, "olderThan", STUCK_AFTER, 0, 10**7))
+        return JSONResponse(await self.run(request, ops.requeue_stuck, self.deps, who=WHO, older_than=older))
 
     async def reviews(self, request: Request) -> Response:
         docs = await self.run(request, self.reads.under_review)

@@ -9,6 +9,8 @@
     payments-ops events replay EVT
     payments-ops reconcile [--since T] [--every SECONDS]                     (--every: run again and again)
     payments-ops review list | activate PI | refund PI | dismiss PI
+    payments-ops stuck list | requeue [--older-than SECONDS]                 (dead workers' messages, unfinished events)
+    payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
 
 Every command takes ``--json`` for scripts. Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
 """
@@ -21,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson.errors import InvalidId
@@ -33,6 +35,7 @@ from adapters.settings import ConfigError, Settings
 from adapters.wiring import build_deps, build_ops
 from domain.errors import RequestRefused
 from ingress.serialize import payment_json
+from payments_ops import simulate
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
 from usecases.ops import FailureSelection, OpsDeps
@@ -95,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     review = commands.add_parser("review", help="payments a person must look at").add_subparsers(
         dest="action", required=True
     )
+    stuck = commands.add_parser("stuck", help="work nobody is doing").add_subparsers(dest="action", required=True)
+    for action in ("list", "requeue"):
+        stuck.add_parser(action, parents=[common]).add_argument("--older-than", type=float, default=600.0)
+    sim = commands.add_parser("simulate", parents=[common], help="post a signed test event to the ingress")
+    sim.add_argument("event_type", choices=simulate.TYPES)
+    sim.add_argument("--payment", help="the pi_… id of a stored payment (default: store a pending one)")
+    sim.add_argument("--ingress", help="the ingress URL (default: the local stack's, else HOST:PORT)")
     review.add_parser("list", parents=[common])
     for action in reviews.ACTIONS:
         review.add_parser(action, parents=[common]).add_argument("payment_id")
@@ -144,6 +154,21 @@ def run_reconcile(args: argparse.Namespace, core: Deps, deps: OpsDeps) -> int:
         time.sleep(args.every)
 
 
+def run_simulate(args: argparse.Namespace, settings: Settings, ingress: str | None, db: Any) -> int:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = (args.ingress or ingress or f"http://{host}:{settings.port}").rstrip("/")
+    try:
+        status, answer, intent_id = simulate.simulate(
+            db, url, settings.stripe_webhook_secrets[0], args.event_type, args.payment
+        )
+    except LookupError as missing:
+        print(f"payments-ops: {missing}", file=sys.stderr)
+        return 1
+    body = {"status": status, "answer": answer, "paymentId": intent_id}
+    _print(body, args.json, lambda b: f"{b['status']} {b['answer']}  (payment {b['paymentId']})")
+    return 0 if status == 200 else 1
+
+
 def run_review(args: argparse.Namespace, core: Deps, deps: OpsDeps, reads: MongoPaymentReads) -> int:
     if args.action == "list":
         items = [payment_json(doc, "admin") for doc in reads.under_review()]
@@ -161,7 +186,13 @@ def run_review(args: argparse.Namespace, core: Deps, deps: OpsDeps, reads: Mongo
 
 def run(args: argparse.Namespace, deps: OpsDeps) -> int:
     as_json = args.json
-    if args.command == "queues":
+    if args.command == "stuck":
+        older = timedelta(seconds=args.older_than)
+        if args.action == "list":
+            _print(ops.stuck(deps, older), True, str)
+        else:
+            _print(ops.requeue_stuck(deps, who=WHO, older_than=older), as_json, str)
+    elif args.command == "queues":
         depths = deps.queues.depths()
         rows = [{"queue": q, **d} for q, d in depths.items()]
         _print(depths, as_json, lambda _: _table(rows, ("queue", "ready", "delayed", "in_flight", "dead")))
@@ -198,6 +229,7 @@ class Connected:
     deps: OpsDeps
     core: Deps
     reads: MongoPaymentReads
+    db: Any
     close: Callable[[], None]
 
 
@@ -209,7 +241,8 @@ def connect_ops(settings: Settings) -> Connected:
         broker.close()
         db.client.close()
 
-    return Connected(build_ops(settings, db, broker), build_deps(settings, db, broker), MongoPaymentReads(db), close)
+    core = build_deps(settings, db, broker)
+    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse's own usage errors are 2, --help is 0
         return int(exit_.code or 0)
     try:
-        settings, _ingress = ops_settings()
+        settings, ingress = ops_settings()
     except ConfigError as error:
         print(f"payments-ops: {error}", file=sys.stderr)
         return 2
@@ -226,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reconcile":
             return run_reconcile(args, it.core, it.deps)
+        if args.command == "simulate":
+            return run_simulate(args, settings, ingress, it.db)
         if args.command == "review":
             return run_review(args, it.core, it.deps, it.reads)
         return run(args, it.deps)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 #: How many failures a dry run shows.
@@ -77,10 +77,19 @@ class QueueAdmin(Protocol):
 
     def drop_dead_letter(self, queue: str, redis_message_id: str) -> None: ...
 
+    def dead_workers(self) -> dict[str, int]:
+        """Worker (broker) ids whose heartbeat stopped, with how many messages each still holds."""
+
+    def requeue_dead_workers(self) -> dict[str, int]:
+        """Give those messages back to their queues; returns what each dead worker held."""
+
 
 class StoredEvents(Protocol):
     def payload(self, event_id: str) -> dict[str, Any] | None:
         """The Stripe event as the inbox stored it (without secrets), if it is there."""
+
+    def unfinished(self, older_than: timedelta) -> list[dict[str, Any]]:
+        """Events left ``received`` or ``failed`` since longer than ``older_than``: id, type, status, times."""
 
 
 class EventJobs(Protocol):
@@ -162,6 +171,24 @@ def replay_event(event_id: str, deps: OpsDeps, *, who: str) -> bool:
     deps.jobs.enqueue_event(payload)
     deps.audit.record(who, "replay_event", {"eventId": event_id}, 1)
     return True
+
+
+def stuck(deps: OpsDeps, older_than: timedelta) -> dict[str, Any]:
+    """Work nobody is doing: messages held by dead workers, inbox events left unfinished."""
+    return {"deadWorkers": deps.queues.dead_workers(), "unfinishedEvents": deps.events.unfinished(older_than)}
+
+
+def requeue_stuck(deps: OpsDeps, *, who: str, older_than: timedelta) -> dict[str, int]:
+    """Give dead workers' messages back and queue every unfinished inbox event again (failed ones too)."""
+    held = deps.queues.requeue_dead_workers()
+    unfinished = deps.events.unfinished(older_than)
+    for event in unfinished:
+        payload = deps.events.payload(str(event["id"]))
+        if payload is not None:
+            deps.jobs.enqueue_event(payload)
+    result = {"messagesRequeued": sum(held.values()), "eventsRequeued": len(unfinished)}
+    deps.audit.record(who, "requeue_stuck", {"olderThanSeconds": older_than.total_seconds()}, sum(result.values()))
+    return result
 
 
 def _described(selection: FailureSelection, **extra: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -105,3 +106,26 @@ def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict[str,
     """Every value of a replay body is parsed at the edge."""
     answer = client.post("/ops/api/failures/replay", json=body, headers=AUTH)
     assert (answer.status_code, answer.json()["error"].get("field")) == (422, field)
+
+
+def test_stuck_work_is_listed_and_requeued(client: TestClient, db: Any, settings: Settings) -> None:
+    """A dead worker's in-flight message and an event left failed are shown, then given back on demand."""
+    from adapters.queue import STRIPE_EVENTS_QUEUE, event_message
+    from tests.support import wait_for as wait
+
+    quick = dataclasses.replace(settings, broker_heartbeat_timeout_ms=300)
+    victim = build_broker(quick)
+    victim.flush_all()
+    victim.enqueue(event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
+    assert len(victim.do_fetch(STRIPE_EVENTS_QUEUE, 1)) == 1  # taken, never acknowledged: then the worker "dies"
+    old = events.event("payment_intent.processing", {"id": "pi_2", "object": "payment_intent"})
+    db.stripe_events.insert_one({"_id": old["id"], "type": old["type"], "status": "failed", "payload": old,
+                                 "receivedAt": datetime.now(UTC) - timedelta(hours=1)})  # fmt: skip
+    stuck = wait(lambda: client.get("/ops/api/stuck", params={"olderThan": "60"}, headers=AUTH).json(), 10)
+    wait(lambda: client.get("/ops/api/stuck", headers=AUTH).json()["deadWorkers"].get(victim.broker_id) == 1, 10)
+    assert [e["id"] for e in stuck["unfinishedEvents"]] == [old["id"]]
+    done = client.post("/ops/api/stuck/requeue", params={"olderThan": "60"}, headers=AUTH).json()
+    assert done == {"messagesRequeued": 1, "eventsRequeued": 1}
+    assert victim.client.llen(f"dramatiq:{STRIPE_EVENTS_QUEUE}") == 2
+    victim.flush_all()
+    victim.close()
