@@ -134,6 +134,13 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _progress(done: int, total: int) -> None:
+    """A one-line progress bar on the terminal for long replays."""
+    filled = int(30 * done / max(total, 1))
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
 def _bulk(result: ops.BulkResult, verb: str) -> str:
     if result.dry_run:
         sample = _table(result.sample, ("id", "actor", "eventId", "error")) if result.sample else ""
@@ -213,7 +220,8 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
             return 1
         _print(found, True, str)
     elif args.action == "replay":
-        result = ops.replay(selection(args), deps, who=WHO, dry_run=not args.yes, rate=args.rate)
+        bar = None if as_json or not sys.stderr.isatty() else _progress
+        result = ops.replay(selection(args), deps, who=WHO, dry_run=not args.yes, rate=args.rate, progress=bar)
         _print(asdict(result), as_json, lambda _: _bulk(result, "replayed"))
     elif args.action == "purge":
         result = ops.purge(selection(args), deps, who=WHO, dry_run=not args.yes)

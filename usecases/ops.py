@@ -120,7 +120,13 @@ def _sample(rows: list[StoredFailure], deps: OpsDeps) -> list[dict[str, Any]]:
 
 
 def replay(
-    selection: FailureSelection, deps: OpsDeps, *, who: str, dry_run: bool = True, rate: float | None = None
+    selection: FailureSelection,
+    deps: OpsDeps,
+    *,
+    who: str,
+    dry_run: bool = True,
+    rate: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BulkResult:
     """Enqueue a fresh copy of each dead failure selected, at most ``rate`` per second, then mark it ``replayed``."""
     rows = deps.failures.select(_dead(selection))
@@ -136,6 +142,8 @@ def replay(
         if row.redis_message_id:  # the fresh copy replaces Dramatiq's dead letter
             deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
         done += 1
+        if progress:
+            progress(done, len(rows))
         if rate:
             deps.sleep(1 / rate)
     deps.audit.record(who, "replay", _described(selection, rate=rate), done)
