@@ -23,11 +23,20 @@ def _millis(value: Any) -> datetime | None:
 
 
 def _stripe_event(args: Any) -> dict[str, Any]:
-    """Event id and type when the job's first argument is a Stripe event."""
+    """Event id, type and payment (its PaymentIntent) when the job's first argument is a Stripe event."""
     event = args[0] if isinstance(args, list | tuple) and args else None
-    if isinstance(event, dict) and isinstance(event.get("id"), str):
-        return {"eventId": event["id"], "eventType": event.get("type")}
-    return {}
+    if not (isinstance(event, dict) and isinstance(event.get("id"), str)):
+        return {}
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    intent = None
+    if isinstance(obj, dict):
+        intent = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    return {
+        "eventId": event["id"],
+        "eventType": event.get("type"),
+        "paymentId": intent if isinstance(intent, str) else None,
+    }
 
 
 class MongoFailures:
@@ -82,6 +91,7 @@ def failure_view(doc: Doc) -> dict[str, Any]:
         "actor": doc.get("actor"),
         "eventId": doc.get("eventId"),
         "eventType": doc.get("eventType"),
+        "paymentId": doc.get("paymentId"),
         "error": doc.get("error"),
         "traceback": doc.get("traceback"),
         "attempts": doc.get("attempts"),

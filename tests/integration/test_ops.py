@@ -78,6 +78,7 @@ def test_fifty_failures_are_listed_filtered_shown_replayed_and_purged(
     detail = deps.failures.get(shown["id"])
     assert detail is not None and detail["attempts"] == 3 and "RetryLater" in detail["traceback"]
     assert detail["eventType"] == "payment_intent.succeeded" and detail["message"]["args"][0]["id"] == detail["eventId"]
+    assert detail["paymentId"] in {p["paymentId"] for p in payments}
     assert deps.queues.depths()["stripe-events"]["dead"] == 20
 
     dry = ops.replay(events_only, deps, who="test")
