@@ -131,6 +131,8 @@ class Stack:
             SMTP_URL=self.urls["smtp"],
             HOST=HOST,
             PORT=str(self.ingress_port),
+            # Both processes write their metrics here; the ingress's /metrics adds them up.
+            PROMETHEUS_MULTIPROC_DIR=str(self.var / "metrics"),
         )
         if "stripe" in self.children:
             env["STRIPE_API_BASE"] = self.urls["stripe"]
@@ -240,6 +242,8 @@ class Stack:
             env = self.app_env()
             self.demo = demo.seed(self.urls["mongo"], env["MONGODB_DB"], env["JWT_SECRET"])
             self.urls["ingress"] = f"http://{HOST}:{self.ingress_port}"
+            shutil.rmtree(self.var / "metrics", ignore_errors=True)  # counters start at 0 with the stack
+            (self.var / "metrics").mkdir(parents=True)
             self.start_ingress()
             self.start_worker()
             if "stripe" in self.children:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from adapters import metrics
 from adapters.logs import log_context
 from adapters.queue import event_message
 from adapters.settings import Settings
@@ -38,6 +39,7 @@ class StripeWebhook:
         except ClientDisconnect:
             return error(400, "malformed_json", "client disconnected before the body was read")
         if not signature.verify(body, request.headers.get("stripe-signature"), self.secrets):
+            metrics.WEBHOOKS.labels("invalid_signature").inc()
             return error(400, "invalid_signature", "Stripe-Signature does not verify for this body")
         event = self.parse_event(body)
         with log_context(event_id=event["id"], event_type=event["type"]):
@@ -55,12 +57,16 @@ class StripeWebhook:
     async def _enqueue(self, event: dict[str, Any]) -> Response:
         if event["type"] not in SUBSCRIBED:
             log.info("event type not handled", extra={"outcome": "ignored"})
+            metrics.WEBHOOKS.labels("ignored").inc()
             return JSONResponse({"received": True, "ignored": True})
         try:
             # The Redis client blocks; a thread keeps the event loop serving other deliveries.
-            await run_in_threadpool(self.broker.enqueue, event_message(event))
+            with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
+                await run_in_threadpool(self.broker.enqueue, event_message(event))
         except _BROKER_DOWN as exc:
             log.warning("broker unavailable", extra={"error": repr(exc)})
+            metrics.WEBHOOKS.labels("broker_unavailable").inc()
             return error(503, "broker_unavailable", "queue unavailable, retry later", headers={"Retry-After": "5"})
+        metrics.WEBHOOKS.labels("enqueued").inc()
         log.info("event enqueued", extra={"outcome": "enqueued"})
         return JSONResponse({"received": True})

@@ -23,6 +23,7 @@ from workers.middleware.authenticity import VerifySignatures
 from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
+from workers.middleware.metrics import Metrics
 from workers.middleware.retries import DurableRetries
 from workers.middleware.stale_work import HealStaleWork
 from workers.middleware.stranded import RequeueStrandedDelays
@@ -79,6 +80,7 @@ def bootstrap(settings: Settings) -> Worker:
         RecordFailures(MongoFailures(db)),
         RequeueStrandedDelays(),
         RequeueDeadWorkers(dead_worker_interval(settings)),
+        Metrics(),  # after DurableRetries decided: retry or dead letter
     ]
     broker = build_broker(settings, worker_middleware(settings, extra))
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it

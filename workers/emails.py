@@ -31,6 +31,7 @@ import dramatiq
 import jinja2
 from dramatiq import Broker
 
+from adapters import metrics
 from adapters.mailer import Undeliverable, describe
 from adapters.outbox import LEASE, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
@@ -77,6 +78,7 @@ def declare_emails_actor(
 
     def fail(key: str, token: str, attempt: int, reason: str) -> PermanentError:
         outbox.mark_failed(key, token, reason)
+        metrics.EMAILS.labels("failed").inc()
         log.error(
             "email %s failed for good", _ref(key), extra={"outcome": "failed", "attempt": attempt, "error": reason}
         )
@@ -92,6 +94,7 @@ def declare_emails_actor(
         stale = no_longer_true(template, doc.get("context") or {}, payments)
         if stale is not None:
             outbox.cancel(key, token, stale)
+            metrics.EMAILS.labels("cancelled").inc()
             log.info("email %s cancelled: %s", _ref(key), stale, extra={"outcome": "cancelled"})
             return
         try:
@@ -114,6 +117,7 @@ def declare_emails_actor(
             )
             raise
         outbox.mark_sent(key, token)
+        metrics.EMAILS.labels("sent").inc()
         log.info("email %s sent (%s)", _ref(key), template, extra={"outcome": "sent", "attempt": attempt})
 
     actor: dramatiq.Actor[[str], None] = declare_actor(

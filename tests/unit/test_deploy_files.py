@@ -26,7 +26,10 @@ def test_compose_has_the_five_services_wired_together() -> None:
         assert services[app]["command"] == ["python", "-m", module]
         assert env["REDIS_URL"].startswith("redis://redis:") and "replicaSet=rs0" in env["MONGODB_URI"]
         assert set(services[app]["depends_on"]) == {"redis", "mongo"}
-    assert set(compose()["volumes"]) == {"redis-data", "mongo-data"}
+    assert set(compose()["volumes"]) == {"redis-data", "mongo-data", "metrics-data"}
+    for app in ("web", "worker"):  # one metrics directory for both, so /metrics adds up every process
+        assert services[app]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/metrics"
+        assert services[app]["volumes"] == ["metrics-data:/metrics"]
 
 
 def test_every_compose_service_is_restarted_when_it_dies() -> None:

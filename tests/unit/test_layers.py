@@ -16,7 +16,18 @@ ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     # Use cases call ports; the adapters behind them are handed in by a bootstrap.
     "usecases": {"domain"},
-    "adapters": {"domain", "usecases", "bson", "pymongo", "redis", "dramatiq", "stripe", "jinja2", "tenacity"},
+    "adapters": {
+        "domain",
+        "usecases",
+        "bson",
+        "pymongo",
+        "redis",
+        "dramatiq",
+        "stripe",
+        "jinja2",
+        "tenacity",
+        "prometheus_client",
+    },
     "ingress": {
         "domain",
         "usecases",

@@ -1,0 +1,38 @@
+"""``GET /metrics``: the Prometheus text of ``adapters.metrics`` and the queue depths (CONTRACT §3).
+
+Not under the ops token: open when ``METRICS_TOKEN`` is unset, else ``Authorization: Bearer
+$METRICS_TOKEN`` (compared in constant time) or 401 in the API's error shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from dramatiq.brokers.redis import RedisBroker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters import metrics
+from adapters.queue_admin import RedisQueueAdmin
+from adapters.settings import Settings
+from ingress.errors import error
+
+
+class MetricsRoute:
+    def __init__(self, settings: Settings, broker: RedisBroker) -> None:
+        self.token = settings.metrics_token
+        self.depths = metrics.QueueDepths(RedisQueueAdmin(broker, settings.queue_signing_key).depths)
+
+    def authorized(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    async def handle(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return error(401, "unauthorized", "the metrics token is required", headers={"WWW-Authenticate": "Bearer"})
+        # Reading the multiprocess files and Redis blocks: a thread keeps the event loop serving.
+        body, content_type = await run_in_threadpool(metrics.exposition, self.depths)
+        return Response(body, media_type=content_type)
