@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.dev
 	$(BIN)/python -m devstack
 
-test: $(VENV)/.test
+# The browser tests' Debian chromium and chromium-driver (apt, as root; a no-op when installed).
+chromium:
+	bash tests/browser/install_chromium.sh
+
+test: $(VENV)/.test chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -29,7 +29,9 @@ from ingress import errors
 from ingress.access_log import AccessLog
 from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
+from ingress.dashboard import Dashboard
 from ingress.health import Health
+from ingress.metrics import MetricsRoute
 from ingress.openapi import openapi
 from ingress.ops import OpsRoutes
 from ingress.payments import PaymentRoutes
@@ -79,6 +81,7 @@ def create_app(
             close()
 
     ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
+    dashboard = Dashboard(ops, db.stripe_events)
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         *(Route(path, webhook.handle, methods=["POST"]) for path in webhook_paths),
@@ -90,6 +93,7 @@ def create_app(
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", MetricsRoute(settings, broker).handle, methods=["GET"]),
         Route("/ops/api/queues", ops.queues, methods=["GET"]),
         Route("/ops/api/failures", ops.failures, methods=["GET"]),
         Route("/ops/api/failures/replay", ops.replay, methods=["POST"]),
@@ -101,6 +105,7 @@ def create_app(
         Route("/ops/api/stuck/requeue", ops.requeue_stuck, methods=["POST"]),
         Route("/ops/api/reviews", ops.reviews, methods=["GET"]),
         Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
+        *dashboard.routes,
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

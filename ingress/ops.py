@@ -37,7 +37,7 @@ STUCK_AFTER = 600
 FILTERS = frozenset({"queue", "actor", "error", "since", "until", "state", "cursor", "limit"})
 
 
-def _selection(fields: dict[str, Any], ids: Any = None) -> FailureSelection:
+def parse_selection(fields: dict[str, Any], ids: Any = None) -> FailureSelection:
     """A selection from query parameters or a body's ``filter``, every value parsed at the edge."""
     if ids is not None and not isinstance(ids, list):
         raise parse.Invalid("ids must be a list of failure ids", "ids")
@@ -86,7 +86,7 @@ class OpsRoutes:
         after = params.get("cursor") or None
         if after is not None:
             parse.object_id(after, "cursor")
-        items, cursor = await self.run(request, self.deps.failures.page, _selection(params), limit, after)
+        items, cursor = await self.run(request, self.deps.failures.page, parse_selection(params), limit, after)
         return JSONResponse(jsonable({"items": items, "nextCursor": cursor}))
 
     async def failure(self, request: Request) -> Response:
@@ -106,7 +106,7 @@ class OpsRoutes:
         filters = body.get("filter") or {}
         if not isinstance(filters, dict):
             raise parse.Invalid("filter must be an object", "filter")
-        selection = _selection(filters, body.get("ids"))
+        selection = parse_selection(filters, body.get("ids"))
         if action == "replay":
             rate = body.get("rate")
             if rate is not None and (
