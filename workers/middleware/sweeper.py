@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
 from dramatiq import Broker, Message
-from dramatiq.middleware import Middleware
 
-from adapters.mailer import describe
 from adapters.queue import notification_message
 from adapters.settings import Settings
+from workers.middleware.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +29,15 @@ def sweep_age(settings: Settings) -> timedelta:
     return timedelta(milliseconds=settings.retry_max_backoff_ms, seconds=settings.notification_sweep_seconds)
 
 
-class NotificationSweeper(Middleware):
+class NotificationSweeper(Periodic):
     """Every ``interval_seconds`` (and once at boot), enqueue a send for each notification left behind.
 
     It heals a crash between the outbox write and the enqueue, a message lost by the broker,
     and a worker that died while holding a claim. Every worker process runs one; the claim
     keeps sending single, so the extra messages are only skipped.
     """
+
+    name = "notification-sweeper"
 
     def __init__(
         self,
@@ -47,12 +47,10 @@ class NotificationSweeper(Middleware):
         *,
         older_than: timedelta | None = None,
     ) -> None:
+        super().__init__(interval_seconds)
         self.outbox = outbox
         self.enqueue = enqueue
-        self.interval = float(interval_seconds)
         self.older_than = older_than if older_than is not None else timedelta(seconds=interval_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sweep(self) -> int:
         """One pass; returns how many sends were enqueued."""
@@ -63,22 +61,5 @@ class NotificationSweeper(Middleware):
             log.info("sweep re-enqueued %d notifications", len(keys), extra={"outcome": "swept"})
         return len(keys)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception as error:
-                # MongoDB or Redis away: the next pass tries again.
-                log.warning("notification sweep failed", extra={"outcome": "sweep_failed", "error": describe(error)})
-            self._stop.wait(self.interval)
-
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="notification-sweeper", daemon=True)
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+    def round(self, broker: Broker) -> None:
+        self.sweep()
