@@ -61,8 +61,8 @@ def test_a_partial_then_a_full_refund_through_the_api(stack: Stack, http: httpx.
     wait_for(lambda: payment(stack_db, intent_id)["status"] == "refunded", 20, "the full refund")
     assert sorted(r.amount for r in stripe_refunds(stack, intent_id)) == [20000, 29900]
     assert [r.reason for r in stripe_refunds(stack, intent_id) if r.amount == 20000] == ["requested_by_customer"]
-    enrolled = stack_db.enrollments.find_one({"customerId": shopper.customer_id})
-    assert (enrolled["status"], enrolled["paymentStatus"]) == ("cancelled", "refunded")
+    cancelled = {"customerId": shopper.customer_id, "status": "cancelled", "paymentStatus": "refunded"}
+    wait_for(lambda: stack_db.enrollments.find_one(cancelled), 20, "the enrollment cancelled")
     wait_for(lambda: len(mails(stack, shopper)) == 6, 20, "two refund emails to each side")
     refund_mails = [m for m in mails(stack, shopper) if "refund" in str(m["Subject"]).lower()]
     assert sorted(str(m["To"]) for m in refund_mails) == sorted([shopper.customer_email, shopper.specialist_email] * 2)
@@ -99,7 +99,8 @@ def test_a_dashboard_refund_and_its_redelivered_event(stack: Stack, http: httpx.
     body, headers = signed(event, stack.webhook_secret)
     assert http.post("/api/webhooks/stripe", content=body, headers=headers).status_code == 200
     wait_for(lambda: payment(stack_db, intent_id)["status"] == "refunded", 20, "the dashboard refund recorded")
-    assert stack_db.enrollments.find_one({"customerId": shopper.customer_id})["status"] == "cancelled"
+    cancelled = {"customerId": shopper.customer_id, "status": "cancelled"}
+    wait_for(lambda: stack_db.enrollments.find_one(cancelled), 20, "the enrollment cancelled")
     wait_for(lambda: len(mails(stack, shopper)) == 4, 20, "the refund emails")
     body, headers = signed(event, stack.webhook_secret)
     assert http.post("/api/webhooks/stripe", content=body, headers=headers).status_code == 200

@@ -79,6 +79,7 @@ def test_an_unhandled_event_type_is_acknowledged_not_enqueued(client: TestClient
 
 
 def _bad_deliveries() -> list[tuple[str, bytes, dict[str, str], int, str]]:
+    """Each bad delivery, signed now: a signature made at collection time goes stale in a long run."""
     event = succeeded_event()
     good_body, good_headers = signed(event, SECRET)
     forged = signed(event, "whsec_attacker")
@@ -104,11 +105,13 @@ def _bad_deliveries() -> list[tuple[str, bytes, dict[str, str], int, str]]:
     ]
 
 
-@pytest.mark.parametrize(("case", "body", "headers", "status", "code"), _bad_deliveries(), ids=lambda v: str(v)[:12])
-def test_bad_deliveries_are_refused_and_enqueue_nothing(
-    client: TestClient, broker: RedisBroker, case: str, body: bytes, headers: dict[str, str], status: int, code: str
-) -> None:
+BAD_CASES = [case for case, *_ in _bad_deliveries()]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_deliveries_are_refused_and_enqueue_nothing(client: TestClient, broker: RedisBroker, case: str) -> None:
     """Each kind of bad delivery gets its status and error code, and nothing reaches the queue."""
+    [(body, headers, status, code)] = [(b, h, s, c) for name, b, h, s, c in _bad_deliveries() if name == case]
     response = client.post("/api/webhooks/stripe", content=body, headers=headers)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code), case
     assert queued(broker) == []
