@@ -30,6 +30,24 @@ def _same(amount: int) -> Any:
     return amount if amount else {"$in": [0, None]}
 
 
+def _entry(payment: Payment, amount: int, status: str, reason: str | None, at: Any, **fields: Any) -> Doc:
+    """One ``refunds[]`` entry, the same shape whether a request of ours or a refund Stripe made."""
+    return {
+        "refundRequestId": None,
+        "id": None,
+        "amount": amount,
+        "currency": payment.currency,
+        "status": status,
+        "reason": reason,
+        "note": None,
+        "requestedBy": None,
+        "counted": False,
+        "createdAt": at,
+        "updatedAt": at,
+        **fields,
+    }
+
+
 class MongoRefunds:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.payments
@@ -45,19 +63,9 @@ class MongoRefunds:
     ) -> bool:
         """Record a request and hold its amount, if nobody changed the payment's refunds since it was read."""
         at = now()
-        entry = {
-            "refundRequestId": request_id,
-            "id": None,
-            "amount": amount,
-            "currency": payment.currency,
-            "status": PENDING,
-            "reason": reason,
-            "note": note,
-            "requestedBy": requested_by,
-            "counted": False,
-            "createdAt": at,
-            "updatedAt": at,
-        }
+        entry = _entry(
+            payment, amount, PENDING, reason, at, refundRequestId=request_id, note=note, requestedBy=requested_by
+        )
         done = self.collection.update_one(
             {
                 "_id": payment.record_id,
@@ -82,18 +90,7 @@ class MongoRefunds:
 
     def add(self, payment: Payment, stripe_id: str, amount: int, status: str, reason: str | None) -> None:
         """Record a refund no request of ours asked for (made in Stripe's dashboard), once."""
-        at = now()
-        entry = {
-            "refundRequestId": None,
-            "id": stripe_id,
-            "amount": amount,
-            "currency": payment.currency,
-            "status": status,
-            "reason": reason,
-            "counted": False,
-            "createdAt": at,
-            "updatedAt": at,
-        }
+        entry = _entry(payment, amount, status, reason, now(), id=stripe_id)
         self.collection.update_one(
             {"_id": payment.record_id, "refunds.id": {"$ne": stripe_id}}, {"$push": {"refunds": entry}}
         )
