@@ -12,6 +12,11 @@ fenced by the claim's token: a holder whose lease ran out (and whose notificatio
 worker claimed since) changes nothing. Concurrent messages for one key are fine:
 only one holds the lease, the others return. ``pending_keys`` feeds the periodic sweep.
 
+A claim names its holder, the queue message that took it. Dramatiq hands a message to one
+consumer at a time and gives it back only after that attempt ended (a retry) or its worker died
+(a redelivery), so the same message finding its own claim takes it over at once instead of
+waiting out the lease: a killed send goes out within the redelivery time, not minutes late.
+
 Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` | ``cancelled`` (no longer true when
 its turn came, e.g. a "payment failed" email for a payment paid since), and ``sending`` →
 ``pending`` on a fault.
@@ -28,7 +33,8 @@ from dramatiq import Broker
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from adapters.mongo import Doc, now
 from adapters.queue import notification_message
@@ -39,6 +45,15 @@ LEASE = timedelta(minutes=5)
 
 #: Statuses in which a notification still has to be sent.
 UNSENT = ("pending", "sending")
+
+#: ``sent`` is written after the server took the email: a MongoDB restart then must not make the
+#: message's retry send it again, so the (idempotent, fenced) write waits out a short outage.
+_until_recorded = retry(
+    retry=retry_if_exception_type(ConnectionFailure),
+    stop=stop_after_delay(30),
+    wait=wait_exponential(multiplier=0.1, max=2),
+    reraise=True,
+)
 
 
 def message_id_for(key: str) -> str:
@@ -96,22 +111,24 @@ class MongoOutbox:
         if doc is None or doc.get("status") in UNSENT:
             self.broker.enqueue(notification_message(key))
 
-    def claim(self, key: str) -> Doc | None:
+    def claim(self, key: str, holder: str | None = None) -> Doc | None:
         """Take the notification for sending, or None when it is sent, failed or leased by someone else.
 
-        Counts the attempt (``attempts``) and holds a lease; a crashed holder's lease runs out.
+        Counts the attempt (``attempts``) and holds a lease; a crashed holder's lease runs out, and
+        ``holder`` (the queue message's id) takes back at once a claim an earlier attempt of it left.
         """
         at = now()
+        free: list[Doc] = [{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}]
+        if holder is not None:
+            free.append({"status": "sending", "claimHolder": holder})
         return self.collection.find_one_and_update(
-            {
-                "dedupeKey": key,
-                "$or": [{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}],
-            },
+            {"dedupeKey": key, "$or": free},
             {
                 "$set": {
                     "status": "sending",
                     "leaseUntil": at + self.lease,
                     "claimToken": uuid4().hex,
+                    "claimHolder": holder,
                     "updatedAt": at,
                 },
                 "$inc": {"attempts": 1},
@@ -119,6 +136,7 @@ class MongoOutbox:
             return_document=ReturnDocument.AFTER,
         )
 
+    @_until_recorded
     def mark_sent(self, key: str, token: str) -> None:
         at = now()
         self.collection.update_one(

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Middleware, Pipelines, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
 from pymongo.database import Database
 
 from adapters.failures import MongoFailures
@@ -55,6 +63,7 @@ def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> l
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),
+        CurrentMessage(),  # the emails actor claims in its message's name
         Callbacks(),
         Pipelines(),
         *extra,

@@ -2,7 +2,10 @@
 
 ``send_notification(key)``: claim the notification (None: already sent, failed, or being sent
 by another worker, so there is nothing to do), render, send with the stable ``Message-ID``,
-mark it sent.
+mark it sent. The claim is held in the message's name, so a redelivery after a crash takes it
+back at once. Whether the email still holds (``usecases.notices.no_longer_true``) is asked right
+before each SMTP try hands it over, not once per attempt: a decline's email whose send was under
+way when the payment succeeded is cancelled, not sent.
 
 - A template error (unknown template, missing context key) or a 5xx refusal of the recipient or
   the message: the notification is marked ``failed`` and ``PermanentError`` sends the message
@@ -23,16 +26,18 @@ any one message; the actor's ``max_retries`` stays as the backstop for faults be
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
 import dramatiq
 import jinja2
 from dramatiq import Broker
+from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.worker import WorkerThread
 
 from adapters import metrics
-from adapters.mailer import Undeliverable, describe
+from adapters.mailer import Undeliverable, Withdrawn, describe
 from adapters.outbox import LEASE, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
 from adapters.settings import Settings
@@ -49,7 +54,7 @@ TIME_LIMIT = LEASE - timedelta(minutes=1)
 
 
 class Outbox(Protocol):
-    def claim(self, key: str) -> Mapping[str, Any] | None: ...
+    def claim(self, key: str, holder: str | None = None) -> Mapping[str, Any] | None: ...
     def mark_sent(self, key: str, token: str) -> None: ...
     def release(self, key: str, token: str, error: str) -> None: ...
     def mark_failed(self, key: str, token: str, error: str) -> None: ...
@@ -57,13 +62,26 @@ class Outbox(Protocol):
 
 
 class Sender(Protocol):
+    def drop(self) -> None: ...
     def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]: ...
-    def send(self, to: str, subject: str, text: str, html: str, message_id: str) -> None: ...
+    def send(
+        self, to: str, subject: str, text: str, html: str, message_id: str, withdrawn: Callable[[], str | None]
+    ) -> None: ...
 
 
 def _ref(key: str) -> str:
     """The notification's handle in log lines: its Message-ID (the key may name a recipient)."""
     return message_id_for(key)
+
+
+class HangUp(Middleware):
+    """Each worker thread keeps an SMTP connection: it says goodbye when its thread stops."""
+
+    def __init__(self, mailer: Sender) -> None:
+        self.mailer = mailer
+
+    def before_worker_thread_shutdown(self, broker: Broker, thread: WorkerThread) -> None:
+        self.mailer.drop()
 
 
 def declare_emails_actor(
@@ -75,6 +93,7 @@ def declare_emails_actor(
     is cancelled instead of sent.
     """
     budget = settings.email_max_retries + 1
+    broker.add_middleware(HangUp(mailer))
 
     def fail(key: str, token: str, attempt: int, reason: str) -> PermanentError:
         outbox.mark_failed(key, token, reason)
@@ -85,24 +104,31 @@ def declare_emails_actor(
         return PermanentError(f"notification {_ref(key)}: {reason}")
 
     def send_notification(key: str) -> None:
-        doc = outbox.claim(key)
+        current = CurrentMessage.get_current_message()
+        doc = outbox.claim(key, current.message_id if current is not None else None)
         if doc is None:
             log.info("email %s already sent, failed or in flight", _ref(key), extra={"outcome": "skipped"})
             return
         attempt, token = int(doc.get("attempts", 1)), str(doc.get("claimToken"))
-        template = str(doc.get("template"))
-        stale = no_longer_true(template, doc.get("context") or {}, payments)
-        if stale is not None:
-            outbox.cancel(key, token, stale)
-            metrics.EMAILS.labels("cancelled").inc()
-            log.info("email %s cancelled: %s", _ref(key), stale, extra={"outcome": "cancelled"})
-            return
+        template, context = str(doc.get("template")), doc.get("context") or {}
         try:
-            subject, text, html = mailer.render(template, doc.get("context") or {})
+            subject, text, html = mailer.render(template, context)
         except jinja2.TemplateError as error:
             raise fail(key, token, attempt, f"template {template}: {type(error).__name__}: {error}") from error
         try:
-            mailer.send(str(doc["recipient"]), subject, text, html, message_id_for(key))
+            mailer.send(
+                str(doc["recipient"]),
+                subject,
+                text,
+                html,
+                message_id_for(key),
+                withdrawn=lambda: no_longer_true(template, context, payments),
+            )
+        except Withdrawn as stale:
+            outbox.cancel(key, token, str(stale))
+            metrics.EMAILS.labels("cancelled").inc()
+            log.info("email %s cancelled: %s", _ref(key), stale, extra={"outcome": "cancelled"})
+            return
         except Undeliverable as error:
             raise fail(key, token, attempt, f"refused: {error}") from error
         except Exception as error:

@@ -28,11 +28,10 @@ from tests.faults.payments import DECLINED, REFUND, RETRIED, LocalStripe, Paymen
 STRANDED_AFTER = 15.0
 STRANDED = "retries stranded in a dead delay-queue consumer (run when the worker restarts)"
 FINAL = ("processed", "ignored", "failed")
-#: A claim whose attempt died (its worker killed, or MongoDB gone before ``mark_sent``) holds the
-#: notification ``sending`` until the outbox's 5-minute lease ends; only then is it sent (again).
-STUCK_UNSENT = "emails left claimed by a dead attempt (sent when the 5-min lease ends)"
-STUCK_SENT = "emails delivered but left claimed (sent again when the 5-min lease ends)"
-STUCK = (STUCK_UNSENT, STUCK_SENT)
+#: A claim whose attempt died (its worker killed, or MongoDB gone before ``mark_sent``) is taken
+#: back by the message's redelivery: one still ``sending`` once the run settled was left behind.
+STUCK_UNSENT = "emails left claimed by a dead attempt, not sent"
+STUCK_SENT = "emails delivered but left claimed (sent again when the lease ends)"
 
 
 def worker_ids(redis_client: Any) -> list[str]:

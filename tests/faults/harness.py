@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devstack.stack import Stack
-from tests.faults.checks import STRANDED, STUCK, Mailbox, count_effects, settle
+from tests.faults.checks import STRANDED, Mailbox, count_effects, settle
 from tests.faults.payments import REFUND, RETRIED, LocalStripe, Payment, prepare, store, stories
 from tests.faults.report import Row, spelled
 from tests.faults.stream import Stream
@@ -97,7 +97,6 @@ def run_fault(
 
 #: Known bugs the runs meet by chance: what they leave, and the strict xfail that shows each every time.
 KNOWN = {
-    STUCK: "emails left claimed by a dead attempt until the 5-min lease ends (tests/faults/test_stuck_claims.py)",
     (STRANDED,): "retries stranded by a dead delay-queue consumer (tests/faults/test_stranded_retries.py)",
 }
 

@@ -96,11 +96,6 @@ def stalled_smtp(fault_stack: Stack) -> Iterator[StalledSmtp]:
         fault_stack.restart_part("smtp")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the emails actor asks whether a decline still holds once per attempt, before the mailer's own retries"
-    " and the SMTP exchange: an attempt already under way sends it after the payment completed",
-)
 def test_a_decline_email_whose_send_is_under_way_when_the_payment_succeeds_is_not_sent(
     fault_stack: Stack, fault_db: Any, mailbox: Mailbox, stripe: LocalStripe, stalled_smtp: StalledSmtp
 ) -> None:

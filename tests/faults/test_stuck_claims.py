@@ -43,11 +43,6 @@ def crashing_worker(fault_stack: Stack) -> Iterator[Stack]:
         fault_stack.restart_part("worker")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an email claimed by a killed worker stays 'sending' until the outbox's 5-min lease ends: the redelivered"
-    " message skips it, so it goes out 5 minutes late (and twice if the SMTP server had accepted it)",
-)
 def test_an_email_claimed_by_a_killed_worker_goes_out_within_a_minute(
     crashing_worker: Stack, fault_db: Any, mailbox: Mailbox
 ) -> None:

@@ -337,3 +337,19 @@ def test_a_payment_failed_email_for_a_payment_paid_since_is_cancelled_not_sent(e
     assert [str(m["To"]) for m in emails.sink.messages()] == ["failed@example.com"]
     cancelled = emails.outbox.get("paid")
     assert cancelled is not None and cancelled["status"] == "cancelled" and "completed" in cancelled["lastError"]
+
+
+def test_a_redelivered_message_takes_back_the_claim_its_killed_attempt_left(db: Any) -> None:
+    """The message that holds a claim takes it back at once; any other message waits for the lease."""
+    ensure_outbox_indexes(db)
+    outbox = MongoOutbox(db, broker=None)  # type: ignore[arg-type]  # no enqueue in this test
+    outbox.collection.insert_one({"dedupeKey": "k", "status": "pending", "attempts": 0, "updatedAt": now()})
+    killed = outbox.claim("k", "message-1")
+    assert killed is not None
+    assert outbox.claim("k", "message-2") is None  # a duplicate message: the claim is leased
+    assert outbox.claim("k") is None
+    again = outbox.claim("k", "message-1")  # message-1 redelivered after its worker died
+    assert again is not None and again["claimToken"] != killed["claimToken"] and again["attempts"] == 2
+    outbox.mark_sent("k", killed["claimToken"])  # the dead attempt's token is fenced off
+    doc = outbox.get("k")
+    assert doc is not None and doc["status"] == "sending"
