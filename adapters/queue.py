@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
 from adapters.settings import Settings
@@ -74,8 +76,42 @@ class SignMessages(Middleware):
         message.options[SIGNATURE] = signature(self.key, message.actor_name, message.args, message.kwargs)
 
 
+class Consumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, whose thread survives any Redis fault.
+
+    Dramatiq's consumer thread lets only connection errors through quietly: a timeout (Redis
+    frozen), or a failure while it gives its held delayed messages back before restarting, kills
+    the thread, and that queue is never consumed again until the process restarts. Both become
+    ``ConnectionClosed`` here; messages it could not give back stay in this process's ack set,
+    named in ``broker.stranded`` for ``workers.middleware.stranded`` to requeue once Redis answers.
+    """
+
+    def requeue(self, messages: Any) -> None:
+        try:
+            super().requeue(messages)
+        except redis.RedisError as error:
+            self.broker.stranded.add(self.queue_name)
+            raise ConnectionClosed(error) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except redis.TimeoutError as error:  # Dramatiq converts only redis.ConnectionError
+            raise ConnectionClosed(error) from None
+
+
 class Broker(RedisBroker):
-    """Dramatiq's Redis broker whose ``close`` really closes its connections (Dramatiq's does nothing)."""
+    """Dramatiq's Redis broker: its consumers survive Redis faults, and ``close`` really closes
+    its connections (Dramatiq's does nothing)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        #: Queues whose consumer could not give its delayed messages back (see ``Consumer``).
+        self.stranded: set[str] = set()
+
+    @property
+    def consumer_class(self) -> type[Consumer]:
+        return Consumer
 
     def close(self) -> None:
         super().close()

@@ -23,10 +23,10 @@ from devstack.stack import HEARTBEATS
 from domain.payments import COMPLETED, PAID, PARTIALLY_REFUNDED, REFUNDED, status_of_intent
 from tests.faults.payments import DECLINED, REFUND, RETRIED, LocalStripe, Payment
 
-#: A delayed message still waiting this long after it fell due is held by a delay-queue consumer
-#: thread that died (``test_stranded_retries``): only a worker restart gives it back.
+#: A delayed message still waiting this long after it fell due is stranded: no consumer will
+#: promote it (what a dead delay-queue consumer thread once left, ``test_stranded_retries``).
 STRANDED_AFTER = 15.0
-STRANDED = "retries stranded in a dead delay-queue consumer (run when the worker restarts)"
+STRANDED = "retries stranded past their time in a delay queue"
 FINAL = ("processed", "ignored", "failed")
 #: A claim whose attempt died (its worker killed, or MongoDB gone before ``mark_sent``) is taken
 #: back by the message's redelivery: one still ``sending`` once the run settled was left behind.

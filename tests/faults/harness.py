@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 from devstack.stack import Stack
-from tests.faults.checks import STRANDED, Mailbox, count_effects, settle
+from tests.faults.checks import Mailbox, count_effects, settle
 from tests.faults.payments import REFUND, RETRIED, LocalStripe, Payment, prepare, store, stories
 from tests.faults.report import Row, spelled
 from tests.faults.stream import Stream
@@ -95,26 +92,9 @@ def run_fault(
     return row
 
 
-#: Known bugs the runs meet by chance: what they leave, and the strict xfail that shows each every time.
-KNOWN = {
-    (STRANDED,): "retries stranded by a dead delay-queue consumer (tests/faults/test_stranded_retries.py)",
-}
-
-
 def assert_clean(row: Row) -> None:
-    """The run settled with nothing lost, nothing done twice and nothing done wrong.
-
-    When all that is wrong is what a known bug leaves (each shown every time by its strict xfail
-    test), the run is reported xfailed with it, not passed.
-    """
+    """The run settled with nothing lost, nothing done twice and nothing done wrong."""
     assert row.settled_in is not None, f"did not settle within {SETTLE_TIMEOUT}s: {row.line()}"
-    lost, duplicated = Counter(row.lost), Counter(row.duplicated)
-    met = []
-    for kinds, bug in KNOWN.items():
-        if sum(counter.pop(kind, 0) for counter in (lost, duplicated) for kind in kinds):
-            met.append(bug)
-    assert not sum(lost.values()), f"lost {spelled(lost)}"
-    assert not sum(duplicated.values()), f"duplicated {spelled(duplicated)}"
+    assert not sum(row.lost.values()), f"lost {spelled(row.lost)}"
+    assert not sum(row.duplicated.values()), f"duplicated {spelled(row.duplicated)}"
     assert not sum(row.wrong.values()), f"wrong {spelled(row.wrong)}"
-    if met:
-        pytest.xfail("; ".join(met))

@@ -2,12 +2,12 @@
 
 Dramatiq's consumer of a delay queue holds each delayed message in memory until its time. When
 a Redis call fails with anything but a connection error (a timeout while Redis is frozen, or a
-connection reset in the middle of promoting a message when Redis is killed), the consumer
-closes itself and gives its held messages back to Redis first; if Redis is still away, that
-call raises out of the consumer thread, which dies. The process lives on, heartbeating, so no
-one requeues what that thread held, and nothing on that delay queue is ever promoted again
-until the worker restarts. The fault runs meet it by chance after a Redis SIGKILL; a freeze
-longer than two socket timeouts (5 s each) meets it every time.
+connection reset in the middle of promoting a message when Redis is killed), Dramatiq's consumer
+closes itself and gives its held messages back to Redis first; if Redis is still away, that call
+raised out of the consumer thread, which died, and nothing on that delay queue was promoted again
+until the worker restarted. ``adapters.queue.Consumer`` keeps the thread alive and names what it
+could not give back; ``workers.middleware.stranded`` requeues it once Redis answers. A freeze
+longer than two socket timeouts (5 s each) used to meet the bug every time.
 """
 
 from __future__ import annotations
@@ -44,11 +44,6 @@ def held_by_worker(client: redis.Redis, message_id: str) -> bool:
     return any(client.sismember(key, message_id) for key in acks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dramatiq's delay-queue consumer thread dies when its close() cannot give its messages back to Redis:"
-    " after a Redis outage that queue's retries are never promoted again until the worker restarts",
-)
 def test_a_retry_due_while_redis_is_frozen_still_runs(
     fault_stack: Stack, fault_db: Any, fault_redis: redis.Redis
 ) -> None:

@@ -4,9 +4,11 @@ When a consumer loses its Redis connection, Dramatiq drops the delayed messages 
 memory (retries waiting for their backoff), while Redis keeps them in this process's ack set.
 The process keeps heartbeating, so queue maintenance never returns them: they wait until the
 process exits (Dramatiq issue #527). Dramatiq replaces a consumer's delay queue when that
-happens, so this middleware watches for a replaced one; then every delayed message in this
-process's ack set for that queue that the consumer does not hold is requeued (once Redis
-answers). A message promoted twice in a race is processed twice, which the actors tolerate.
+happens, and ``adapters.queue.Consumer`` names in ``broker.stranded`` a queue whose held messages
+it could not give back on another fault, so this middleware watches for both; then every delayed
+message in this process's ack set for that queue that the consumer does not hold is requeued
+(once Redis answers). A message promoted twice in a race is processed twice, which the actors
+tolerate.
 
 All of that leans on Dramatiq internals (pinned in pyproject.toml): ``check_dramatiq_internals``
 stops the worker at boot if they changed, instead of letting the watcher fail unseen.
@@ -55,6 +57,7 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
     attributes: list[tuple[Any, str, str]] = [
         (RedisBroker, "__getattr__", "broker.do_requeue"),
         (RedisBroker, "_dispatch", "broker.do_requeue"),
+        (RedisBroker, "consumer_class", "adapters.queue.Consumer"),
         (dramatiq_worker, "ConsumerThread", "consumer.delay_queue"),
         (dramatiq_worker, "_WorkQueueItem", "delay_queue items' .message"),
         (Retries, "after_process_message", "retries.py's DurableRetries"),
@@ -114,14 +117,19 @@ class RequeueStrandedDelays(Middleware):
         current = self._delay_queues(worker)
         if seen is None:
             return current
+        stranded: set[str] = getattr(broker, "stranded", set())
         for queue_name, queue_id in current.items():
-            if seen.get(queue_name, queue_id) == queue_id:
+            named = queue_name in stranded
+            if seen.get(queue_name, queue_id) == queue_id and not named:
                 continue
             try:
+                stranded.discard(queue_name)
                 self.requeue(broker, worker.consumers[queue_name], queue_name)
             except redis.RedisError as error:  # still down: try again next round
                 log.warning("stranded delays not requeued yet", extra={"queue": queue_name, "error": repr(error)})
-                current[queue_name] = seen[queue_name]
+                current[queue_name] = seen.get(queue_name, queue_id)
+                if named:
+                    stranded.add(queue_name)
         return current
 
     @staticmethod
