@@ -48,6 +48,11 @@ def _entry(payment: Payment, amount: int, status: str, reason: str | None, at: A
     }
 
 
+#: How long a run holds a refund request it is carrying out: longer than the refunds actor's time
+#: limit (``workers.actors.REFUND_TIME_LIMIT_MS``), so a run still calling Stripe is never overtaken.
+REFUND_LEASE = timedelta(minutes=3)
+
+
 class MongoRefunds:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.payments
@@ -78,6 +83,23 @@ class MongoRefunds:
                 "$push": {"refunds": entry},
                 "$set": {"refundReserved": payment.refund_reserved + amount, "updatedAt": at},
             },
+        )
+        return done.modified_count == 1
+
+    def claim(self, payment: Payment, request_id: str, holder: str | None) -> bool:
+        """Hold a pending request for one run before it calls Stripe; False while another run holds it.
+
+        The holder (the queue message's id) takes back at once a claim an earlier attempt of the
+        same message left (its worker died); any other run waits for the lease to run out.
+        """
+        at = now()
+        free: list[Doc] = [{"claimUntil": None}, {"claimUntil": {"$lte": at}}]
+        if holder is not None:
+            free.append({"claimHolder": holder})
+        mine = {"refundRequestId": request_id, "status": PENDING, "id": None, "$or": free}
+        done = self.collection.update_one(
+            {"_id": payment.record_id, "refunds": {"$elemMatch": mine}},
+            {"$set": {"refunds.$.claimHolder": holder, "refunds.$.claimUntil": at + REFUND_LEASE}},
         )
         return done.modified_count == 1
 

@@ -3,10 +3,12 @@
 - ``request_refund`` (the API): the rules decide the amount; one conditional update records the
   request and holds its amount, so two requests can never together exceed what is left; then the
   refunds actor is asked to carry it out.
-- ``execute_refund`` (the refunds actor): Stripe forgets idempotency keys after 24 hours, so it
-  first lists the intent's refunds and adopts its own earlier one (``metadata.refundRequestId``);
-  only then does it create the refund, keyed ``refund:{request id}``. A refusal is recorded with
-  Stripe's reason, the amount released, and the requester told.
+- ``execute_refund`` (the refunds actor): one conditional write claims the request for this run
+  (two runs of one request never both call Stripe: the other retries later and finds it done).
+  Stripe forgets idempotency keys after 24 hours, so it first lists the intent's refunds and
+  adopts its own earlier one (``metadata.refundRequestId``); only then does it create the
+  refund, keyed ``refund:{request id}``. A refusal is recorded with Stripe's reason, the amount
+  released, and the requester told.
 - ``record_refund`` (the actor and every refund event): links or adds the Stripe refund on the
   payment, counts a succeeded one once, moves the payment to ``partially_refunded``/``refunded``,
   cancels the enrollment this payment activated after a full refund, and re-asserts the two
@@ -111,8 +113,11 @@ def refund_duplicate(payment: Payment, deps: Deps) -> None:
     deps.jobs.enqueue_refund(payment.intent_id, request_id)
 
 
-def execute_refund(intent_id: str, request_id: str, deps: Deps) -> None:
-    """Carry out one recorded refund request at most once, whatever was done before a crash."""
+def execute_refund(intent_id: str, request_id: str, deps: Deps, holder: str | None = None) -> None:
+    """Carry out one recorded refund request at most once, whatever was done before a crash.
+
+    ``holder`` names this run (the queue message's id): its redelivery takes back its own claim.
+    """
     payment = deps.payments.by_intent(intent_id)
     entry = payment.refund(request_id=request_id) if payment else None
     if payment is None or entry is None:
@@ -120,6 +125,11 @@ def execute_refund(intent_id: str, request_id: str, deps: Deps) -> None:
     if entry.status != PENDING or entry.stripe_id is not None:
         log.info("refund request already carried out", extra={"outcome": "duplicate", "status": entry.status})
         return
+    if not deps.refunds.claim(payment, request_id, holder):
+        entry = reload(payment, deps).refund(request_id=request_id)
+        if entry is not None and (entry.status != PENDING or entry.stripe_id is not None):
+            return  # the other run finished between our read and our claim
+        raise RetryLater(f"refund request {request_id} is being carried out by another run")
     refund = _own_refund(deps, intent_id, request_id)
     if refund is None:
         metadata = {"refundRequestId": request_id, "paymentRecordId": str(payment.record_id)}

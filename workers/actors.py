@@ -7,6 +7,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker
+from dramatiq.middleware import CurrentMessage
 
 from adapters import logs
 from adapters.queue import REFUNDS_ACTOR, REFUNDS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
@@ -15,6 +16,10 @@ from domain.errors import PermanentError
 from usecases.inbox import process_event
 from usecases.ports import Deps
 from usecases.refunds import execute_refund
+
+#: Longest one refund run may take (two Stripe calls of 10 s, each with its brief retries), shorter
+#: than the claim it holds on its request (``adapters.refunds.REFUND_LEASE``).
+REFUND_TIME_LIMIT_MS = 2 * 60 * 1000
 
 
 def declare_actor(
@@ -74,8 +79,9 @@ def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramati
     )
 
     def process_refund(intent_id: str, request_id: str) -> None:
+        current = CurrentMessage.get_current_message()
         with logs.log_context(payment_id=intent_id):
-            execute_refund(intent_id, request_id, deps)
+            execute_refund(intent_id, request_id, deps, current.message_id if current is not None else None)
 
     refunds = declare_actor(
         broker,
@@ -84,5 +90,6 @@ def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramati
         queue=REFUNDS_QUEUE,
         max_retries=settings.retry_max_retries,
         settings=settings,
+        time_limit_ms=REFUND_TIME_LIMIT_MS,
     )
     return {STRIPE_EVENTS_ACTOR: stripe_events, REFUNDS_ACTOR: refunds}

@@ -15,7 +15,7 @@ from adapters.mongo import now
 from adapters.wiring import ensure_all_indexes
 from devstack import events
 from devstack.send_event import pending_payment
-from domain.errors import RequestRefused
+from domain.errors import RequestRefused, RetryLater
 from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.ports import Deps
@@ -47,9 +47,9 @@ def ask(deps: Deps, who: Requester, amount: int | None, at: datetime | None = No
 
 
 def carry_out(deps: Deps) -> None:
-    """What the refunds actor does for every job asked for so far."""
+    """What the refunds actor does for every job asked for so far (one message per job, redelivered as itself)."""
     for intent_id, request_id in cast(RecordingJobs, deps.jobs).refunds:
-        execute_refund(intent_id, request_id, deps)
+        execute_refund(intent_id, request_id, deps, holder=f"message-{request_id}")
 
 
 def stripe_of(deps: Deps) -> FakeStripe:
@@ -132,6 +132,23 @@ def test_a_crash_after_stripe_refunded_never_refunds_twice(db: Any, paid: dict[s
     assert len(stripe_of(deps).refunds) == 1
     after = payment(db)
     assert (after["amountRefunded"], after["refunds"][0]["id"], after["refundReserved"]) == (10000, "re_1", 0)
+
+
+def test_a_second_run_of_a_request_being_carried_out_waits_and_never_calls_stripe(
+    db: Any, paid: dict[str, Any]
+) -> None:
+    """Two messages for one request: the one that claimed it calls Stripe; the other retries and finds it done."""
+    deps = mongo_deps(db)
+    request_id = ask(deps, customer(paid), 10000)
+    pending = deps.payments.by_intent("pi_paid")
+    assert pending is not None and deps.refunds.claim(pending, request_id, "message-a")
+    with pytest.raises(RetryLater, match="another run"):
+        execute_refund("pi_paid", request_id, deps, holder="message-b")
+    assert stripe_of(deps).refunds == []
+    execute_refund("pi_paid", request_id, deps, holder="message-a")  # message-a redelivered: takes its claim back
+    execute_refund("pi_paid", request_id, deps, holder="message-b")  # b's retry: already carried out
+    assert len(stripe_of(deps).refunds) == 1
+    assert payment(db)["amountRefunded"] == 10000
 
 
 def test_a_refund_stripe_refuses_is_recorded_released_and_the_requester_told(db: Any, paid: dict[str, Any]) -> None:
