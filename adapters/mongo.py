@@ -6,10 +6,12 @@ failover never hands a decision a stale document.
 
 from __future__ import annotations
 
+from collections.abc import Collection as Collection_
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -17,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
+from domain.activation import Claim
 from domain.events import StripeEvent
 from domain.payments import COMPLETED, Dispute, Party, Payment, Refund, holds_slot
 
@@ -116,6 +119,44 @@ def _refund(entry: Mapping[str, Any]) -> Refund:
     )
 
 
+def _move(target: str, event_id: str | None, event_at: datetime | None, charge_id: str | None) -> Doc:
+    """The update that moves a payment to ``target`` (the filter is the caller's condition)."""
+    at = now()
+    changes: dict[str, Any] = {"status": target, "updatedAt": at}
+    if event_id is not None:
+        changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
+    if charge_id is not None:
+        changes["chargeId"] = charge_id  # disputes and refunds may name only the charge
+    if not holds_slot(target):
+        changes.update(FREE_SLOT)
+    update: Doc = {"$set": changes, "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}}}
+    if target == COMPLETED:
+        update["$min"] = {"paidAt": at}  # the first completion; the refund window counts from it
+    return update
+
+
+def _object_id(value: str | None) -> ObjectId | None:
+    """The ObjectId a string names, only if it is that ObjectId's own spelling (``str`` gives it back)."""
+    if value is None or not ObjectId.is_valid(value):
+        return None
+    oid = ObjectId(value)
+    return oid if str(oid) == value else None
+
+
+def _claimed(claim: Claim) -> Doc | None:
+    """Fields a payment must hold to be the one ``claim`` pays for, as a filter; None if none can.
+
+    Stricter than ``domain.activation.intent_mismatch``, never looser: ids are matched as the
+    ObjectIds they spell, so a payment matching here has ``str(field) == claimed``; a payment
+    that stores ids another way simply does not match, and the caller's check decides.
+    """
+    ids = {"_id": claim.record_id, "customerId": claim.customer_id, "serviceId": claim.service_id}
+    oids = {field: _object_id(value) for field, value in ids.items()}
+    if claim.amount is None or None in oids.values():
+        return None
+    return {"amount": claim.amount, "currency": claim.currency, **oids}
+
+
 class MongoPayments:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.payments
@@ -140,25 +181,50 @@ class MongoPayments:
         if payment.charge_id != charge_id:
             self.collection.update_one({"_id": payment.record_id}, {"$set": {"chargeId": charge_id}})
 
-    def move(self, payment: Payment, target: str, event_id: str | None, event_at: datetime | None) -> bool:
-        at = now()
-        changes: dict[str, Any] = {"status": target, "updatedAt": at}
-        if event_id is not None:
-            changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
-        if not holds_slot(target):
-            changes.update(FREE_SLOT)
-        update: dict[str, Any] = {
-            "$set": changes,
-            "$push": {"statusHistory": {"status": target, "at": at, "eventId": event_id}},
-        }
-        if target == COMPLETED:
-            update["$min"] = {"paidAt": at}  # the first completion; the refund window counts from it
+    def move(
+        self,
+        payment: Payment,
+        target: str,
+        event_id: str | None,
+        event_at: datetime | None,
+        charge_id: str | None = None,
+    ) -> Payment | None:
         moved = self.collection.find_one_and_update(
             {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
-            update,
-            projection={"_id": 1},
+            _move(target, event_id, event_at, charge_id),
+            return_document=ReturnDocument.AFTER,
         )
-        return moved is not None
+        return _payment(moved) if moved else None
+
+    def move_by_intent(
+        self,
+        intent_id: str,
+        target: str,
+        sources: Collection_[str],
+        event_id: str,
+        event_at: datetime,
+        claim: Claim | None = None,
+        charge_id: str | None = None,
+    ) -> Payment | None:
+        # Finding and moving in one write is safe because the filter holds every condition the
+        # step-by-step path would check on the document it read: a status the table lets move to
+        # ``target``, an event newer than the last applied, and (with a claim) the very amount,
+        # currency and ids the intent names, so a payment the intent does not pay for never moves
+        # here and is left for the caller to flag first. A miss decides nothing.
+        query: dict[str, Any] = {
+            "paymentId": intent_id,
+            "status": {"$in": sorted(sources)},
+            "$or": [{"lastEventAt": None}, {"lastEventAt": {"$lt": event_at}}],
+        }
+        if claim is not None:
+            claimed = _claimed(claim)
+            if claimed is None:
+                return None
+            query.update(claimed)
+        moved = self.collection.find_one_and_update(
+            query, _move(target, event_id, event_at, charge_id), return_document=ReturnDocument.AFTER
+        )
+        return _payment(moved) if moved else None
 
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
         at = now()
@@ -213,8 +279,13 @@ class MongoInbox:
         }
         for _ in range(2):
             try:
+                # Only the status comes back: the stored payload is the event the caller holds.
                 doc = self.collection.find_one_and_update(
-                    {"_id": event.id}, update, upsert=True, return_document=ReturnDocument.AFTER
+                    {"_id": event.id},
+                    update,
+                    upsert=True,
+                    projection={"status": 1},
+                    return_document=ReturnDocument.AFTER,
                 )
                 return str(doc["status"]) if doc else "received"
             except DuplicateKeyError:

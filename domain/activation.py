@@ -33,24 +33,49 @@ def _as_int(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdecimal() and value.isascii() else None
 
 
-def intent_mismatch(payment: Payment, intent: Mapping[str, Any]) -> Mismatch | None:
-    """What makes a succeeded ``intent`` not pay for ``payment``, or None when it does.
+@dataclass(frozen=True)
+class Claim:
+    """What a succeeded intent says it pays for: the amount and currency received, and the
+    payment, customer and service its metadata names (ids as the strings Stripe holds)."""
 
-    Payloads of older API versions carry no ``amount_received``; ``amount`` stands in there.
-    """
-    received = _as_int(intent.get("amount_received", intent.get("amount")))
-    if received != payment.amount:
-        return Mismatch(AMOUNT_MISMATCH, f"received {received} but the payment is for {payment.amount}")
-    if str(intent.get("currency", "")).upper() != payment.currency:
-        return Mismatch(AMOUNT_MISMATCH, f"currency {intent.get('currency')} but the payment is in {payment.currency}")
+    amount: int | None
+    currency: str
+    record_id: str | None
+    customer_id: str | None
+    service_id: str | None
+
+
+def claim_of(intent: Mapping[str, Any]) -> Claim:
+    """The intent's claim. Payloads of older API versions carry no ``amount_received``; ``amount`` stands in there."""
     metadata = intent.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    expected = {
-        "paymentRecordId": str(payment.record_id),
-        "customerId": str(payment.customer.id),
-        "serviceId": str(payment.service_id),
+
+    def named(key: str) -> str | None:
+        value = metadata.get(key)
+        return value if isinstance(value, str) else None
+
+    return Claim(
+        amount=_as_int(intent.get("amount_received", intent.get("amount"))),
+        currency=str(intent.get("currency", "")).upper(),
+        record_id=named("paymentRecordId"),
+        customer_id=named("customerId"),
+        service_id=named("serviceId"),
+    )
+
+
+def intent_mismatch(payment: Payment, intent: Mapping[str, Any]) -> Mismatch | None:
+    """What makes a succeeded ``intent`` not pay for ``payment``, or None when it does."""
+    claim = claim_of(intent)
+    if claim.amount != payment.amount:
+        return Mismatch(AMOUNT_MISMATCH, f"received {claim.amount} but the payment is for {payment.amount}")
+    if claim.currency != payment.currency:
+        return Mismatch(AMOUNT_MISMATCH, f"currency {intent.get('currency')} but the payment is in {payment.currency}")
+    named = {
+        "paymentRecordId": (claim.record_id, payment.record_id),
+        "customerId": (claim.customer_id, payment.customer.id),
+        "serviceId": (claim.service_id, payment.service_id),
     }
-    wrong = sorted(k for k, v in expected.items() if metadata.get(k) != v)
+    wrong = sorted(key for key, (claimed, stored) in named.items() if claimed != str(stored))
     if wrong:
         return Mismatch(METADATA_MISMATCH, f"metadata {', '.join(wrong)} do not match the payment")
     return None

@@ -35,8 +35,9 @@ def move_without_event(payment: Payment, target: str, deps: Deps) -> Payment:
     for _ in range(5):
         if payment.status == target or not can_move(payment.status, target):
             return payment
-        if deps.payments.move(payment, target, None, payment.last_event_at):
-            return reload(payment, deps)
+        moved = deps.payments.move(payment, target, None, payment.last_event_at)
+        if moved is not None:
+            return moved
         payment = reload(payment, deps)
     return payment
 

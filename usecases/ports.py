@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain.activation import Claim
 from domain.checkout import Service
 from domain.events import StripeEvent
 from domain.payments import Party, Payment, Refund
@@ -21,12 +22,38 @@ class Payments(Protocol):
     def by_intent(self, intent_id: str) -> Payment | None:
         """The payment whose ``paymentId`` is this PaymentIntent id, read from the primary."""
 
-    def move(self, payment: Payment, target: str, event_id: str | None, event_at: datetime | None) -> bool:
+    def move(
+        self,
+        payment: Payment,
+        target: str,
+        event_id: str | None,
+        event_at: datetime | None,
+        charge_id: str | None = None,
+    ) -> Payment | None:
         """Set ``target`` only if the document still has ``payment``'s status and lastEventAt.
 
-        Returns False when another writer got there first; the caller reloads and decides again.
-        A move that no event caused (confirm-payment) passes ``event_id=None`` and keeps lastEventAt.
-        A target that does not hold the open slot (``domain.payments.holds_slot``) gives it up.
+        Returns the payment after the move, or None when another writer got there first; the
+        caller then reloads and decides again. A move that no event caused (confirm-payment)
+        passes ``event_id=None`` and keeps lastEventAt. A target that does not hold the open slot
+        (``domain.payments.holds_slot``) gives it up. ``charge_id`` is remembered with the move.
+        """
+
+    def move_by_intent(
+        self,
+        intent_id: str,
+        target: str,
+        sources: Collection[str],
+        event_id: str,
+        event_at: datetime,
+        claim: Claim | None = None,
+        charge_id: str | None = None,
+    ) -> Payment | None:
+        """Find the intent's payment and move it to ``target`` in one conditional write, or do nothing.
+
+        Only a payment in one of ``sources``, whose lastEventAt is unset or older than
+        ``event_at`` and, with a ``claim``, holding exactly the amount, currency and ids the
+        intent claims (``domain.activation.claim_of``) moves. Returns the payment after the
+        move, or None when none matched: the caller reads it and decides step by step.
         """
 
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from domain.activation import Claim
 from domain.errors import RetryLater
 from domain.events import StripeEvent, created_by_us
-from domain.payments import Payment, can_move, status_of_intent
+from domain.payments import Payment, can_move, sources_of, status_of_intent
 from usecases.ports import Deps
 
 log = logging.getLogger(__name__)
@@ -43,31 +44,47 @@ def payment_of(obj: Mapping[str, Any], deps: Deps) -> Payment | None:
     return found
 
 
+def moved_at_once(
+    event: StripeEvent, target: str, deps: Deps, claim: Claim | None = None, charge_id: str | None = None
+) -> Payment | None:
+    """The common case in one write: the event's payment moved to ``target``, or None to go step by step.
+
+    It moves only when ``advance`` would move at once without asking anyone: a status the table
+    lets reach ``target``, an event newer than the last applied (and, with a ``claim``, a payment
+    the intent really pays for). Anything else (no such payment yet, a tie, a refused move) is a
+    miss that changed nothing, and the caller loads the payment and decides as before.
+    """
+    return deps.payments.move_by_intent(
+        event.object_id, target, sources_of(target), event.id, event.created_at, claim, charge_id
+    )
+
+
 def follow(event: StripeEvent, target: str, deps: Deps) -> str:
     """Move the event's payment to ``target`` if the rules and the event's age allow it."""
-    payment = load_payment(event, deps)
+    payment = moved_at_once(event, target, deps) or load_payment(event, deps)
     if payment is None:
         return IGNORED
     advance(event, payment, target, deps)
     return PROCESSED
 
 
-def advance(event: StripeEvent, payment: Payment, target: str, deps: Deps) -> Payment:
+def advance(event: StripeEvent, payment: Payment, target: str, deps: Deps, charge_id: str | None = None) -> Payment:
     """Apply the event's ``target`` (or Stripe's current state) to ``payment``; return it after."""
     for _ in range(_ATTEMPTS):
         if payment.status == target:
             return payment
         newer = payment.last_event_at is None or event.created_at > payment.last_event_at
         if not (newer and can_move(payment.status, target)):
-            return _settle_with_stripe(event, payment, deps)
-        if deps.payments.move(payment, target, event.id, event.created_at):
+            return _settle_with_stripe(event, payment, deps, charge_id)
+        moved = deps.payments.move(payment, target, event.id, event.created_at, charge_id)
+        if moved is not None:
             log.info("payment moved", extra={"status": target, "outcome": "applied"})
-            return reload(payment, deps)
+            return moved
         payment = reload(payment, deps)
     raise RetryLater(f"payment for {event.object_id} kept changing under us")
 
 
-def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps) -> Payment:
+def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps, charge_id: str | None) -> Payment:
     """Ask Stripe where the intent really is and apply that, when the table allows it."""
     for _ in range(_ATTEMPTS):
         actual = status_of_intent(deps.stripe.retrieve_payment_intent(event.object_id))
@@ -75,9 +92,10 @@ def _settle_with_stripe(event: StripeEvent, payment: Payment, deps: Deps) -> Pay
             log.info("event superseded", extra={"status": payment.status, "outcome": "stale"})
             return payment
         at = max(payment.last_event_at or event.created_at, event.created_at)
-        if deps.payments.move(payment, actual, event.id, at):
+        moved = deps.payments.move(payment, actual, event.id, at, charge_id)
+        if moved is not None:
             log.info("payment moved to Stripe's state", extra={"status": actual, "outcome": "applied"})
-            return reload(payment, deps)
+            return moved
         payment = reload(payment, deps)
     raise RetryLater(f"payment for {event.object_id} kept changing under us")
 

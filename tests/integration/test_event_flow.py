@@ -179,6 +179,17 @@ def test_an_amount_mismatch_is_flagged_completed_never_activated(db: Any, paymen
     assert outbox(deps).recipients("ops_review_required") == {"ops@example.test"}
 
 
+def test_a_payment_the_one_write_path_cannot_match_completes_step_by_step(db: Any) -> None:
+    """Ids the MERN app stored as strings: the one-write path misses, the full check finds the intent pays for it."""
+    ensure_all_indexes(db)
+    doc = {**pending_payment("pi_1"), "customerId": "c-1", "serviceId": "s-1"}
+    db.payments.insert_one(doc)
+    assert process_event(intent_event(doc, "payment_intent.succeeded"), mongo_deps(db)) == "processed"
+    after = stored(db, doc)
+    assert (after["status"], after.get("reviewRequired"), after["chargeId"][:3]) == ("completed", None, "ch_")
+    assert db.enrollments.find_one({"customerId": "c-1"})["_id"] == after["enrollmentId"]
+
+
 def test_metadata_naming_another_payment_is_a_metadata_mismatch(db: Any, payment: dict[str, Any]) -> None:
     """An intent whose metadata names another customer is flagged metadata_mismatch, not activated."""
     event = intent_event(payment, "payment_intent.succeeded")

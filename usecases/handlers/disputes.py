@@ -55,8 +55,9 @@ def _follow(payment: Payment, status: str, before: str, event: StripeEvent, deps
     for _ in range(_ATTEMPTS):
         if payment.status == target or not can_move(payment.status, target):
             break
-        if deps.payments.move(payment, target, event.id, payment.last_event_at):
-            payment = reload(payment, deps)
+        moved = deps.payments.move(payment, target, event.id, payment.last_event_at)
+        if moved is not None:
+            payment = moved
             log.info("payment follows its dispute", extra={"status": target, "outcome": "applied"})
             break
         payment = reload(payment, deps)

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 from domain import payments
-from domain.activation import intent_mismatch
+from domain.activation import claim_of, intent_mismatch
 from domain.events import StripeEvent
 from usecases import notices
 from usecases.activation import activate, review
 from usecases.ports import Deps
-from usecases.transitions import IGNORED, PROCESSED, advance, follow, load_payment
+from usecases.transitions import IGNORED, PROCESSED, advance, follow, load_payment, moved_at_once
 
 
 def succeeded(event: StripeEvent, deps: Deps) -> str:
     """Verify what was paid, complete the payment, activate the enrollment once, tell both sides.
 
     An intent that does not pay for the payment (amount, currency, metadata) is flagged for a
-    person and never activated; the payment still records that Stripe took the money.
+    person and never activated; the payment still records that Stripe took the money. The
+    common case (a payment waiting for this very intent's money) is found and completed in one
+    conditional write that matches only a payment the intent pays for; otherwise the payment is
+    read, checked and flagged before it may move (a completed, unflagged payment is one the
+    stale-work sweep would activate).
     """
-    payment = load_payment(event, deps)
+    charge = event.object.get("latest_charge")
+    charge = charge if isinstance(charge, str) and charge else None  # disputes and refunds may name only it
+    payment = moved_at_once(event, payments.COMPLETED, deps, claim_of(event.object), charge)
+    payment = payment or load_payment(event, deps)
     if payment is None:
         return IGNORED
-    mismatch = intent_mismatch(payment, event.object)
+    mismatch = intent_mismatch(payment, event.object)  # the rule decides, whichever way it was found
     if mismatch:
         review(payment, mismatch.reason, mismatch.details, event.id, deps)
-    payment = advance(event, payment, payments.COMPLETED, deps)
-    charge = event.object.get("latest_charge")
-    if isinstance(charge, str) and charge:  # disputes and refunds may name only the charge
+    payment = advance(event, payment, payments.COMPLETED, deps, charge)
+    if charge is not None and payment.charge_id != charge:
         deps.payments.note_charge(payment, charge)
     if not mismatch:
         activate(payment, deps, verified=True, event_id=event.id)
@@ -34,7 +40,7 @@ def succeeded(event: StripeEvent, deps: Deps) -> str:
 
 def payment_failed(event: StripeEvent, deps: Deps) -> str:
     """Mark the payment failed (it can still be paid later) and tell the customer."""
-    payment = load_payment(event, deps)
+    payment = moved_at_once(event, payments.FAILED, deps) or load_payment(event, deps)
     if payment is None:
         return IGNORED
     payment = advance(event, payment, payments.FAILED, deps)
