@@ -37,6 +37,22 @@ def ensure_enrollment_indexes(db: Database[Doc]) -> None:
 class MongoEnrollments:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.enrollments
+        self._unique: bool | None = None
+
+    def _one_per_customer_and_service(self) -> bool:
+        """Whether a unique index (whole-collection) keeps one enrollment per customer and service.
+
+        Asked once per process (``ensure_enrollment_indexes`` ran at start-up); MERN data that
+        broke it leaves activation on the slower path that reads before it inserts.
+        """
+        if self._unique is None:
+            self._unique = any(
+                info.get("unique") is True
+                and {field for field, _ in info["key"]} == {"customerId", "serviceId"}
+                and "partialFilterExpression" not in info
+                for info in self.collection.index_information().values()
+            )
+        return self._unique
 
     def current(self, customer_id: Any, service_id: Any) -> Doc | None:
         return self.collection.find_one({"customerId": customer_id, "serviceId": service_id})
@@ -54,15 +70,24 @@ class MongoEnrollments:
             "specialistId": payment.specialist.id,
             "updatedAt": at,
         }
+        unique = self._one_per_customer_and_service()
         for _ in range(3):
             # The claim: only an enrollment the customer does not have, and that this payment never
-            # activated before (the MERN app may have cancelled it since), becomes active.
-            doc = self.collection.find_one_and_update(
-                {**key, "status": {"$nin": list(ENROLLED)}, "paymentId": {"$ne": payment.record_id}},
-                {"$set": fields},
-                projection={"_id": 1},
-                return_document=ReturnDocument.AFTER,
-            )
+            # activated before (the MERN app may have cancelled it since), becomes active. Where the
+            # unique index holds, the claim also creates a missing enrollment (an upsert): with no
+            # document for the pair the insert is the claim; with one the filter refuses, the
+            # insert hits the index (DuplicateKeyError) and nothing is written. Without the index an
+            # upsert could add a second enrollment beside an active one, so it reads first instead.
+            try:
+                doc = self.collection.find_one_and_update(
+                    {**key, "status": {"$nin": list(ENROLLED)}, "paymentId": {"$ne": payment.record_id}},
+                    {"$set": fields, "$setOnInsert": {"createdAt": at}},
+                    projection={"_id": 1},
+                    upsert=unique,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                doc = None  # the pair has an enrollment the claim may not take: see which below
             if doc is not None:
                 return ACTIVATED, doc["_id"]
             existing = self.collection.find_one(key, {"status": 1, "paymentId": 1})
@@ -72,7 +97,7 @@ class MongoEnrollments:
                 return ALREADY, existing["_id"]
             if existing is not None and existing.get("status") in ENROLLED:
                 return DUPLICATE, existing["_id"]
-            if existing is not None:
+            if existing is not None or unique:
                 continue  # changed between the two reads; decide again
             try:
                 inserted = self.collection.insert_one({**key, **fields, "createdAt": at})
