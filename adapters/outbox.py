@@ -1,9 +1,10 @@
 """The ``notifications`` outbox (CONTRACT §5, DESIGN §2 "Emails").
 
 One document per email, keyed by a dedupe key the domain builds (event or action, template,
-recipient). Every handler attempt re-asserts its notifications with ``notify``: the first call
-stores it ``pending``, later calls change nothing, and each call enqueues a send while it is not
-done, so a crash between the state change and the outbox write is healed by the retry.
+recipient). Every handler attempt re-asserts its notifications with ``notify_all`` (all of one
+step in one bulk write, their messages in one Redis round trip): the first call stores each
+``pending``, later calls change nothing, and each call enqueues a send for each not done, so a
+crash between the state change and the outbox write is healed by the retry.
 
 The email actor ``claim``s a notification (``pending``, or ``sending`` whose lease ran out, to
 ``sending`` with a lease and a fresh ``claimToken``), sends it, and marks it ``sent``; a fault
@@ -25,19 +26,21 @@ its turn came, e.g. a "payment failed" email for a payment paid since), and ``se
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from uuid import uuid4
 
 from dramatiq import Broker
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import BulkWriteError, ConnectionFailure
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from adapters.mongo import Doc, now
+from adapters.pipelined import enqueue_all
 from adapters.queue import notification_message
+from usecases.ports import Notice
 
 #: How long a claim holds a notification: longer than the emails actor's time limit
 #: (``workers.emails.TIME_LIMIT``), so a send still running is never claimed by another worker.
@@ -74,42 +77,59 @@ class MongoOutbox:
         self.lease = lease
 
     def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
-        """Store the notification once (idempotent) and enqueue a send while it is not done.
+        """One notification: ``notify_all`` of one."""
+        self.notify_all([Notice(key, template, to, context)])
 
-        Blocking (MongoDB and Redis calls); a Redis outage raises, so the caller's job retries.
+    def notify_all(self, notices: Sequence[Notice]) -> None:
+        """Store each notification once (idempotent) and enqueue a send for each not done.
+
+        One MongoDB command for all of them (a bulk write of upserts), one Redis round trip for
+        their messages (``enqueue_all``), one message per notification as ever. Blocking; a
+        MongoDB or Redis outage raises, so the caller's job retries.
         """
+        first: dict[str, Notice] = {}
+        for n in notices:
+            first.setdefault(n.key, n)  # one write per key: a bulk write must not upsert a key twice
+        unique = list(first.values())
         at = now()
-        update = {
-            "$setOnInsert": {
-                "template": template,
-                "recipient": to,
-                "context": dict(context),
-                "messageId": message_id_for(key),
-                "status": "pending",
-                "attempts": 0,
-                "createdAt": at,
-                "updatedAt": at,
-            }
-        }
-        doc: Doc | None = None
-        for _ in range(2):
-            try:
-                doc = self.collection.find_one_and_update(
-                    {"dedupeKey": key},
-                    update,
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                    projection={"status": 1},
-                )
-                break
-            except DuplicateKeyError:
-                # Two upserts raced on MongoDB and the other insert won; the retry finds its document.
-                continue
-        else:
-            raise RuntimeError("could not record a notification after a duplicate-key race")
-        # ``failed`` is final and ``sent`` is done: a message for either would only be skipped.
-        if doc is None or doc.get("status") in UNSENT:
-            self.broker.enqueue(notification_message(key))
+        requests = [
+            UpdateOne(
+                {"dedupeKey": n.key},
+                {
+                    "$setOnInsert": {
+                        "template": n.template,
+                        "recipient": n.to,
+                        "context": dict(n.context),
+                        "messageId": message_id_for(n.key),
+                        "status": "pending",
+                        "attempts": 0,
+                        "createdAt": at,
+                        "updatedAt": at,
+                    }
+                },
+                upsert=True,
+            )
+            for n in unique
+        ]
+        try:
+            inserted = set(self.collection.bulk_write(requests, ordered=False).upserted_ids or {})
+        except BulkWriteError as error:
+            # Two upserts of one key raced on MongoDB and the other insert won (11000): that
+            # notification exists now and is treated below like any stored before. Anything else
+            # (another write error, a write concern not met) fails the job, which retries.
+            details = error.details
+            if details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in details["writeErrors"]):
+                raise
+            inserted = {u["index"] for u in details.get("upserted", [])}
+        keys = [n.key for i, n in enumerate(unique) if i in inserted]
+        stored_before = [n.key for i, n in enumerate(unique) if i not in inserted]
+        if stored_before:
+            # A retry's re-assertion (never the first attempt's): send only what is not done;
+            # ``failed`` is final and ``sent`` is done, a message for either would only be skipped.
+            query = {"dedupeKey": {"$in": stored_before}, "status": {"$in": list(UNSENT)}}
+            unsent = {doc["dedupeKey"] for doc in self.collection.find(query, {"dedupeKey": 1})}
+            keys += [key for key in stored_before if key in unsent]
+        enqueue_all(self.broker, [notification_message(key) for key in keys])
 
     def claim(self, key: str, holder: str | None = None) -> Doc | None:
         """Take the notification for sending, or None when it is sent, failed or leased by someone else.

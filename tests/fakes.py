@@ -6,7 +6,7 @@ the rules are tested as pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.database import Database
@@ -16,7 +16,7 @@ from adapters.enrollments import MongoEnrollments
 from adapters.mongo import MongoInbox, MongoPayments
 from adapters.refunds import MongoRefunds
 from domain.errors import ProviderRefused
-from usecases.ports import Deps, Enrollments, Links
+from usecases.ports import Deps, Enrollments, Links, Notice
 
 
 class FakeStripe:
@@ -81,13 +81,18 @@ class RecordingJobs:
 
 
 class RecordingOutbox:
-    """Every ``notify`` call, in order (the real outbox's dedupe is tested against MongoDB)."""
+    """Every notice asked for, in order, and the batches they came in.
+
+    The real outbox's dedupe is tested against MongoDB.
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, dict[str, str]]] = []
+        self.batches: list[list[str]] = []
 
-    def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
-        self.calls.append((key, template, to, dict(context)))
+    def notify_all(self, notices: Sequence[Notice]) -> None:
+        self.calls.extend((n.key, n.template, n.to, dict(n.context)) for n in notices)
+        self.batches.append([n.key for n in notices])
 
     def keys(self, template: str) -> set[str]:
         return {key for key, tpl, _, _ in self.calls if tpl == template}

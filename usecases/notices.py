@@ -13,7 +13,7 @@ from typing import Any
 from domain import notices
 from domain.money import display
 from domain.payments import Payment
-from usecases.ports import Deps, Payments
+from usecases.ports import Deps, Notice, Payments
 
 
 def no_longer_true(template: str, context: Mapping[str, str], payments: Payments) -> str | None:
@@ -26,34 +26,41 @@ def no_longer_true(template: str, context: Mapping[str, str], payments: Payments
     return None
 
 
-def tell(deps: Deps, payment: Payment, template: str, to: str | None, occasion: str, **context: str) -> None:
-    """Ensure one ``template`` email to ``to`` about ``payment`` per occasion (its dedupe key)."""
-    if to:
-        deps.outbox.notify(f"{payment.record_id}:{template}:{occasion}", template, to, context)
+def notice(payment: Payment, template: str, to: str | None, occasion: str, **context: str) -> Notice | None:
+    """One ``template`` email to ``to`` about ``payment`` per occasion (its dedupe key); None without a recipient."""
+    return Notice(f"{payment.record_id}:{template}:{occasion}", template, to, context) if to else None
+
+
+def tell(deps: Deps, *notices: Notice | None) -> None:
+    """Ensure these emails, all in one outbox write (nothing at all when none has a recipient)."""
+    wanted = [n for n in notices if n is not None]
+    if wanted:
+        deps.outbox.notify_all(wanted)
 
 
 def review_required(payment: Payment, reason: str, details: str, event_id: str | None, deps: Deps) -> None:
     """Tell ops that a person must look at the payment (once per payment and reason)."""
     tell(
         deps,
-        payment,
-        "ops_review_required",
-        deps.links.ops_email,
-        occasion=reason,
-        reason=reason,
-        payment_id=payment.intent_id,
-        event_id=event_id or "-",
-        details=details,
+        notice(
+            payment,
+            "ops_review_required",
+            deps.links.ops_email,
+            occasion=reason,
+            reason=reason,
+            payment_id=payment.intent_id,
+            event_id=event_id or "-",
+            details=details,
+        ),
     )
 
 
 def enrolled(payment: Payment, deps: Deps) -> None:
-    """Welcome the customer and tell the specialist (once per payment and recipient)."""
+    """Welcome the customer and tell the specialist (once per payment and recipient), in one outbox write."""
     base = deps.links.app_base_url.rstrip("/")
     amount = display(payment.amount, payment.currency)
     customer, specialist = payment.customer, payment.specialist
-    tell(
-        deps,
+    welcome = notice(
         payment,
         "enrollment_confirmation",
         customer.email,
@@ -65,8 +72,7 @@ def enrolled(payment: Payment, deps: Deps) -> None:
         payment_id=payment.intent_id,
         enrollment_url=f"{base}/services/{payment.service_id}",
     )
-    tell(
-        deps,
+    news = notice(
         payment,
         "specialist_new_enrollment",
         specialist.email,
@@ -78,22 +84,25 @@ def enrolled(payment: Payment, deps: Deps) -> None:
         payment_id=payment.intent_id,
         dashboard_url=f"{base}/specialist/dashboard",
     )
+    tell(deps, welcome, news)
 
 
 def payment_failed(payment: Payment, event_id: str, reason: str, deps: Deps) -> None:
     """Tell the customer a payment attempt failed (once per failure event)."""
     tell(
         deps,
-        payment,
-        "payment_failed",
-        payment.customer.email,
-        occasion=event_id,
-        customer_name=payment.customer.name or "there",
-        service_name=payment.service_name,
-        amount_display=display(payment.amount, payment.currency),
-        reason=reason,
-        retry_url=f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
-        payment_id=payment.intent_id,
+        notice(
+            payment,
+            "payment_failed",
+            payment.customer.email,
+            occasion=event_id,
+            customer_name=payment.customer.name or "there",
+            service_name=payment.service_name,
+            amount_display=display(payment.amount, payment.currency),
+            reason=reason,
+            retry_url=f"{deps.links.app_base_url.rstrip('/')}/services/{payment.service_id}",
+            payment_id=payment.intent_id,
+        ),
     )
 
 
@@ -114,8 +123,7 @@ def refunded(payment: Payment, refund_id: str, amount: int, deps: Deps) -> None:
         "payment_id": payment.intent_id,
     }
     customer, specialist = payment.customer, payment.specialist
-    tell(
-        deps,
+    confirmation = notice(
         payment,
         "refund_confirmation",
         customer.email,
@@ -123,8 +131,7 @@ def refunded(payment: Payment, refund_id: str, amount: int, deps: Deps) -> None:
         customer_name=customer.name or "there",
         **common,
     )
-    tell(
-        deps,
+    news = notice(
         payment,
         "refund_notice",
         specialist.email,
@@ -134,20 +141,23 @@ def refunded(payment: Payment, refund_id: str, amount: int, deps: Deps) -> None:
         dashboard_url=f"{deps.links.app_base_url.rstrip('/')}/specialist/dashboard",
         **common,
     )
+    tell(deps, confirmation, news)
 
 
 def refund_refused(payment: Payment, request_id: str, amount: int, to: str | None, reason: str, deps: Deps) -> None:
     """Tell whoever asked for a refund that Stripe refused it (once per request)."""
     tell(
         deps,
-        payment,
-        "refund_refused",
-        to,
-        request_id,
-        service_name=payment.service_name,
-        refund_display=display(amount, payment.currency),
-        reason=reason,
-        payment_id=payment.intent_id,
+        notice(
+            payment,
+            "refund_refused",
+            to,
+            request_id,
+            service_name=payment.service_name,
+            refund_display=display(amount, payment.currency),
+            reason=reason,
+            payment_id=payment.intent_id,
+        ),
     )
 
 
@@ -172,12 +182,15 @@ def dispute_opened(payment: Payment, dispute: Mapping[str, Any], deps: Deps) -> 
         "due_by": datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(due, int) else "-",
     }
     occasion = f"{dispute.get('id')}:opened"
-    tell(deps, payment, "dispute_opened", payment.specialist.email, f"{occasion}:specialist", **context)
-    tell(deps, payment, "dispute_opened", deps.links.ops_email, f"{occasion}:ops", **context)
+    tell(
+        deps,
+        notice(payment, "dispute_opened", payment.specialist.email, f"{occasion}:specialist", **context),
+        notice(payment, "dispute_opened", deps.links.ops_email, f"{occasion}:ops", **context),
+    )
 
 
 def dispute_closed(payment: Payment, dispute: Mapping[str, Any], deps: Deps) -> None:
     """Tell the specialist how a dispute ended (once per dispute)."""
     outcome = {"won": "won", "warning_closed": "closed without a chargeback", "lost": "lost"}
     context = {**_dispute_context(payment, dispute), "outcome": outcome.get(str(dispute.get("status")), "closed")}
-    tell(deps, payment, "dispute_closed", payment.specialist.email, f"{dispute.get('id')}:closed", **context)
+    tell(deps, notice(payment, "dispute_closed", payment.specialist.email, f"{dispute.get('id')}:closed", **context))

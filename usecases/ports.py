@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -108,9 +108,19 @@ class Disputes(Protocol):
         """Store Stripe's dispute over the one ``payment`` holds, if it is still that one."""
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One email to make sure of: its dedupe key, template, recipient and the template's values."""
+
+    key: str
+    template: str
+    to: str
+    context: Mapping[str, str]
+
+
 class Outbox(Protocol):
-    def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
-        """Ensure one email exists under ``key`` and is on its way unless already sent."""
+    def notify_all(self, notices: Sequence[Notice]) -> None:
+        """Ensure one email exists under each notice's key and is on its way unless already sent."""
 
 
 class Inbox(Protocol):

@@ -7,7 +7,9 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 
+from adapters.queue import build_broker
 from adapters.settings import Settings
 from workers.bootstrap import Worker, bootstrap
 
@@ -23,3 +25,13 @@ def worker(settings: Settings, db: Any) -> Iterator[Worker]:
     running.stop()
     wired.broker.flush_all()
     wired.close()
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[RedisBroker]:
+    """An enqueuer's broker on the test Redis (signing, no worker), its queues empty before and after."""
+    broker = build_broker(settings)
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+    broker.close()

@@ -14,7 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from starlette.testclient import TestClient
 
 from adapters.logs import JsonFormatter
-from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
 from adapters.settings import Settings
 from devstack import events
 from devstack.procs import free_port
@@ -22,15 +22,6 @@ from ingress.app import create_app
 from tests.support import queued_messages, signed
 
 SECRET = "whsec_integration"
-
-
-@pytest.fixture
-def broker(settings: Settings) -> Iterator[RedisBroker]:
-    broker = build_broker(settings)
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
-    broker.close()
 
 
 @pytest.fixture
