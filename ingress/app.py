@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from adapters.async_queue import build_enqueuer
 from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads, MongoUsers
@@ -59,7 +60,9 @@ def create_app(
         owned.append(db.client.close)
     gateway = stripe_gateway or StripeGateway(build_client(settings))
     deps = build_deps(settings, db, broker, gateway)
-    webhook = StripeWebhook(settings, broker)
+    # The webhook enqueues on the event loop (batched, no thread); the other routes keep the blocking broker.
+    enqueuer = build_enqueuer(settings, broker)
+    webhook = StripeWebhook(settings, enqueuer)
     payments = PaymentRoutes(
         jwt_secret=settings.jwt_secret,
         deps=build_checkout(db, deps, gateway),
@@ -77,6 +80,7 @@ def create_app(
         except Exception as exc:  # webhooks need only Redis: start anyway, the worker creates them too
             log.error("indexes not ensured at start-up", extra={"error": repr(exc)})
         yield
+        await enqueuer.aclose()
         for close in owned:
             close()
 

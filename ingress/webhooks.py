@@ -6,13 +6,12 @@ import logging
 from typing import Any
 
 import redis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import BrokerConnectionError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from adapters import metrics
+from adapters.async_queue import AsyncEnqueuer
 from adapters.logs import log_context
 from adapters.queue import event_message
 from adapters.settings import Settings
@@ -26,11 +25,11 @@ _BROKER_DOWN = (redis.RedisError, BrokerConnectionError, OSError)
 
 
 class StripeWebhook:
-    """The webhook endpoint as a small object, so the app hands it its broker and settings."""
+    """The webhook endpoint as a small object, so the app hands it its enqueuer and settings."""
 
-    def __init__(self, settings: Settings, broker: RedisBroker) -> None:
+    def __init__(self, settings: Settings, enqueuer: AsyncEnqueuer) -> None:
         self.secrets = settings.stripe_webhook_secrets
-        self.broker = broker
+        self.enqueuer = enqueuer
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -60,9 +59,10 @@ class StripeWebhook:
             metrics.WEBHOOKS.labels("ignored").inc()
             return JSONResponse({"received": True, "ignored": True})
         try:
-            # The Redis client blocks; a thread keeps the event loop serving other deliveries.
+            # Awaited on the event loop: concurrent deliveries share one Redis round trip, and each
+            # is answered only once Redis acknowledged its own message.
             with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
-                await run_in_threadpool(self.broker.enqueue, event_message(event))
+                await self.enqueuer.enqueue(event_message(event))
         except _BROKER_DOWN as exc:
             log.warning("broker unavailable", extra={"error": repr(exc)})
             metrics.WEBHOOKS.labels("broker_unavailable").inc()

@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
         "jinja2",
         "tenacity",
         "prometheus_client",
+        "orjson",
     },
     "ingress": {
         "domain",
@@ -41,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "redis",
         "stripe",
         "dramatiq",
+        "orjson",
     },
 }
 #: Packages that must never import the worker package (everything but ``workers/`` itself).

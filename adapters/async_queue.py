@@ -1,0 +1,216 @@
+"""Dramatiq's enqueue on an asyncio Redis connection, with the enqueues of concurrent requests batched.
+
+The ingress answers a webhook only once Redis holds its message. Through the blocking broker that
+cost a thread-pool hop and a round trip per request; here each request appends its message to a
+pending list and awaits its own future, while one task at a time writes everything pending as one
+pipeline and resolves each future from that command's own reply. A request is acknowledged only
+after Redis answered *its* command; when the round trip fails (connection lost, timeout) every
+request of that batch gets the error, and the route answers 503 so Stripe delivers again.
+
+What is written is exactly what ``RedisBroker.enqueue`` writes: the broker's own middleware runs
+(``SignMessages`` signs), and Dramatiq's ``dispatch.lua`` is called with the keys and arguments of
+``RedisBroker._dispatch("enqueue")`` (namespace, timestamp, queue, broker id, heartbeat timeout,
+dead-message TTL, maintenance draw, Lua unpack size, Redis message id, encoded message), so the
+worker side needs no change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import dramatiq
+import orjson
+import redis.asyncio
+from dramatiq import Message
+from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker
+from dramatiq.brokers.redis import _scripts as DRAMATIQ_SCRIPTS
+from dramatiq.common import current_millis
+from dramatiq.encoder import JSONEncoder
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, ResponseError
+from redis.retry import Retry
+
+from adapters.queue import REDIS_SOCKET_TIMEOUT
+from adapters.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Most commands written in one round trip; the rest wait for the next (bounds one batch's latency).
+MAX_BATCH = 256
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: tuple[Any, ...]
+    future: asyncio.Future[None] = field(repr=False)
+
+
+def encode(message: Message[Any]) -> bytes:
+    """``message.encode()``, with orjson when Dramatiq's encoder is its plain JSON one (8x cheaper).
+
+    The bytes differ only in escaping and float spelling, not in what ``json.loads`` reads back
+    (floats round-trip exactly). Integers beyond 64 bits, which orjson refuses, take Dramatiq's path.
+    """
+    if type(dramatiq.get_encoder()) is JSONEncoder:
+        try:
+            return orjson.dumps(message.asdict())
+        except TypeError:
+            pass
+    return message.encode()
+
+
+class AsyncEnqueuer:
+    """``RedisBroker.enqueue`` (no delay) on one redis.asyncio connection, batching concurrent calls.
+
+    Built once per ingress process, bound to the event loop that first uses it.
+    """
+
+    def __init__(self, broker: RedisBroker, url: str, timeout: float = REDIS_SOCKET_TIMEOUT) -> None:
+        self.broker = broker
+        self.url = url
+        self.timeout = timeout
+        self._script = DRAMATIQ_SCRIPTS["dispatch"]
+        self._sha = hashlib.sha1(self._script).hexdigest()
+        self._unpack_size: int | None = None
+        self._pending: list[_Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection: Any = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def enqueue(self, message: Message[Any]) -> Message[Any]:
+        """Enqueue ``message``; returns once Redis holds it, raises ``redis.RedisError`` when it did not."""
+        loop = self._bind()
+        # As RedisBroker.enqueue: a fresh Redis id per enqueue, then the broker's middleware (the signer).
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        self.broker.emit_before("enqueue", message, None)
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append(_Pending(self._args(message), future))
+        if self._drain is None or self._drain.done():
+            self._drain = loop.create_task(self._run())
+        await future
+        self.broker.emit_after("enqueue", message, None)
+        return message
+
+    def _args(self, message: Message[Any]) -> tuple[Any, ...]:
+        """What ``RedisBroker._dispatch("enqueue")`` passes to dispatch.lua, but the unpack size (known later)."""
+        broker = self.broker
+        return (
+            "enqueue",
+            current_millis(),
+            message.queue_name,
+            broker.broker_id,
+            broker.heartbeat_timeout,
+            broker.dead_message_ttl,
+            broker._should_do_maintenance("enqueue"),
+            message.options["redis_message_id"],
+            encode(message),
+        )
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop; a new one (a test client's) gets a new connection, the old one is dropped."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._pending, self._drain = loop, [], None
+            pool = redis.asyncio.ConnectionPool.from_url(
+                self.url,
+                # One timeout for a whole round trip (``_flush``) instead of one per read.
+                socket_timeout=None,
+                socket_connect_timeout=self.timeout,
+                health_check_interval=30,
+                # A refused connection is an outage now (503, Stripe retries), not after seconds of back-off.
+                retry=Retry(NoBackoff(), 1),
+            )
+            self._connection = pool.make_connection()
+        return loop
+
+    async def _run(self) -> None:
+        """Write what is pending, one batch per round trip, until nothing is."""
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await self._round_trip(batch)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            # Which commands Redis ran is unknown: none is acknowledged, the connection starts afresh.
+            await self._connection.disconnect(nowait=True)
+            failure = exc if isinstance(exc, redis.RedisError) else redis.TimeoutError(f"Redis round trip: {exc!r}")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
+            return
+        except BaseException:
+            await self._connection.disconnect(nowait=True)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.cancel()
+            raise
+        for pending, reply in zip(batch, replies, strict=True):
+            if pending.future.done():  # its request went away (cancelled); the message is in Redis anyway
+                continue
+            if isinstance(reply, Exception):
+                pending.future.set_exception(reply)
+            else:
+                pending.future.set_result(None)
+
+    async def _round_trip(self, batch: list[_Pending]) -> list[Any]:
+        """One pipeline of EVALSHA; the script is loaded and the refused commands sent again if Redis lost it."""
+        unpack_size = await self._lua_unpack_size()
+        replies = await self._pipeline([self._evalsha(p.command, unpack_size) for p in batch])
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if refused:  # first use, or Redis restarted: NOSCRIPT means that command did not run
+            await self._pipeline([("SCRIPT", "LOAD", self._script)])
+            again = await self._pipeline([self._evalsha(batch[i].command, unpack_size) for i in refused])
+            for i, reply in zip(refused, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    def _evalsha(self, args: tuple[Any, ...], unpack_size: int) -> tuple[Any, ...]:
+        # dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size, ...])
+        return ("EVALSHA", self._sha, 1, self.broker.namespace, *args[:7], unpack_size, *args[7:])
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Write every command at once, then read one reply each; an error reply is returned, not raised."""
+        connection = self._connection
+        await connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as refused:  # this command's own error (NOSCRIPT, OOM, READONLY…)
+                replies.append(refused)
+        return replies
+
+    async def _lua_unpack_size(self) -> int:
+        """Dramatiq's ``_max_unpack_size()``: half the Lua stack Redis allows, found once per process."""
+        if self._unpack_size is None:
+            known = RedisBroker._max_unpack_size_val  # set once the blocking broker asked
+            if known is not None:
+                self._unpack_size = int(known)
+            elif DEFAULT_LUA_MAX_STACK:
+                self._unpack_size = int(DEFAULT_LUA_MAX_STACK) // 2
+            else:
+                [size] = await self._pipeline([("EVAL", DRAMATIQ_SCRIPTS["maxstack"], 0)])
+                if isinstance(size, Exception):
+                    raise size
+                self._unpack_size = int(size) // 2
+        return self._unpack_size
+
+    async def aclose(self) -> None:
+        """Let the batch in flight finish, then close the connection."""
+        if self._drain is not None and not self._drain.done() and self._loop is asyncio.get_running_loop():
+            await asyncio.wait([self._drain], timeout=self.timeout)
+        if self._connection is not None:
+            await self._connection.disconnect(nowait=True)
+
+
+def build_enqueuer(settings: Settings, broker: RedisBroker) -> AsyncEnqueuer:
+    """The ingress's webhook enqueuer: ``broker``'s ids, settings and signer, on ``REDIS_URL``."""
+    return AsyncEnqueuer(broker, settings.redis_url)

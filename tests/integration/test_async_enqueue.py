@@ -1,0 +1,221 @@
+"""The webhook's batched asyncio enqueue (adapters/async_queue.py) writes what ``broker.enqueue`` writes.
+
+Each request is acknowledged only once its own message is in Redis; a failed round trip fails
+every request of its batch (503 at the route); the worker verifies and processes what it wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from dramatiq import Message
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker
+from starlette.applications import Starlette
+
+from adapters.async_queue import AsyncEnqueuer, build_enqueuer
+from adapters.queue import SIGNATURE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker, event_message
+from adapters.settings import Settings
+from devstack import events
+from devstack.send_event import seed_payment
+from ingress.app import create_app
+from tests.support import queued_messages, signed, wait_for
+from workers.bootstrap import Worker
+from workers.middleware.authenticity import VerifySignatures
+
+SECRET = "whsec_integration"
+MESSAGES = f"dramatiq:{STRIPE_EVENTS_QUEUE}.msgs"
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[RedisBroker]:
+    broker = build_broker(settings)
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+    broker.close()
+
+
+def succeeded(metadata: dict[str, str] | None = None, intent_id: str | None = None) -> dict[str, Any]:
+    intent_id = intent_id or events.new_id("pi")
+    intent = events.payment_intent("payment_intent.succeeded", intent_id, 49900, "INR", metadata or {})
+    return events.event("payment_intent.succeeded", intent)
+
+
+class CountingEnqueuer(AsyncEnqueuer):
+    """Records each round trip's commands, so a test can see how requests were batched."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.round_trips: list[list[str]] = []
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        self.round_trips.append([str(command[0]) for command in commands])
+        return await super()._pipeline(commands)
+
+
+def test_concurrent_enqueues_share_a_round_trip_and_each_returns_once_its_message_is_in_redis(
+    settings: Settings, broker: RedisBroker
+) -> None:
+    """Twenty enqueues at once: one pipeline of EVALSHA; each returns only after Redis holds its message."""
+    enqueuer = CountingEnqueuer(broker, settings.redis_url)
+    seen_on_return: list[bool] = []
+
+    async def one(event: dict[str, Any]) -> Message[Any]:
+        message = await enqueuer.enqueue(event_message(event))
+        seen_on_return.append(bool(broker.client.hexists(MESSAGES, message.options["redis_message_id"])))
+        return message
+
+    async def run() -> list[Message[Any]]:
+        try:
+            return await asyncio.gather(*(one(succeeded()) for _ in range(20)))
+        finally:
+            await enqueuer.aclose()
+
+    messages = asyncio.run(run())
+    assert seen_on_return == [True] * 20
+    evalsha = [trip for trip in enqueuer.round_trips if "EVALSHA" in trip]
+    assert len(evalsha) < 20 and sum(len(trip) for trip in evalsha) >= 20
+    stored = {m.message_id: m for m in queued_messages(broker.client, STRIPE_EVENTS_QUEUE)}
+    assert sorted(stored) == sorted(m.message_id for m in messages)
+    # Dramatiq's own keys: the queue lists the Redis ids, the broker's heartbeat is recorded.
+    redis_ids: list[bytes] = broker.client.lrange(f"dramatiq:{STRIPE_EVENTS_QUEUE}", 0, -1)  # type: ignore[assignment]
+    listed = {raw.decode() for raw in redis_ids}
+    assert listed == {m.options["redis_message_id"] for m in messages}
+    assert broker.client.zscore("dramatiq:__heartbeats__", broker.broker_id) is not None
+
+
+def test_messages_are_signed_redacted_and_verify_on_the_worker_side(settings: Settings, broker: RedisBroker) -> None:
+    """What the async path writes decodes as Dramatiq's message, without the client secret, and verifies."""
+    event = succeeded()
+    enqueuer = build_enqueuer(settings, broker)
+
+    async def run() -> None:
+        try:
+            await enqueuer.enqueue(event_message(event))
+        finally:
+            await enqueuer.aclose()
+
+    asyncio.run(run())
+    [message] = queued_messages(broker.client, STRIPE_EVENTS_QUEUE)
+    assert (message.message_id, message.actor_name, message.queue_name) == (
+        event["id"],
+        STRIPE_EVENTS_ACTOR,
+        STRIPE_EVENTS_QUEUE,
+    )
+    del event["data"]["object"]["client_secret"]
+    assert message.args == (event,) and len(message.options[SIGNATURE]) == 64
+    VerifySignatures(settings.queue_signing_key).before_process_message(broker, MessageProxy(message))
+
+
+def test_the_script_is_loaded_again_after_redis_forgot_it(settings: Settings, broker: RedisBroker) -> None:
+    """SCRIPT FLUSH (as after a Redis restart): NOSCRIPT commands are sent again after SCRIPT LOAD."""
+    enqueuer = CountingEnqueuer(broker, settings.redis_url)
+
+    async def run() -> None:
+        try:
+            await enqueuer.enqueue(event_message(succeeded()))
+            broker.client.script_flush()
+            await asyncio.gather(*(enqueuer.enqueue(event_message(succeeded())) for _ in range(3)))
+        finally:
+            await enqueuer.aclose()
+
+    asyncio.run(run())
+    assert broker.client.hlen(MESSAGES) == 4
+    assert ["SCRIPT"] in enqueuer.round_trips
+
+
+@contextlib.asynccontextmanager
+async def fake_redis(silent: bool) -> AsyncIterator[str]:
+    """A server that reads what it is sent, then hangs up, or (``silent``) keeps the connection and says nothing."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        held.append(writer)
+        if not silent:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in held:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(("silent", "error"), [(False, redis.ConnectionError), (True, redis.TimeoutError)])
+def test_a_failed_round_trip_fails_every_request_of_its_batch(
+    settings: Settings, broker: RedisBroker, silent: bool, error: type[Exception]
+) -> None:
+    """Redis hanging up mid-batch, or not answering within the timeout: every enqueue of the batch raises."""
+
+    async def run() -> list[Any]:
+        async with fake_redis(silent=silent) as url:
+            enqueuer = AsyncEnqueuer(broker, url, timeout=0.5)
+            try:
+                outcomes: list[Any] = await asyncio.gather(
+                    *(enqueuer.enqueue(event_message(succeeded())) for _ in range(5)), return_exceptions=True
+                )
+                return outcomes
+            finally:
+                await enqueuer.aclose()
+
+    outcomes = asyncio.run(run())
+    assert [type(o) for o in outcomes] == [outcomes[0].__class__] * 5 and isinstance(outcomes[0], error)
+
+
+@contextlib.asynccontextmanager
+async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on ``app`` in this event loop, inside the app's lifespan (which closes the enqueuer)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as client:
+            yield client
+
+
+def test_concurrent_deliveries_during_an_outage_all_answer_503(
+    settings: Settings, broker: RedisBroker, db: Any
+) -> None:
+    """Through the route: each delivery of a failed batch is 503 broker_unavailable with Retry-After, none queued."""
+
+    async def run() -> list[httpx.Response]:
+        async with fake_redis(silent=False) as url:
+            app = create_app(dataclasses.replace(settings, redis_url=url), broker=broker, db=db)
+            async with served(app) as client:
+                bodies = [signed(succeeded(), SECRET) for _ in range(5)]
+                return await asyncio.gather(
+                    *(client.post("/api/webhooks/stripe", content=b, headers=h) for b, h in bodies)
+                )
+
+    responses = asyncio.run(run())
+    assert [(r.status_code, r.headers["retry-after"]) for r in responses] == [(503, "5")] * 5
+    assert {r.json()["error"]["code"] for r in responses} == {"broker_unavailable"}
+    assert broker.client.hlen(MESSAGES) == 0
+
+
+def test_a_delivery_through_the_route_is_processed_by_the_worker(settings: Settings, worker: Worker, db: Any) -> None:
+    """End to end in one process: the route's message is verified and processed by a real worker."""
+    intent_id = events.new_id("pi")
+    event = succeeded(seed_payment(db, intent_id), intent_id)
+
+    async def run() -> httpx.Response:
+        async with served(create_app(settings, broker=worker.broker, db=db)) as client:
+            body, headers = signed(event, SECRET)
+            return await client.post("/api/webhooks/stripe", content=body, headers=headers)
+
+    assert asyncio.run(run()).status_code == 200
+    wait_for(lambda: db.stripe_events.find_one({"_id": event["id"], "status": "processed"}), 20, "the event")
+    assert db.payments.find_one({"paymentId": intent_id})["status"] == "completed"
