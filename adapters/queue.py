@@ -8,13 +8,13 @@ the settings describe.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
+import orjson
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
@@ -48,8 +48,25 @@ SIGNATURE = "signature"
 
 def signature(key: bytes, actor_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
     """HMAC-SHA256 over the actor and its arguments (not the broker's ids or timestamps, which a retry renews)."""
-    body = json.dumps([actor_name, list(args), kwargs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, signed_form([actor_name, list(args), kwargs]), "sha256").hex()
+
+
+def signed_form(value: Any) -> bytes:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` as UTF-8.
+
+    orjson writes these very bytes about 15 times faster (same key order, same escapes), except
+    for floats under 1e-4, which it spells ``1e-7`` or ``0.00001`` where ``json`` writes ``1e-07``
+    or ``1e-05``: output holding ``e-`` or ``0.0000`` anywhere (in a string too) is made by
+    ``json`` itself, as is anything orjson refuses (integers past 64 bits, lone surrogates). So
+    signer and verifier, old and new, always hash the same bytes (tests/unit/test_fast_paths.py).
+    """
+    try:
+        fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if b"e-" not in fast and b"0.0000" not in fast:
+            return fast
+    except TypeError:
+        pass
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def refusal(key: bytes, message: Message[Any] | Any) -> str | None:
@@ -141,11 +158,37 @@ SECRET_KEYS = frozenset({"client_secret"})
 
 
 def redact(value: Any) -> Any:
-    """A copy of a Stripe payload without secrets, so queues, logs and MongoDB never hold them."""
+    """A copy of a Stripe payload without secrets, so queues, logs and MongoDB never hold them.
+
+    The copy may share the parts that hold no secret with ``value`` (messages are encoded at once).
+    """
+    quick = _redact_object(value)
+    try:
+        # A key is written by orjson as ``"client_secret"`` whatever escapes the payload used.
+        dumped = orjson.dumps(quick)
+        if not any(b'"%s"' % key.encode() in dumped for key in SECRET_KEYS):
+            return quick
+    except TypeError:
+        pass
+    return _redact_all(value)
+
+
+def _redact_object(value: Any) -> Any:
+    """``value`` without the secrets of an event's ``data.object`` (where Stripe puts them), copying that path only."""
+    if not isinstance(value, dict) or not isinstance(value.get("data"), dict):
+        return value
+    data = value["data"]
+    if not isinstance(data.get("object"), dict):
+        return value
+    obj = {k: v for k, v in data["object"].items() if k not in SECRET_KEYS}
+    return {**value, "data": {**data, "object": obj}}
+
+
+def _redact_all(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items() if k not in SECRET_KEYS}
+        return {k: _redact_all(v) for k, v in value.items() if k not in SECRET_KEYS}
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [_redact_all(v) for v in value]
     return value
 
 

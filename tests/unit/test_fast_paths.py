@@ -1,0 +1,87 @@
+"""The webhook's fast paths (orjson) give exactly what the exact paths they stand in for give.
+
+``parse.json_value`` (orjson, else the stdlib path with its precise 400s and 422s),
+``queue.signed_form`` (the bytes the HMAC covers, which old and new workers must agree on) and
+``queue.redact`` (the targeted copy, else the full walk).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.queue import _redact_all, redact, signed_form
+from devstack import events
+from ingress import parse
+
+fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+floats = st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=-1e-3, max_value=1e-3)
+scalars = st.none() | st.booleans() | st.integers() | st.integers(-(2**64), 2**64) | st.text() | floats
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=30
+)
+
+
+def exact(raw: bytes) -> tuple[str, Any]:
+    try:
+        return "value", parse._exact_json(raw)
+    except (parse.Malformed, parse.Invalid) as refused:
+        return refused.code, None
+
+
+def parsed(raw: bytes) -> tuple[str, Any]:
+    try:
+        return "value", parse.json_value(raw)
+    except (parse.Malformed, parse.Invalid) as refused:
+        return refused.code, None
+
+
+@fast
+@given(values.map(lambda v: json.dumps(v).encode()) | st.binary(max_size=200) | st.text(max_size=60).map(str.encode))
+def test_json_value_answers_as_the_exact_parser_does(raw: bytes) -> None:
+    """Any body: the same value (including int vs float), or the same refusal code."""
+    got, want = parsed(raw), exact(raw)
+    assert got == want and repr(got) == repr(want)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"18446744073709551616", b"[-9223372036854775809]", b'{"a": 1e400}', b'"\\ud800"', b"\xef\xbb\xbf{}",
+     b"[" * 33 + b"]" * 33, b'{"a":' * 33 + b"1" + b"}" * 33, b"NaN", b"[1.5e-7, 0.00001]"],
+)  # fmt: skip
+def test_what_orjson_reads_differently_or_refuses_gets_the_exact_answer(raw: bytes) -> None:
+    """Big integers, infinities, lone surrogates, a byte order mark, depth, NaN, small floats."""
+    assert repr(parsed(raw)) == repr(exact(raw))
+
+
+def legacy_form(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@fast
+@given(values)
+def test_the_signed_form_is_the_bytes_json_dumps_gives(value: Any) -> None:
+    """Old and new code hash the same bytes, floats and big integers included."""
+    signed = ["process_stripe_event", [value], {}]
+    try:
+        want = legacy_form(signed)
+    except UnicodeEncodeError:  # lone surrogates: both refuse
+        with pytest.raises(UnicodeEncodeError):
+            signed_form(signed)
+        return
+    assert signed_form(signed) == want
+
+
+@fast
+@given(values)
+def test_redact_drops_every_secret_as_the_full_walk_does(value: Any) -> None:
+    """Any payload, and a Stripe event with secrets nested anywhere: the same copy as the full walk."""
+    event = events.event("payment_intent.succeeded", {"id": "pi_1", "client_secret": "pi_1_secret", "x": value})
+    for payload in (value, event, {**event, "data": {"object": {"nested": [{"client_secret": "s"}]}}}):
+        assert redact(payload) == _redact_all(payload)
+    assert "client_secret" not in json.dumps(redact(event))
