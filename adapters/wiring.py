@@ -11,7 +11,8 @@ from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_index
 from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
 from adapters.failures import FailureRecords
-from adapters.mongo import Doc, MongoInbox, MongoPayments, ensure_indexes
+from adapters.inbox import MongoInbox
+from adapters.mongo import Doc, MongoPayments, ensure_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.queue import BrokerJobs
 from adapters.queue_admin import RedisQueueAdmin

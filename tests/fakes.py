@@ -13,7 +13,8 @@ from pymongo.database import Database
 
 from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments
-from adapters.mongo import MongoInbox, MongoPayments
+from adapters.inbox import MongoInbox
+from adapters.mongo import MongoPayments
 from adapters.refunds import MongoRefunds
 from domain.errors import ProviderRefused
 from usecases.ports import Deps, Enrollments, Links, Notice

@@ -12,7 +12,8 @@ import pytest
 from bson import ObjectId
 
 from adapters.enrollments import MongoEnrollments
-from adapters.mongo import MongoInbox, MongoPayments
+from adapters.inbox import MongoInbox
+from adapters.mongo import MongoPayments
 from adapters.wiring import ensure_all_indexes
 from devstack import events
 from devstack.send_event import pending_payment
