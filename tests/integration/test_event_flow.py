@@ -70,6 +70,7 @@ def test_succeeded_completes_activates_once_and_emails_both_sides(db: Any, payme
     assert db.stripe_events.find_one({"_id": event["id"]})["status"] == "processed"
     assert outbox(deps).recipients("enrollment_confirmation") == {payment["customerEmail"]}
     assert outbox(deps).recipients("specialist_new_enrollment") == {payment["specialistEmail"]}
+    assert [len(batch) for batch in outbox(deps).batches] == [2]  # both in one outbox write
 
 
 @pytest.mark.parametrize(
