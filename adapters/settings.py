@@ -66,8 +66,10 @@ class Settings:
     notification_sweep_seconds: int
     worker_processes: int
     worker_threads: int
-    #: Messages each worker process takes from a queue ahead of its threads (0: one per thread).
+    #: Messages each worker process holds per queue, running and waiting (0: two per thread).
     worker_prefetch: int
+    #: Longest an idle consumer sleeps between polls of its empty queue (Dramatiq's worker timeout).
+    worker_poll_ms: int
     log_level: str
 
     @property
@@ -185,6 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         worker_processes=r.integer("WORKER_PROCESSES", 2, minimum=1),
         worker_threads=r.integer("WORKER_THREADS", 8, minimum=1),
         worker_prefetch=r.integer("WORKER_PREFETCH", 0),
+        worker_poll_ms=r.integer("WORKER_POLL_MS", 20, minimum=1),
         log_level=(r.text("LOG_LEVEL", "INFO") or "INFO").upper(),
     )
     if settings.production:

@@ -115,3 +115,17 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     dotenv.write_text("# local\nexport PORT=6000\nMONGODB_DB='shop'\nJWT_SECRET=from-file\n")
     s = load_settings({**BASE}, dotenv=dotenv)
     assert (s.port, s.mongodb_db, s.jwt_secret) == (6000, "shop", "s3cret")
+
+
+def test_the_worker_consumers_poll_every_20_ms_at_most_and_hold_two_messages_per_thread() -> None:
+    """``python -m workers`` hands Dramatiq its prefetch and idle-poll cap, as the variables it reads."""
+    from workers.__main__ import consumer_environment
+
+    assert consumer_environment(load_settings(BASE, dotenv=None)) == {
+        "dramatiq_queue_prefetch": "16",
+        "dramatiq_worker_timeout": "20",
+    }
+    tuned = load_settings({**BASE, "WORKER_THREADS": "4", "WORKER_PREFETCH": "5", "WORKER_POLL_MS": "50"}, dotenv=None)
+    assert consumer_environment(tuned) == {"dramatiq_queue_prefetch": "5", "dramatiq_worker_timeout": "50"}
+    with pytest.raises(ConfigError, match="WORKER_POLL_MS"):
+        load_settings({**BASE, "WORKER_POLL_MS": "0"}, dotenv=None)
