@@ -27,7 +27,6 @@ from adapters.stripe_gateway import StripeGateway, build_client
 from adapters.wiring import build_checkout, build_deps, build_ops, ensure_all_indexes
 from domain.errors import RequestRefused
 from ingress import errors
-from ingress.access_log import AccessLog
 from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
 from ingress.dashboard import Dashboard
@@ -122,8 +121,8 @@ def create_app(
         Exception: errors.unexpected,
     }
     middleware = [
-        Middleware(RequestGuard),  # outermost: request id on every line and answer; 500 internal_error
-        Middleware(AccessLog),
+        # Outermost: request id on every line and answer, one access line, 500 internal_error.
+        Middleware(RequestGuard),
         Middleware(BodyLimit, caps=dict.fromkeys(webhook_paths, settings.webhook_max_bytes)),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

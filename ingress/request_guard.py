@@ -1,27 +1,41 @@
-"""A request id for every request, and the catch-all for failures nobody expected (CONTRACT §3).
+"""A request id, one access line, and the catch-all for failures nobody expected (CONTRACT §3).
 
-Pure ASGI middleware, outermost of the app's own: it gives each request an id (answered in the
+Pure ASGI middleware, outermost of the app's own (one layer for the three, as each layer wraps
+``send`` once more on every request): it gives each request an id (answered in the
 ``X-Request-Id`` header, attached to every log line written while the request runs through
-``log_context(request_id=…)``), and turns any exception that escapes the routes and their handlers
-into ``500 {"error": {"code": "internal_error", "message": "internal error"}}``: no detail in the
-body, the traceback in the log next to the request id. Starlette's ``ServerErrorMiddleware`` stays
+``log_context(request_id=…)``), writes one JSON access line per request (method, path, status,
+duration; no headers, bodies or query; the ids a route noted with ``note``, such as the webhook's
+event id and outcome), and turns any exception that escapes the routes and their handlers into
+``500 {"error": {"code": "internal_error", "message": "internal error"}}``: no detail in the body,
+the traceback in the log next to the request id. Starlette's ``ServerErrorMiddleware`` stays
 behind it with the same JSON handler (``errors.unexpected``) for the rare failure outside.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.logs import log_context
+from adapters.logs import pop, push
 from ingress.errors import internal_error
 
 log = logging.getLogger("ingress.errors")
+access = logging.getLogger("ingress.access")
 
 HEADER = "X-Request-Id"
+#: Where a route leaves fields for its request's access line.
+_NOTES = "access_notes"
+
+
+def note(request: Request, **fields: Any) -> None:
+    """Add ``fields`` (keys of ``adapters.logs.FIELDS``) to this request's access line."""
+    request.scope.setdefault("state", {}).setdefault(_NOTES, {}).update(fields)
 
 
 class RequestGuard:
@@ -32,25 +46,39 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        status = 500  # what the client sees if the app fails before answering
         started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
-                started = True
+                started, status = True, message["status"]
                 MutableHeaders(scope=message)[HEADER] = rid
             await send(message)
 
-        with log_context(request_id=rid):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception as exc:
-                if started:  # half an answer is out: nothing to replace it with; let the server close
-                    raise
-                log.exception(
-                    f"unhandled error (request {rid})",
-                    extra={"path": scope.get("path", ""), "error": type(exc).__name__},
-                )
-                await internal_error(rid)(scope, receive, send)
+        token = push(request_id=rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:  # half an answer is out: nothing to replace it with; let the server close
+                raise
+            log.exception(
+                f"unhandled error (request {rid})",
+                extra={"path": scope.get("path", ""), "error": type(exc).__name__},
+            )
+            await internal_error(rid)(scope, receive, send)
+        finally:
+            if access.isEnabledFor(logging.INFO):
+                fields = {
+                    **state.get(_NOTES, {}),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                }
+                access.info("request", extra=fields)
+            pop(token)

@@ -6,7 +6,8 @@ import re
 import time
 from collections.abc import Sequence
 
-import stripe
+# Bound once: ``stripe.X`` goes through the package's lazy ``__getattr__`` (an import) on every access.
+from stripe import SignatureVerificationError, WebhookSignature
 
 #: Seconds a signed timestamp stays acceptable, in the past and in the future (Stripe's own default).
 TOLERANCE = 300
@@ -45,9 +46,9 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str], now: float |
         return False
     for secret in secrets:
         try:
-            stripe.WebhookSignature.verify_header(body, header, secret, tolerance=TOLERANCE)
+            WebhookSignature.verify_header(body, header, secret, tolerance=TOLERANCE)
             return True
-        except stripe.SignatureVerificationError:
+        except SignatureVerificationError:
             continue
         except UnicodeDecodeError:
             return False

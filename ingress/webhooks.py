@@ -17,6 +17,7 @@ from adapters.queue import event_message
 from adapters.settings import Settings
 from ingress import parse, signature
 from ingress.errors import error
+from ingress.request_guard import note
 from usecases.handlers import SUBSCRIBED
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class StripeWebhook:
             return error(400, "invalid_signature", "Stripe-Signature does not verify for this body")
         event = self.parse_event(body)
         with log_context(event_id=event["id"], event_type=event["type"]):
-            return await self._enqueue(event)
+            return await self._enqueue(request, event)
 
     @staticmethod
     def parse_event(body: bytes) -> dict[str, Any]:
@@ -53,9 +54,11 @@ class StripeWebhook:
             raise parse.Invalid("type must be a Stripe event type", "type")
         return event
 
-    async def _enqueue(self, event: dict[str, Any]) -> Response:
+    async def _enqueue(self, request: Request, event: dict[str, Any]) -> Response:
+        # The request's access line says what came of the event (one line per delivery, not two).
+        note(request, event_id=event["id"], event_type=event["type"])
         if event["type"] not in SUBSCRIBED:
-            log.info("event type not handled", extra={"outcome": "ignored"})
+            note(request, outcome="ignored")
             metrics.WEBHOOKS.labels("ignored").inc()
             return JSONResponse({"received": True, "ignored": True})
         try:
@@ -64,9 +67,10 @@ class StripeWebhook:
             with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
                 await self.enqueuer.enqueue(event_message(event))
         except _BROKER_DOWN as exc:
+            note(request, outcome="broker_unavailable")
             log.warning("broker unavailable", extra={"error": repr(exc)})
             metrics.WEBHOOKS.labels("broker_unavailable").inc()
             return error(503, "broker_unavailable", "queue unavailable, retry later", headers={"Retry-After": "5"})
+        note(request, outcome="enqueued")
         metrics.WEBHOOKS.labels("enqueued").inc()
-        log.info("event enqueued", extra={"outcome": "enqueued"})
         return JSONResponse({"received": True})

@@ -151,6 +151,23 @@ def test_each_request_gets_one_access_line_without_its_query(
     assert fields["duration_ms"] >= 0 and "secret" not in str(fields)
 
 
+def test_a_delivery_has_one_access_line_naming_its_event_and_outcome(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The webhook writes no line of its own on success: its access line carries the event id, type and outcome."""
+    event = succeeded_event()
+    body, headers = signed(event, SECRET)
+    with caplog.at_level("INFO"):
+        assert client.post("/api/webhooks/stripe", content=body, headers=headers).status_code == 200
+    [line] = [r.__dict__ for r in caplog.records if r.name.startswith("ingress")]
+    assert (line["event_id"], line["event_type"], line["outcome"], line["status"]) == (
+        event["id"],
+        "payment_intent.succeeded",
+        "enqueued",
+        200,
+    )
+
+
 def test_a_signature_header_with_non_ascii_bytes_is_refused(client: TestClient, broker: RedisBroker) -> None:
     """A Latin-1 byte in Stripe-Signature (hmac.compare_digest raises on such str) is 400, not 500."""
     body, headers = signed(succeeded_event(), SECRET)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.async_queue import resp
 from adapters.queue import _redact_all, redact, signed_form
 from devstack import events
 from ingress import parse
@@ -85,3 +86,15 @@ def test_redact_drops_every_secret_as_the_full_walk_does(value: Any) -> None:
     for payload in (value, event, {**event, "data": {"object": {"nested": [{"client_secret": "s"}]}}}):
         assert redact(payload) == _redact_all(payload)
     assert "client_secret" not in json.dumps(redact(event))
+
+
+@fast
+@given(
+    st.sampled_from(["EVALSHA", "EVAL", "SCRIPT"]),
+    st.lists(st.binary(max_size=40) | st.text(max_size=20) | st.integers(), max_size=12),
+)
+def test_commands_are_framed_as_redis_py_frames_them(name: str, args: list[Any]) -> None:
+    """The webhook's own RESP framing gives redis-py's bytes for the same command."""
+    from redis.asyncio.connection import Connection
+
+    assert resp(name, *args) == b"".join(Connection().pack_command(name, *args))
