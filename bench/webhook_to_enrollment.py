@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,9 +27,11 @@ from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.payloads import seed, succeeded
+from bench.procstat import cpu_seconds
+from bench.stats import pct
 from devstack import events
 from devstack.procs import Child, free_port, python_module
-from devstack.send_event import pending_payment
 from devstack.stack import Stack
 
 TUNING = {"WORKER_PROCESSES": "2", "WORKER_THREADS": "8", "LOG_LEVEL": "WARNING", "RETRY_MIN_BACKOFF_MS": "200"}
@@ -47,16 +48,9 @@ app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children that were waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def group_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds per part (every process of its group), and of this script as ``client``."""
-    usage: dict[str, float] = {"client": cpu_seconds(os.getpid())}
+    usage: dict[str, float] = {"client": cpu_seconds(os.getpid(), waited_children=True)}
     groups = {child.pid: name for name, child in stack.children.items()}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,24 +58,10 @@ def group_cpu(stack: Stack) -> dict[str, float]:
         try:
             pgid = os.getpgid(int(entry.name))
             if pgid in groups:
-                usage[groups[pgid]] = usage.get(groups[pgid], 0.0) + cpu_seconds(int(entry.name))
+                usage[groups[pgid]] = usage.get(groups[pgid], 0.0) + cpu_seconds(int(entry.name), waited_children=True)
         except (OSError, IndexError):
             continue
     return usage
-
-
-def seed(db: Any, count: int) -> list[dict[str, Any]]:
-    """``count`` pending payments, each for its own customer and service, as create-intent stores them."""
-    payments = [pending_payment(events.new_id("pi")) for _ in range(count)]
-    for start in range(0, count, 500):
-        db.payments.insert_many(payments[start : start + 500])
-    return payments
-
-
-def succeeded(payment: dict[str, Any]) -> dict[str, Any]:
-    metadata = events.intent_metadata(payment)
-    intent = events.payment_intent("payment_intent.succeeded", payment["paymentId"], 49900, "INR", metadata)
-    return events.event("payment_intent.succeeded", intent)
 
 
 async def post_all(url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: float | None) -> list[float]:
@@ -127,12 +107,6 @@ def latencies(db: Any, payments: list[dict[str, Any]], sent: list[float], timeou
         e["customerId"]: e["updatedAt"].timestamp() for e in db.enrollments.find({"customerId": {"$in": customers}})
     }
     return [done[p["customerId"]] - s for p, s in zip(payments, sent, strict=True) if p["customerId"] in done]
-
-
-def pct(values: list[float], q: float) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100)[int(q) - 1]
 
 
 def bare_baseline(rate: float, count: int, log_dir: Path) -> tuple[float, float, float]:
