@@ -35,8 +35,11 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# The overall benchmark (bench/overall.py): every path next to its ceiling, in one run, as markdown.
+# BENCH_SECONDS, BENCH_EVENTS, BENCH_RATE, BENCH_RUNS scale it; BENCH_CODE=DIR measures another checkout.
 bench: $(VENV)/.test
-	$(BIN)/python bench/webhook_to_enrollment.py
+	bash bench/install_wrk.sh
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
