@@ -38,7 +38,7 @@ def main() -> int:
         f"Code: {describe(root)}.",
         f"Machine at start: {load()}. Settings: BENCH_SECONDS={config.seconds:g} BENCH_EVENTS={config.events} "
         f"BENCH_RATE={config.rate:g} BENCH_RUNS={config.runs}; worker {config.sizes.processes} processes x "
-        f"{config.sizes.threads} threads, prefetch {config.sizes.prefetch}.",
+        f"{config.sizes.threads} threads (the rest of its settings: the project's defaults).",
         "",
     ]
     print("\n".join(header), flush=True)

@@ -25,8 +25,6 @@ NAMESPACE = "dramatiq"
 #: Seconds between two polls of the queues: the figures' resolution (1% of a 2 s drain), at a few
 #: percent of one core for the harness.
 POLL = 0.02
-#: The project's shutdown allowance (workers/__main__.py), given to the plain Dramatiq CLI too.
-SHUTDOWN_TIMEOUT_MS = "25000"
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,10 @@ class WorkerKind:
     watched: tuple[str, ...]
 
 
-def plain_noop(queue: str, processes: int, threads: int, prefetch: int) -> WorkerKind:
-    """The no-op actor under the plain Dramatiq CLI, sized like ``python -m workers``."""
-    argv = [sys.executable, "-m", "dramatiq", "bench_noop", "--processes", str(processes), "--threads",
-            str(threads), "--path", str(CHILD_DIR), "--worker-shutdown-timeout", SHUTDOWN_TIMEOUT_MS]  # fmt: skip
-    # workers/__main__.py sets Dramatiq's prefetch from the settings the same way before importing it.
-    env = {"BENCH_NOOP": "plain", "dramatiq_queue_prefetch": str(prefetch)}
-    return WorkerKind("no-op, plain Dramatiq", argv, env, queue, (queue,))
+def plain_noop(queue: str) -> WorkerKind:
+    """The no-op actor on plain Dramatiq, under ``python -m workers``'s CLI (``child/plain_workers.py``)."""
+    argv = [sys.executable, str(CHILD_DIR / "plain_workers.py"), "--queues", queue]
+    return WorkerKind("no-op, plain Dramatiq", argv, {}, queue, (queue,))
 
 
 def project_worker(

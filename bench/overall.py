@@ -67,12 +67,8 @@ class Config:
             runs=int(_env_number("BENCH_RUNS", 3)),
             connections=int(_env_number("BENCH_CONNECTIONS", 64)),
             wrk_threads=int(_env_number("BENCH_WRK_THREADS", 2)),
-            # The worker's size as the project's settings name it (WORKER_PREFETCH 0: one per thread).
-            sizes=Sizes(
-                processes=int(_env_number("WORKER_PROCESSES", 2)),
-                threads=threads,
-                prefetch=int(_env_number("WORKER_PREFETCH", 0)) or threads,
-            ),
+            # The worker's size, passed to the stack as the project's settings (the 2 x 8).
+            sizes=Sizes(processes=int(_env_number("WORKER_PROCESSES", 2)), threads=threads),
         )
 
 
@@ -219,11 +215,11 @@ class Benchmark:
     # -- 3: drains ------------------------------------------------------------------------------------
 
     def drain_kinds(self) -> dict[str, WorkerKind]:
-        sizes, child = self.config.sizes, child_path()
+        child = child_path()
         events, both = (STRIPE_EVENTS_QUEUE,), (STRIPE_EVENTS_QUEUE, EMAILS_QUEUE)
         noop_env = {**child, "BENCH_NOOP": "project"}
         return {
-            NOOP_PLAIN: plain_noop(NOOP_QUEUE, sizes.processes, sizes.threads, sizes.prefetch),
+            NOOP_PLAIN: plain_noop(NOOP_QUEUE),
             NOOP_PROJECT: project_worker(
                 "no-op, project worker", NOOP_QUEUE, (NOOP_QUEUE,), "bench_noop", "--queues", NOOP_QUEUE, env=noop_env
             ),

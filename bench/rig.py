@@ -40,7 +40,6 @@ DATABASE = "bench"
 class Sizes:
     processes: int
     threads: int
-    prefetch: int
 
 
 class Rig:

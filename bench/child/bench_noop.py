@@ -1,13 +1,13 @@
 """A Dramatiq actor that does nothing: the ceiling of the worker figures.
 
-Imported by a Dramatiq CLI whose ``--path`` (or ``PYTHONPATH``) holds this folder, as
-``bench_noop``; ``BENCH_NOOP`` says under which worker:
+Imported into worker processes of ``python -m workers``; ``BENCH_NOOP`` says how:
 
-- ``plain``: ``python -m dramatiq bench_noop``: the project's broker (``adapters.queue.build_broker``
-  with the same settings) and Dramatiq's default middleware, so Dramatiq itself on this broker;
-- ``project``: ``python -m workers bench_noop --queues bench-noop``: imported after
-  ``workers.entry`` into the project's own worker processes, so under the project's broker and all
-  its middleware (signature check, durable retries, metrics, sweeps).
+- ``plain``: in place of ``workers.entry`` (``plain_workers.py``): the project's broker
+  (``adapters.queue.build_broker``, the same settings) with Dramatiq's default middleware, so
+  Dramatiq itself on this broker, under the project's worker CLI options;
+- ``project``: ``python -m workers bench_noop --queues bench-noop`` with this folder on
+  ``PYTHONPATH``: imported after ``workers.entry``, so under the project's broker and all its
+  middleware (signature check, durable retries, metrics, sweeps).
 
 Without ``BENCH_NOOP`` nothing is declared: the benchmark imports this module for its names only.
 """
@@ -45,5 +45,5 @@ def _declare() -> dramatiq.Broker | None:
     return built
 
 
-#: The Dramatiq CLI takes the broker from the first module's ``broker``.
+#: The Dramatiq CLI takes the broker from its first module's ``broker`` (here, in ``plain`` mode).
 broker = _declare()
