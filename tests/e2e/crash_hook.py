@@ -18,7 +18,7 @@ from adapters.stripe_gateway import StripeGateway
 
 MARKER = Path("crash-before-outbox")
 REFUND_MARKER = Path("crash-after-refund")
-_notify = MongoOutbox.notify
+_notify_all = MongoOutbox.notify_all  # every notification write goes through it
 _create_refund = StripeGateway.create_refund
 
 
@@ -28,9 +28,9 @@ def _die_if(marker: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _crashing_notify(self: MongoOutbox, *args: Any, **kwargs: Any) -> None:
+def _crashing_notify_all(self: MongoOutbox, *args: Any, **kwargs: Any) -> None:
     _die_if(MARKER)
-    _notify(self, *args, **kwargs)
+    _notify_all(self, *args, **kwargs)
 
 
 def _crashing_create_refund(self: StripeGateway, *args: Any, **kwargs: Any) -> Any:
@@ -39,5 +39,5 @@ def _crashing_create_refund(self: StripeGateway, *args: Any, **kwargs: Any) -> A
     return refund
 
 
-MongoOutbox.notify = _crashing_notify  # type: ignore[method-assign]
+MongoOutbox.notify_all = _crashing_notify_all  # type: ignore[method-assign]
 StripeGateway.create_refund = _crashing_create_refund  # type: ignore[method-assign]
