@@ -237,19 +237,20 @@ class Benchmark:
             for name, kind in kinds.items():
                 self.progress(f"drain of {total} messages, round {round_number + 1}: {kind.label}")
                 rig.flush_queues()
+                rig.clear_data()  # every drain starts from the same (empty) database
                 if kind.queue == NOOP_QUEUE:
                     events = [payloads.succeeded(p, payloads.BODY_BYTES) for p in payloads.payments(total)]
                     rig.enqueue([noop_message(e) for e in events])
                 else:
-                    rig.clear_data()  # each succeeded run starts from the same (empty) database
                     made = payloads.seed(rig.db, total)
                     rig.enqueue([event_message(payloads.succeeded(p, payloads.BODY_BYTES)) for p in made])
                 processes = self.config.sizes.processes
                 result = drain(kind, processes, rig.counters, rig.start_worker, rig.servers(), timeout)
                 result.verified = self.verify(name, total)
                 self.results.drains.setdefault(name, []).append(result)
-                if last_round and name == EMAILS_ON:
-                    self.results.rss = {**rig.rss(), **result.rss}  # every process, after all the runs
+                if last_round and name == EMAILS_ON:  # every process, after all the runs
+                    servers = rig.rss()
+                    self.results.rss = {"ingress": servers.pop("ingress"), **result.rss, **servers}
                 rig.stop_worker()
 
     def verify(self, name: str, total: int) -> str:

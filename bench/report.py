@@ -58,7 +58,11 @@ def bound(result: DrainResult) -> str:
         cores = os.cpu_count() or 1
         ours = sum(result.cpu.values()) / (result.machine_busy * cores)
         return f"bounded by the cores: the machine was {result.machine_busy:.0%} busy, {ours:.0%} of that ours"
-    return "no process saturated and cores to spare: bounded by waiting (round trips, journal commits)"
+    busiest = max(result.cpu, key=lambda name: result.cpu[name])
+    return (
+        f"no process saturated (busiest: {busiest}, {result.cpu[busiest]:.0%}) and cores to spare: "
+        "bounded by waiting (round trips, journal commits)"
+    )
 
 
 def cpu_line(name: str, result: DrainResult) -> str:
@@ -134,6 +138,8 @@ def notes(results: Results, config: Config) -> list[str]:
     loop = results.open_loop
     lines = [
         "",
+        "Ratios: req/s or msg/s over the ceiling's (1 = as fast as the ceiling); CPU/req as a multiple "
+        "of the ceiling's. CPU ms/req: the serving process's own CPU (the bare app's, the ingress's) per request.",
         f"Worker figures: {config.events} messages queued with no worker running, then drained by "
         f"{config.sizes.processes} processes x {config.sizes.threads} threads, timed from the moment every "
         "process is fetching; emails off = the worker consumes only the events' queue (the two emails "
