@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
@@ -10,14 +11,37 @@ from adapters.logs import configure_logging
 from adapters.settings import load_or_exit
 from ingress.app import create_app
 
+#: Allocations between young collections (Python's default is 700), then the older generations'.
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Collect less often, and never again through what start-up built.
+
+    A webhook allocates about a thousand containers (the parsed event, its redacted copy, the
+    message), so with the default threshold the collector ran on nearly every request and, as
+    requests in flight kept theirs alive, kept moving them into older generations to scan again:
+    about a tenth of the route's CPU. ``gc.freeze`` leaves the modules and the app built at
+    start-up out of every later collection. Cycles are still collected, only in larger batches.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 def main() -> int:
     settings = load_or_exit()
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    tune_gc()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
+        # uvloop and httptools when installed (uvicorn[standard]): the bare HTTP cycle costs about
+        # half as much CPU; without them uvicorn falls back to asyncio and h11 by itself.
+        loop="auto",
+        http="auto",
         log_config=None,
         access_log=False,
         proxy_headers=True,

@@ -14,11 +14,10 @@ behind it with the same JSON handler (``errors.unexpected``) for the rare failur
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +28,7 @@ log = logging.getLogger("ingress.errors")
 access = logging.getLogger("ingress.access")
 
 HEADER = "X-Request-Id"
+_HEADER = HEADER.lower().encode()
 #: Where a route leaves fields for its request's access line.
 _NOTES = "access_notes"
 
@@ -47,7 +47,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # 128 random bits as uuid4().hex has (less its 6 fixed ones), without the UUID
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         status = 500  # what the client sees if the app fails before answering
@@ -57,7 +57,9 @@ class RequestGuard:
             nonlocal started, status
             if message["type"] == "http.response.start":
                 started, status = True, message["status"]
-                MutableHeaders(scope=message)[HEADER] = rid
+                # A new list, never the response's own: an answer built once may be sent many times.
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
+                message = {**message, "headers": [*headers, (_HEADER, rid.encode())]}
             await send(message)
 
         token = push(request_id=rid)

@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, Response
 
 from adapters import metrics
 from adapters.async_queue import AsyncEnqueuer
-from adapters.logs import log_context
 from adapters.queue import event_message
 from adapters.settings import Settings
 from ingress import parse, signature
@@ -23,6 +22,13 @@ from usecases.handlers import SUBSCRIBED
 log = logging.getLogger(__name__)
 
 _BROKER_DOWN = (redis.RedisError, BrokerConnectionError, OSError)
+
+# Built once: every delivery answers one of these (an answer's headers are never changed in place).
+RECEIVED = JSONResponse({"received": True})
+IGNORED = JSONResponse({"received": True, "ignored": True})
+_ENQUEUED, _IGNORED, _DOWN, _INVALID = (
+    metrics.WEBHOOKS.labels(outcome) for outcome in ("enqueued", "ignored", "broker_unavailable", "invalid_signature")
+)
 
 
 class StripeWebhook:
@@ -39,11 +45,9 @@ class StripeWebhook:
         except ClientDisconnect:
             return error(400, "malformed_json", "client disconnected before the body was read")
         if not signature.verify(body, request.headers.get("stripe-signature"), self.secrets):
-            metrics.WEBHOOKS.labels("invalid_signature").inc()
+            _INVALID.inc()
             return error(400, "invalid_signature", "Stripe-Signature does not verify for this body")
-        event = self.parse_event(body)
-        with log_context(event_id=event["id"], event_type=event["type"]):
-            return await self._enqueue(request, event)
+        return await self._enqueue(request, self.parse_event(body))
 
     @staticmethod
     def parse_event(body: bytes) -> dict[str, Any]:
@@ -56,21 +60,21 @@ class StripeWebhook:
 
     async def _enqueue(self, request: Request, event: dict[str, Any]) -> Response:
         # The request's access line says what came of the event (one line per delivery, not two).
-        note(request, event_id=event["id"], event_type=event["type"])
+        ids = {"event_id": event["id"], "event_type": event["type"]}
         if event["type"] not in SUBSCRIBED:
-            note(request, outcome="ignored")
-            metrics.WEBHOOKS.labels("ignored").inc()
-            return JSONResponse({"received": True, "ignored": True})
+            note(request, outcome="ignored", **ids)
+            _IGNORED.inc()
+            return IGNORED
         try:
             # Awaited on the event loop: concurrent deliveries share one Redis round trip, and each
             # is answered only once Redis acknowledged its own message.
             with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
                 await self.enqueuer.enqueue(event_message(event))
         except _BROKER_DOWN as exc:
-            note(request, outcome="broker_unavailable")
-            log.warning("broker unavailable", extra={"error": repr(exc)})
-            metrics.WEBHOOKS.labels("broker_unavailable").inc()
+            note(request, outcome="broker_unavailable", **ids)
+            log.warning("broker unavailable", extra={"error": repr(exc), **ids})
+            _DOWN.inc()
             return error(503, "broker_unavailable", "queue unavailable, retry later", headers={"Retry-After": "5"})
-        note(request, outcome="enqueued")
-        metrics.WEBHOOKS.labels("enqueued").inc()
-        return JSONResponse({"received": True})
+        note(request, outcome="enqueued", **ids)
+        _ENQUEUED.inc()
+        return RECEIVED

@@ -98,3 +98,44 @@ def test_commands_are_framed_as_redis_py_frames_them(name: str, args: list[Any])
     from redis.asyncio.connection import Connection
 
     assert resp(name, *args) == b"".join(Connection().pack_command(name, *args))
+
+
+@fast
+@given(st.floats(min_value=0, max_value=4_102_444_800))
+def test_log_times_are_written_as_datetime_writes_them(created: float) -> None:
+    """The cached-date timestamp is ``isoformat(timespec="milliseconds")`` to the character."""
+    from datetime import UTC, datetime
+
+    from adapters.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    formatter._timestamp(created - 1)  # a cached second that is not this one's
+    want = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert formatter._timestamp(created) == want == formatter._timestamp(created)
+
+
+def test_each_record_is_one_json_line_on_the_descriptor(tmp_path: Any) -> None:
+    """The handler writes whole lines to the file descriptor; a stream without one is written as usual."""
+    import io
+    import logging
+
+    from adapters.logs import JsonLines, log_context
+
+    logger = logging.getLogger("tests.fast_paths")
+    logger.propagate, logger.level = False, logging.INFO
+    with open(tmp_path / "log", "w") as stream:
+        on_fd, in_memory = JsonLines(stream), JsonLines(io.StringIO())
+        for handler in (on_fd, in_memory):
+            logger.addHandler(handler)
+        try:
+            with log_context(request_id="r1"):
+                logger.info("request", extra={"status": 200, "path": "/x", "card": "4242"})
+                logger.warning("é")
+        finally:
+            for handler in (on_fd, in_memory):
+                logger.removeHandler(handler)
+    written = (tmp_path / "log").read_text().splitlines()
+    assert in_memory.stream.getvalue().splitlines() == written
+    first, second = map(json.loads, written)
+    assert (first["msg"], first["status"], first["request_id"], "card" in first) == ("request", 200, "r1", False)
+    assert (second["level"], second["msg"]) == ("warning", "é")
