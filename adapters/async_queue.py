@@ -168,15 +168,17 @@ class AsyncEnqueuer:
         try:
             async with asyncio.timeout(self.timeout):
                 replies = await self._round_trip(batch)
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:
             # Which commands Redis ran is unknown: none is acknowledged, the connection starts afresh.
+            # An outage (RedisError, or the timeout) is a 503 at the route; anything else a 500.
             await self._connection.disconnect(nowait=True)
-            failure = exc if isinstance(exc, redis.RedisError) else redis.TimeoutError(f"Redis round trip: {exc!r}")
+            if isinstance(exc, TimeoutError) and not isinstance(exc, redis.RedisError):
+                exc = redis.TimeoutError(f"no answer from Redis within {self.timeout} s")
             for pending in batch:
                 if not pending.future.done():
-                    pending.future.set_exception(failure)
+                    pending.future.set_exception(exc)
             return
-        except BaseException:
+        except BaseException:  # cancelled (shutdown): so are the requests waiting on this batch
             await self._connection.disconnect(nowait=True)
             for pending in batch:
                 if not pending.future.done():
