@@ -38,7 +38,6 @@ from pymongo.errors import BulkWriteError, ConnectionFailure
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from adapters.mongo import Doc, now
-from adapters.pipelined import enqueue_all
 from adapters.queue import notification_message
 from usecases.ports import Notice
 
@@ -83,9 +82,9 @@ class MongoOutbox:
     def notify_all(self, notices: Sequence[Notice]) -> None:
         """Store each notification once (idempotent) and enqueue a send for each not done.
 
-        One MongoDB command for all of them (a bulk write of upserts), one Redis round trip for
-        their messages (``enqueue_all``), one message per notification as ever. Blocking; a
-        MongoDB or Redis outage raises, so the caller's job retries.
+        One MongoDB command for all of them (a bulk write of upserts), one message for the sends
+        (``notification_message`` of every key not done). Blocking; a MongoDB or Redis outage
+        raises, so the caller's job retries.
         """
         first: dict[str, Notice] = {}
         for n in notices:
@@ -129,7 +128,8 @@ class MongoOutbox:
             query = {"dedupeKey": {"$in": stored_before}, "status": {"$in": list(UNSENT)}}
             unsent = {doc["dedupeKey"] for doc in self.collection.find(query, {"dedupeKey": 1})}
             keys += [key for key in stored_before if key in unsent]
-        enqueue_all(self.broker, [notification_message(key) for key in keys])
+        if keys:
+            self.broker.enqueue(notification_message(*keys))
 
     def claim(self, key: str, holder: str | None = None) -> Doc | None:
         """Take the notification for sending, or None when it is sent, failed or leased by someone else.

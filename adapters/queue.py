@@ -208,9 +208,13 @@ def event_message(event: dict[str, Any]) -> Message[Any]:
     )
 
 
-def notification_message(key: str) -> Message[Any]:
-    """The message that asks the emails actor to send the notification with this dedupe key."""
-    return Message(queue_name=EMAILS_QUEUE, actor_name=EMAILS_ACTOR, args=(key,), kwargs={}, options={})
+def notification_message(*keys: str) -> Message[Any]:
+    """The message that asks the emails actor to send the notifications with these dedupe keys.
+
+    One step's emails (a welcome and the specialist's notice) travel together: one enqueue, one
+    fetch and one ack for all of them; each is still claimed, sent and marked on its own.
+    """
+    return Message(queue_name=EMAILS_QUEUE, actor_name=EMAILS_ACTOR, args=keys, kwargs={}, options={})
 
 
 def refund_message(intent_id: str, request_id: str) -> Message[Any]:

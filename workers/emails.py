@@ -1,11 +1,12 @@
 """The email actor and the sweep that re-enqueues notifications left behind (DESIGN §2 "Emails").
 
-``send_notification(key)``: claim the notification (None: already sent, failed, or being sent
-by another worker, so there is nothing to do), render, send with the stable ``Message-ID``,
-mark it sent. The claim is held in the message's name, so a redelivery after a crash takes it
-back at once. Whether the email still holds (``usecases.notices.no_longer_true``) is asked right
-before each SMTP try hands it over, not once per attempt: a decline's email whose send was under
-way when the payment succeeded is cancelled, not sent.
+``send_notification(*keys)``: a step's emails travel in one message. For each key: claim the
+notification (None: already sent, failed, or being sent by another worker, so there is nothing
+to do), render, send with the stable ``Message-ID``, mark it sent. The claim is held in the
+message's name, so a redelivery after a crash takes it back at once. Whether the email still
+holds (``usecases.notices.no_longer_true``) is asked before each SMTP try and once connected,
+not once per attempt: a decline's email whose send was under way when the payment succeeded is
+cancelled, not sent.
 
 - A template error (unknown template, missing context key) or a 5xx refusal of the recipient or
   the message: the notification is marked ``failed`` and ``PermanentError`` sends the message
@@ -86,7 +87,7 @@ class HangUp(Middleware):
 
 def declare_emails_actor(
     broker: Broker, outbox: Outbox, mailer: Sender, payments: Payments, settings: Settings
-) -> dramatiq.Actor[[str], None]:
+) -> dramatiq.Actor[..., None]:
     """Declare ``send_notification`` on ``broker`` (queue ``emails``) with the email retry policy.
 
     An email that stopped being true since it was queued (``usecases.notices.no_longer_true``)
@@ -103,9 +104,8 @@ def declare_emails_actor(
         )
         return PermanentError(f"notification {_ref(key)}: {reason}")
 
-    def send_notification(key: str) -> None:
-        current = CurrentMessage.get_current_message()
-        doc = outbox.claim(key, current.message_id if current is not None else None)
+    def send_one(key: str, holder: str | None) -> None:
+        doc = outbox.claim(key, holder)
         if doc is None:
             log.info("email %s already sent, failed or in flight", _ref(key), extra={"outcome": "skipped"})
             return
@@ -146,7 +146,25 @@ def declare_emails_actor(
         metrics.EMAILS.labels("sent").inc()
         log.info("email %s sent (%s)", _ref(key), template, extra={"outcome": "sent", "attempt": attempt})
 
-    actor: dramatiq.Actor[[str], None] = declare_actor(
+    def send_notification(*keys: str) -> None:
+        """Send each notification; one that fails does not keep the others from their try.
+
+        The first fault worth retrying is raised once all were tried (the retry skips what was
+        sent, or failed for good); with only permanent failures, the first ``PermanentError``.
+        """
+        current = CurrentMessage.get_current_message()
+        holder = current.message_id if current is not None else None
+        faults: list[Exception] = []
+        for key in keys:
+            try:
+                send_one(key, holder)
+            except Exception as fault:
+                faults.append(fault)
+        retryable = [f for f in faults if not isinstance(f, PermanentError)]
+        if retryable or faults:
+            raise (retryable or faults)[0]
+
+    actor: dramatiq.Actor[..., None] = declare_actor(
         broker,
         send_notification,
         name=EMAILS_ACTOR,
