@@ -26,8 +26,8 @@ from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import seed_payment
 from ingress.app import create_app
-from tests.support import queued_messages, signed, wait_for
-from workers.bootstrap import Worker
+from tests.support import queued_messages, signed
+from workers.bootstrap import bootstrap
 from workers.middleware.authenticity import VerifySignatures
 
 SECRET = "whsec_integration"
@@ -207,16 +207,29 @@ def test_concurrent_deliveries_during_an_outage_all_answer_503(
     assert broker.client.hlen(MESSAGES) == 0
 
 
-def test_a_delivery_through_the_route_is_processed_by_the_worker(settings: Settings, worker: Worker, db: Any) -> None:
-    """End to end in one process: the route's message is verified and processed by a real worker."""
+def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_side(
+    settings: Settings, broker: RedisBroker, db: Any
+) -> None:
+    """What the route wrote passes the worker's signature check and its actor processes it.
+
+    The actor runs here, in this thread, as the worker's thread would run it: a Dramatiq worker's
+    threads formatting tracebacks while pytest rewrites an import trip Python 3.11's AST bug.
+    """
     intent_id = events.new_id("pi")
     event = succeeded(seed_payment(db, intent_id), intent_id)
 
     async def run() -> httpx.Response:
-        async with served(create_app(settings, broker=worker.broker, db=db)) as client:
+        async with served(create_app(settings, broker=broker, db=db)) as client:
             body, headers = signed(event, SECRET)
             return await client.post("/api/webhooks/stripe", content=body, headers=headers)
 
     assert asyncio.run(run()).status_code == 200
-    wait_for(lambda: db.stripe_events.find_one({"_id": event["id"], "status": "processed"}), 20, "the event")
+    [message] = queued_messages(broker.client, STRIPE_EVENTS_QUEUE)
+    wired = bootstrap(settings)
+    try:
+        VerifySignatures(settings.queue_signing_key).before_process_message(wired.broker, MessageProxy(message))
+        wired.broker.get_actor(message.actor_name).fn(*message.args, **message.kwargs)
+    finally:
+        wired.close()
+    assert db.stripe_events.find_one({"_id": event["id"]})["status"] == "processed"
     assert db.payments.find_one({"paymentId": intent_id})["status"] == "completed"
