@@ -85,13 +85,15 @@ def with_redis_id(message: Message[Any]) -> Message[Any]:
     )
 
 
+def frame(arg: bytes | str | int) -> bytes:
+    """One argument of a Redis command in the protocol's framing (a bulk string)."""
+    data = arg if isinstance(arg, bytes) else str(arg).encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def resp(*args: bytes | str | int) -> bytes:
     """One Redis command in the protocol's own framing (redis-py's packer costs more than the command)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
-    return b"".join(parts)
+    return b"*%d\r\n" % len(args) + b"".join(map(frame, args))
 
 
 class AsyncEnqueuer:
@@ -107,6 +109,7 @@ class AsyncEnqueuer:
         self._script = DRAMATIQ_SCRIPTS["dispatch"]
         self._sha = hashlib.sha1(self._script).hexdigest()
         self._unpack_size: int | None = None
+        self._framed: tuple[bytes, bytes, bytes] | None = None
         self._pending: list[_Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: Any = None
@@ -140,6 +143,16 @@ class AsyncEnqueuer:
             message.options["redis_message_id"],
             encode(message),
         )
+
+    def _constants(self, unpack_size: int) -> tuple[bytes, bytes, bytes]:
+        """The framed arguments every EVALSHA of this enqueuer shares, framed once."""
+        if self._framed is None:
+            broker = self.broker
+            head = resp("EVALSHA", self._sha, 1, broker.namespace, "enqueue")
+            head = b"*14" + head[head.index(b"\r\n") :]  # 5 framed here, 9 more per message
+            ids = b"".join(map(frame, (broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl)))
+            self._framed = (head, ids, frame(unpack_size))
+        return self._framed
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """The running loop; a new one (a test client's) gets a new connection, the old one is dropped."""
@@ -205,8 +218,15 @@ class AsyncEnqueuer:
         return replies
 
     def _evalsha(self, args: tuple[Any, ...], unpack_size: int) -> bytes:
-        # dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size, ...])
-        return resp("EVALSHA", self._sha, 1, self.broker.namespace, *args[:7], unpack_size, *args[7:])
+        """``resp("EVALSHA", sha, 1, namespace, *args[:7], unpack_size, *args[7:])``, the constant parts framed once.
+
+        dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size, ...])
+        """
+        head, ids, unpack = self._constants(unpack_size)
+        _, timestamp, queue, _, _, _, maintenance, redis_id, data = args
+        return b"".join(
+            (head, frame(timestamp), frame(queue), ids, frame(maintenance), unpack, frame(redis_id), frame(data))
+        )
 
     async def _pipeline(self, commands: list[bytes]) -> list[Any]:
         """Write every command at once, then read one reply each; an error reply is returned, not raised."""

@@ -139,3 +139,17 @@ def test_each_record_is_one_json_line_on_the_descriptor(tmp_path: Any) -> None:
     first, second = map(json.loads, written)
     assert (first["msg"], first["status"], first["request_id"], "card" in first) == ("request", 200, "r1", False)
     assert (second["level"], second["msg"]) == ("warning", "é")
+
+
+def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it() -> None:
+    """The EVALSHA with its constant parts framed once is byte for byte the one framed whole."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from adapters.async_queue import AsyncEnqueuer
+
+    broker: Any = StubBroker()
+    broker.namespace, broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl = "dramatiq", "b-1", 30, 7
+    enqueuer = AsyncEnqueuer(broker, "redis://127.0.0.1:1/0")
+    for args in [("enqueue", 1700000000123, "stripe-events", "b-1", 30, 7, 0, "r-1", b'{"x":"\xc3\xa9"}'),
+                 ("enqueue", 5, "emails", "b-1", 30, 7, 1, "r-2", b"")]:  # fmt: skip
+        assert enqueuer._evalsha(args, 500) == resp("EVALSHA", enqueuer._sha, 1, "dramatiq", *args[:7], 500, *args[7:])
