@@ -25,6 +25,8 @@ NAMESPACE = "dramatiq"
 #: Seconds between two polls of the queues: the figures' resolution (1% of a 2 s drain), at a few
 #: percent of one core for the harness.
 POLL = 0.02
+#: Seconds without any change in the queues after which a wait gives up (a stuck worker).
+STALL = 60.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,21 @@ class QueueWatch:
             self.counters.own[command] += calls
         return QueueState(int(waiting), sum(sizes[:2]), sum(sizes[2:]), int(ready))
 
+    def wait_until(
+        self, until: Callable[[QueueState], bool], timeout: float, alive: Callable[[], bool] = lambda: True
+    ) -> QueueState | None:
+        """Poll until ``until(state)``; None after ``timeout``, ``STALL`` s without change, or once not ``alive()``."""
+        moved = time.monotonic()
+        deadline, last = moved + timeout, None
+        while not until(state := self.poll()):
+            now = time.monotonic()
+            if state != last:
+                last, moved = state, now
+            if now > deadline or now - moved > STALL or not alive():
+                return None
+            time.sleep(POLL)
+        return state
+
 
 def drain(
     kind: WorkerKind,
@@ -125,22 +142,13 @@ def drain(
     result = DrainResult(kind.label)
     watch = QueueWatch(counters, kind.queue, kind.watched)  # before the start: its heartbeats are after
     child = start_worker(kind)
-    deadline = time.monotonic() + timeout
-
-    def wait(until: Callable[[QueueState], bool]) -> QueueState | None:
-        while not until(state := watch.poll()):
-            if time.monotonic() > deadline or not child.alive():
-                return None
-            time.sleep(POLL)
-        return state
-
-    started = wait(lambda s: s.ready >= processes)
+    started = watch.wait_until(lambda s: s.ready >= processes, timeout, child.alive)
     if started is None:
         return result
     t0, at_start = time.monotonic(), counters.read()
     watched = {**worker_processes(child), **others}
     cpu0, machine0 = {name: cpu_seconds(pid) for name, pid in watched.items()}, machine_jiffies()
-    if wait(lambda s: s.unfinished == 0) is None:
+    if watch.wait_until(lambda s: s.unfinished == 0, timeout, child.alive) is None:
         return result
     t1, at_end = time.monotonic(), counters.read()
     result.measured, result.seconds, result.done = started.unacked, t1 - t0, True

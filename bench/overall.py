@@ -95,6 +95,8 @@ class Results:
     open_loop: OpenLoopRuns = field(default_factory=OpenLoopRuns)
     drains: dict[str, list[DrainResult]] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
+    #: What did not go as measured (a drain that never finished, events never activated).
+    problems: list[str] = field(default_factory=list)
 
 
 #: Row keys of the closed-loop targets.
@@ -116,6 +118,10 @@ class Benchmark:
     def progress(self, what: str) -> None:
         """A line on stderr, so a run of several minutes shows where it is (stdout is the report)."""
         print(f"[{time.monotonic() - self.started:4.0f} s] {what}", file=sys.stderr, flush=True)
+
+    def problem(self, what: str) -> None:
+        self.results.problems.append(what)
+        self.progress(f"PROBLEM: {what}")
 
     def bodies(self, payments: list[dict[str, Any]], event_type: str = payloads.SUCCEEDED) -> list[bytes]:
         events = [payloads.succeeded(p, payloads.BODY_BYTES, event_type) for p in payments]
@@ -147,9 +153,7 @@ class Benchmark:
         round start late, behind a busy worker.
         """
         watch = QueueWatch(self.rig.counters, STRIPE_EVENTS_QUEUE, ())
-        deadline = time.monotonic() + timeout
-        while watch.poll().unacked > 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        watch.wait_until(lambda s: s.unacked == 0, timeout)
         self.rig.flush_queues(EMAILS_QUEUE)
 
     # -- 1: closed loop --------------------------------------------------------------------------------
@@ -199,7 +203,10 @@ class Benchmark:
             sent = open_loop(host, ingress_port, self.signed(self.bodies(made)), config.rate)
             runs.webhook.append(sent)
             self.wait_events_done(timeout=180)
-            runs.end_to_end += self.activation_delays(made, sent.sent_at)
+            delays = self.activation_delays(made, sent.sent_at)
+            if len(delays) < count:
+                self.problem(f"open loop, round {round_number}: {count - len(delays)} of {count} events not activated")
+            runs.end_to_end += delays
             runs.sent += count
         rig.stop_worker()
         rig.flush_queues()
@@ -247,6 +254,8 @@ class Benchmark:
                 processes = self.config.sizes.processes
                 result = drain(kind, processes, rig.counters, rig.start_worker, rig.servers(), timeout)
                 result.verified = self.verify(name, total)
+                if not result.done:
+                    self.problem(f"drain {kind.label}, round {round_number + 1}: not finished (timeout or stuck)")
                 self.results.drains.setdefault(name, []).append(result)
                 if last_round and name == EMAILS_ON:  # every process, after all the runs
                     servers = rig.rss()
@@ -288,7 +297,7 @@ def measure(config: Config) -> Results:
         print(f"starting the stack in {var}", file=sys.stderr, flush=True)
         rig.start()
         results = Benchmark(rig, config).run()
-        failed = False
+        failed = bool(results.problems)  # keep the logs to look at
         return results
     finally:
         rig.stop()

@@ -51,6 +51,8 @@ class Http:
 
 def bound(result: DrainResult) -> str:
     """Which process bounds a drain, from the CPU each used."""
+    if not result.done:
+        return "did not finish: see the problems below"
     saturated = [name for name, share in result.cpu.items() if name.startswith(ONE_CORE) and share >= SATURATED]
     if saturated:
         return f"bounded by {', '.join(saturated)} (at least {SATURATED:.0%} of one core each)"
@@ -66,6 +68,8 @@ def bound(result: DrainResult) -> str:
 
 
 def cpu_line(name: str, result: DrainResult) -> str:
+    if not result.done:
+        return f"- {name}: {bound(result)}."
     shares = ", ".join(f"{proc} {share:.0%}" for proc, share in sorted(result.cpu.items(), key=lambda kv: -kv[1]))
     return (
         f"- {name}: {shares} of one core; machine {result.machine_busy:.0%} busy over {os.cpu_count()} cores. "
@@ -161,6 +165,9 @@ def notes(results: Results, config: Config) -> list[str]:
     checks = [f"{names[name]}: " + "; ".join(r.verified for r in runs) for name, runs in results.drains.items()
               if any(r.verified for r in runs)]  # fmt: skip
     lines += ["", "Checked after each drain: " + " | ".join(checks)]
+    if results.problems:
+        lines += ["", "**Problems** (their figures are missing or partial; the logs were kept):"]
+        lines += [f"- {problem}" for problem in results.problems]
     errors = {name: row.errors for name, row in http.items() if row.errors}
     errors_open = sum((r.errors for r in loop.bare + loop.webhook), Counter[str]())
     lines += [
