@@ -8,6 +8,7 @@ Context (``event_id``, ``payment_id``, ``message_id``) lives in a context variab
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -116,10 +117,15 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self.setFormatter(JsonFormatter())
-        try:
-            self.fd: int | None = stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            self.fd = None
+        # Only a real file's descriptor: Dramatiq's worker processes log through a pipe object
+        # whose fileno() is a framed message pipe, and raw bytes there break the parent's reader
+        # (it stops reading; the pipe fills; every thread then blocks on its next log line).
+        self.fd: int | None = None
+        if isinstance(stream, io.TextIOWrapper):
+            try:
+                self.fd = stream.fileno()
+            except (OSError, ValueError):
+                self.fd = None
 
     def emit(self, record: logging.LogRecord) -> None:
         formatter = self.formatter

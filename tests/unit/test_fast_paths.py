@@ -153,3 +153,29 @@ def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it() -> None
     for args in [("enqueue", 1700000000123, "stripe-events", "b-1", 30, 7, 0, "r-1", b'{"x":"\xc3\xa9"}'),
                  ("enqueue", 5, "emails", "b-1", 30, 7, 1, "r-2", b"")]:  # fmt: skip
         assert enqueuer._evalsha(args, 500) == resp("EVALSHA", enqueuer._sha, 1, "dramatiq", *args[:7], 500, *args[7:])
+
+
+def test_a_dramatiq_worker_process_logs_through_its_pipe_whole_messages() -> None:
+    """Dramatiq's worker processes log into a framed pipe whose ``fileno()`` is real: each line
+    must go through its ``write`` (one framed message), never raw onto the descriptor."""
+    import logging
+    import multiprocessing
+
+    from dramatiq.compat import StreamablePipe
+
+    from adapters.logs import JsonLines
+
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    handler = JsonLines(StreamablePipe(writer))
+    logger = logging.getLogger("tests.fast_paths.pipe")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info("from a worker process", extra={"event_id": "evt_1"})
+    finally:
+        logger.removeHandler(handler)
+    assert reader.poll(5)
+    line = json.loads(reader.recv_bytes().decode())
+    assert (line["msg"], line["event_id"]) == ("from a worker process", "evt_1")
+    reader.close()
+    writer.close()
