@@ -2,7 +2,7 @@
 
 Imported into worker processes of ``python -m workers``; ``BENCH_NOOP`` says how:
 
-- ``plain``: in place of ``workers.entry`` (``plain_workers.py``): the project's broker
+- ``plain`` (``plain_workers.py``, Dramatiq's CLI with the project's worker options): the project's broker
   (``adapters.queue.build_broker``, the same settings) with Dramatiq's default middleware, so
   Dramatiq itself on this broker, under the project's worker CLI options;
 - ``project``: ``python -m workers bench_noop --queues bench-noop`` with this folder on

@@ -1,42 +1,32 @@
-"""``python -m workers`` running plain Dramatiq with a no-op actor: the ceiling of the worker figures.
+"""Plain Dramatiq with a no-op actor, under the project's worker options: the worker figures' ceiling.
 
-``python bench/child/plain_workers.py --queues bench-noop`` runs ``workers.__main__.main``, so the
-Dramatiq CLI gets the options and consumer environment the project's worker has at the commit
-measured (processes, threads, prefetch, poll interval, shutdown timeout), but each worker process
-imports ``bench_noop`` (in ``plain`` mode: the project's broker with Dramatiq's default
-middleware) where it would import ``workers.entry``. A meta-path finder makes the swap, so the
-module is imported in each forked worker process, never in this one: each must build its own
-broker (its own id in Redis's heartbeats and acknowledgements).
+``python bench/child/plain_workers.py --queues bench-noop`` runs Dramatiq's CLI with what
+``python -m workers`` gives it at the commit measured: the consumer environment (prefetch, poll
+interval, from ``adapters.settings.consumer_environment``) and the processes and threads of the
+settings; each worker process imports ``bench_noop`` in ``plain`` mode (the project's broker with
+Dramatiq's default middleware), so each builds its own broker (its own id in Redis's heartbeats).
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
-NOOP = Path(__file__).with_name("bench_noop.py")
-ENTRY = "workers.entry"
-
-
-class EntrySwap(importlib.abc.MetaPathFinder):
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        return importlib.util.spec_from_file_location(fullname, NOOP) if fullname == ENTRY else None
+from adapters.settings import consumer_environment, load_or_exit
 
 
 def main() -> int:
+    settings = load_or_exit()
+    os.environ.update(consumer_environment(settings))  # before Dramatiq is imported: it reads them then
     os.environ["BENCH_NOOP"] = "plain"
-    sys.meta_path.insert(0, EntrySwap())
-    from workers.__main__ import main as workers_main
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
 
-    return int(workers_main())
+    options = ["--processes", str(settings.worker_processes), "--threads", str(settings.worker_threads)]
+    here = str(Path(__file__).resolve().parent)  # where each worker process finds ``bench_noop``
+    args = make_argument_parser().parse_args(["bench_noop", "--path", here, *sys.argv[1:], *options])
+    return int(dramatiq_main(args) or 0)
 
 
 if __name__ == "__main__":

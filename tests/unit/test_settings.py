@@ -119,7 +119,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 
 def test_the_worker_consumers_poll_every_20_ms_at_most_and_hold_two_messages_per_thread() -> None:
     """``python -m workers`` hands Dramatiq its prefetch and idle-poll cap, as the variables it reads."""
-    from workers.__main__ import consumer_environment
+    from adapters.settings import consumer_environment
 
     assert consumer_environment(load_settings(BASE, dotenv=None)) == {
         "dramatiq_queue_prefetch": "16",
