@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -114,10 +115,14 @@ class AsyncEnqueuer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: Any = None
         self._drain: asyncio.Task[None] | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
 
     async def enqueue(self, message: Message[Any]) -> Message[Any]:
         """Enqueue ``message``; returns once Redis holds it, raises ``redis.RedisError`` when it did not."""
         loop = self._bind()
+        if self._closer is None:
+            self._closer = self._close_with_loop(self._connection)
+            await anext(self._closer)  # runs to its yield at once: nothing is awaited yet
         # As RedisBroker.enqueue: a fresh Redis id per enqueue, then the broker's middleware (the signer).
         message = with_redis_id(message)
         self.broker.emit_before("enqueue", message, None)
@@ -158,7 +163,7 @@ class AsyncEnqueuer:
         """The running loop; a new one (a test client's) gets a new connection, the old one is dropped."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._pending, self._drain = loop, [], None
+            self._loop, self._pending, self._drain, self._closer = loop, [], None, None
             pool = redis.asyncio.ConnectionPool.from_url(
                 self.url,
                 # One timeout for a whole round trip (``_flush``) instead of one per read.
@@ -260,7 +265,20 @@ class AsyncEnqueuer:
         if self._drain is not None and not self._drain.done() and self._loop is asyncio.get_running_loop():
             await asyncio.wait([self._drain], timeout=self.timeout)
         if self._connection is not None:
-            await self._connection.disconnect(nowait=True)
+            await self._connection.disconnect()  # waits until closed: the loop may close right after
+
+    @staticmethod
+    async def _close_with_loop(connection: Any) -> AsyncGenerator[None, None]:
+        """Parked for the life of the loop: its shutdown (``asyncio.run``'s, uvicorn's, a test client's)
+        finalizes the async generators it saw start, and this one closes the connection then.
+
+        For apps run without their lifespan (``httpx.ASGITransport``), whose ``aclose`` never runs: an
+        open connection on a closed loop is a ``ResourceWarning`` at some later garbage collection.
+        """
+        try:
+            yield
+        finally:
+            await connection.disconnect()
 
 
 def build_enqueuer(settings: Settings, broker: RedisBroker) -> AsyncEnqueuer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -233,3 +234,12 @@ def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_si
         wired.close()
     assert db.stripe_events.find_one({"_id": event["id"]})["status"] == "processed"
     assert db.payments.find_one({"paymentId": intent_id})["status"] == "completed"
+
+
+def test_without_aclose_the_connection_closes_with_its_event_loop(settings: Settings, broker: RedisBroker) -> None:
+    """An app run without its lifespan never calls ``aclose``: the loop's shutdown closes the connection."""
+    enqueuer = build_enqueuer(settings, broker)
+    asyncio.run(enqueuer.enqueue(event_message(succeeded())))
+    assert broker.client.hlen(MESSAGES) == 1
+    assert not enqueuer._connection.is_connected
+    gc.collect()  # an unclosed transport would warn here (an error under this suite's filterwarnings)
