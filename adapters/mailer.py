@@ -15,6 +15,7 @@ email that stopped being true while a try waited (or while the connection was ma
 from __future__ import annotations
 
 import contextlib
+import email.charset
 import email.utils
 import re
 import smtplib
@@ -23,7 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -136,6 +140,28 @@ _retry_brief_faults = retry(
 )
 
 
+#: UTF-8 bodies in base64 (7-bit on the wire, and the text comes back exactly, line ends
+#: included), header values as RFC 2047 encoded words.
+_UTF8 = email.charset.Charset("utf-8")
+
+
+def _words(name: str, value: str) -> str:
+    """The value of header ``name`` as RFC 2047 encoded words (folded to fit) when not plain ASCII."""
+    return value if value.isascii() else Header(value, _UTF8, header_name=name).encode()
+
+
+def _address(name: str, value: str) -> str:
+    """``Name <address>`` with the display name encoded when it is not plain ASCII."""
+    display, address = email.utils.parseaddr(value)
+    return email.utils.formataddr((display, address), charset=_UTF8) if address else _words(name, value)
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _UTF8)
+    return part
+
+
 def _never() -> str | None:
     return None
 
@@ -189,17 +215,22 @@ class Mailer:
         # A subject is one header line: collapse whitespace (and any newline a value carried).
         return " ".join(subject.split()), text.rstrip() + "\n", html.rstrip() + "\n"
 
-    def build(self, to: str, subject: str, text: str, html: str, message_id: str) -> EmailMessage:
-        """The multipart/alternative message as it goes on the wire."""
-        message = EmailMessage()
-        message["From"] = self.email_from
-        message["To"] = to
-        message["Subject"] = subject
+    def build(self, to: str, subject: str, text: str, html: str, message_id: str) -> Message:
+        """The multipart/alternative message as it goes on the wire.
+
+        Built with the ``compat32`` classes and its headers encoded here: ``EmailMessage`` parses
+        every header it is given into structured objects, 1.4 ms per email, a fifth of what a
+        worker spent on one; this takes 0.1 ms for the same bytes on the wire.
+        """
+        message = MIMEMultipart("alternative")
+        message["From"] = _address("From", self.email_from)
+        message["To"] = _address("To", to)
+        message["Subject"] = _words("Subject", subject)
         message["Date"] = email.utils.formatdate(usegmt=True)
         message["Message-ID"] = message_id
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
-        message.set_content(text)
-        message.add_alternative(html, subtype="html")
+        message.attach(_text_part(text, "plain"))
+        message.attach(_text_part(html, "html"))
         return message
 
     def send(
@@ -226,7 +257,7 @@ class Mailer:
                 raise Undeliverable(describe(error)) from error
             raise
 
-    def _deliver(self, message: EmailMessage, address: str, withdrawn: Callable[[], str | None]) -> None:
+    def _deliver(self, message: Message, address: str, withdrawn: Callable[[], str | None]) -> None:
         _check(withdrawn)  # before each try, even one that cannot connect (the server is down)
         smtp, fresh = self._connection()
         if fresh:

@@ -1,5 +1,6 @@
-"""The mailer's SMTP connection: one per thread, reused across emails, dropped on a fault; the
-``withdrawn`` check runs before each try and again once a new connection is up."""
+"""The mailer: the message it builds, and its SMTP connection: one per thread, reused across
+emails, dropped on a fault; the ``withdrawn`` check runs before each try and again once a new
+connection is up."""
 
 from __future__ import annotations
 
@@ -116,3 +117,31 @@ def test_an_email_withdrawn_before_it_is_handed_over_is_not_sent(server: tuple[S
     assert asked == [0, 0]  # before connecting, and once connected (no EHLO or MAIL yet)
     assert handler.recipients == ["next@example.com"]
     assert handler.greetings == 1
+
+
+def test_the_message_on_the_wire_reads_back_as_written() -> None:
+    """Non-ASCII names, a long non-ASCII subject and bodies: 7-bit on the wire, the same text when read."""
+    import email
+    import email.generator
+    import email.policy
+    import io
+
+    mailer = Mailer("smtp://127.0.0.1:25", "Paiements Élodie <payments@example.com>")
+    subject = "Réservé : votre inscription à « Yoga pour débutants » est confirmée, très bientôt"
+    text, html = "Bonjour Ásha,\n\n₹1,499.00 reçus.\n", "<p>Bonjour Ásha,</p>\n<p>₹1,499.00 reçus.</p>\n"
+    built = mailer.build("Ásha Rao <asha@example.com>", subject, text, html, "<k@payments-pipeline>")
+    wire = io.BytesIO()
+    email.generator.BytesGenerator(wire).flatten(built, linesep="\r\n")
+    assert wire.getvalue().isascii()
+    read = email.message_from_bytes(wire.getvalue(), policy=email.policy.default)
+    assert (str(read["From"]), str(read["To"]), str(read["Subject"])) == (
+        "Paiements Élodie <payments@example.com>",
+        "Ásha Rao <asha@example.com>",
+        subject,
+    )
+    assert (read["Message-ID"], read["Auto-Submitted"], read.get_content_type()) == (
+        "<k@payments-pipeline>",
+        "auto-generated",
+        "multipart/alternative",
+    )
+    assert [part.get_content() for part in read.iter_parts()] == [text, html]
