@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from starlette.applications import Starlette
 
 from adapters.async_queue import AsyncEnqueuer, build_enqueuer
-from adapters.queue import SIGNATURE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker, event_message
+from adapters.queue import SIGNATURE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
 from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import seed_payment
@@ -33,15 +33,6 @@ from workers.middleware.authenticity import VerifySignatures
 
 SECRET = "whsec_integration"
 MESSAGES = f"dramatiq:{STRIPE_EVENTS_QUEUE}.msgs"
-
-
-@pytest.fixture
-def broker(settings: Settings) -> Iterator[RedisBroker]:
-    broker = build_broker(settings)
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
-    broker.close()
 
 
 def succeeded(metadata: dict[str, str] | None = None, intent_id: str | None = None) -> dict[str, Any]:
