@@ -15,7 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from adapters.queue import REFUNDS_ACTOR, STRIPE_EVENTS_QUEUE, build_broker, event_message, refund_message
+from adapters.queue import REFUNDS_ACTOR, STRIPE_EVENTS_QUEUE, event_message, refund_message
 from adapters.settings import Settings
 from devstack import events
 from devstack.procs import Child, free_port, python_module
@@ -123,19 +123,9 @@ def test_counters_move_with_the_traffic(client: TestClient, worker: Worker, db: 
     wait_for(lambda: value(scrape(client), "payments_queue_messages", **dead) == 1, what="the dead letter's depth")
 
 
-@pytest.fixture
-def idle_broker(settings: Settings) -> Iterator[RedisBroker]:
-    """A broker nobody consumes from, so what is enqueued stays ready."""
-    broker = build_broker(settings)
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
-    broker.close()
-
-
-def test_queue_depths_are_read_at_scrape_time(settings: Settings, idle_broker: RedisBroker, db: Any) -> None:
+def test_queue_depths_are_read_at_scrape_time(settings: Settings, broker: RedisBroker, db: Any) -> None:
     """An enqueued webhook nobody consumed shows as one ready message of the stripe-events queue."""
-    with TestClient(create_app(settings, broker=idle_broker, db=db)) as client:
+    with TestClient(create_app(settings, broker=broker, db=db)) as client:
         assert value(scrape(client), "payments_queue_messages", queue=STRIPE_EVENTS_QUEUE, state="ready") == 0
         body, headers = signed(events.event("charge.refunded", {"id": "ch_1", "object": "charge"}), SECRET)
         assert client.post("/api/webhooks/stripe", content=body, headers=headers).status_code == 200
@@ -159,11 +149,11 @@ def test_with_redis_down_the_scrape_answers_and_counts_the_refused_delivery(sett
     assert not any(name == "payments_queue_messages" for name, _ in after)
 
 
-def test_the_metrics_token_guards_the_route_when_set(settings: Settings, idle_broker: RedisBroker, db: Any) -> None:
+def test_the_metrics_token_guards_the_route_when_set(settings: Settings, broker: RedisBroker, db: Any) -> None:
     """With METRICS_TOKEN set, only its bearer gets the text; no token or another (the ops token) is a JSON 401."""
     token, ops = "m" * 32, "o" * 32
     guarded = dataclasses.replace(settings, metrics_token=token, ops_token=ops)
-    with TestClient(create_app(guarded, broker=idle_broker, db=db)) as client:
+    with TestClient(create_app(guarded, broker=broker, db=db)) as client:
         refused = [client.get("/metrics", headers=h) for h in ({}, {"Authorization": f"Bearer {ops}"})]
         assert "payments_webhooks_total" in str(scrape(client, Authorization=f"Bearer {token}"))
     for response in refused:
