@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devstack.stack import Stack
@@ -34,6 +35,8 @@ class FaultRun:
     row: Row
     #: Payments whose documents are stored only when the fault calls ``store_held_back``.
     held_back: list[Payment] = field(default_factory=list)
+    #: When the fault killed the worker (see ``checks.resent_across_a_kill``).
+    kills: list[datetime] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.row.notes.append(text)
@@ -83,7 +86,7 @@ def run_fault(
         row.settled_in, left = settle(db, redis_client, payments, traffic.event_ids, SETTLE_TIMEOUT)
         if left:
             row.notes.append(f"still in flight after {SETTLE_TIMEOUT:.0f} s: {left}")
-        tally = count_effects(db, redis_client, stripe, mailbox, payments, traffic.event_ids)
+        tally = count_effects(db, redis_client, stripe, mailbox, payments, traffic.event_ids, run.kills)
         row.lost, row.duplicated, row.wrong = tally.lost, tally.duplicated, tally.wrong
         row.notes.extend(tally.notes)
     finally:

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -84,6 +85,7 @@ def kill_worker(fault: FaultRun) -> tuple[int, float]:
         wait_for(lambda: sum(in_flight(fault.redis).values()), 5, "the worker holding messages")
     sigkill(fault, "worker")
     killed_at = time.monotonic()
+    fault.kills.append(datetime.now(UTC))
     held = in_flight(fault.redis)  # only the dead worker consumes until the new one starts
     fault.stack.restart_part("worker")
     # Dramatiq deletes a dead worker's ack set once it has put every message in it back in its queue.
