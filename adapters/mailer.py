@@ -15,7 +15,6 @@ email that stopped being true while a try waited (or while the connection was ma
 from __future__ import annotations
 
 import contextlib
-import email.charset
 import email.utils
 import re
 import smtplib
@@ -24,16 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from adapters import email_wire
 from adapters.settings import Settings
 
 #: The repository's ``templates/`` directory; each email is ``emails/<name>/{subject.txt,body.txt,body.html}``.
@@ -140,26 +136,12 @@ _retry_brief_faults = retry(
 )
 
 
-#: UTF-8 bodies in base64 (7-bit on the wire, and the text comes back exactly, line ends
-#: included), header values as RFC 2047 encoded words.
-_UTF8 = email.charset.Charset("utf-8")
-
-
-def _words(name: str, value: str) -> str:
-    """The value of header ``name`` as RFC 2047 encoded words (folded to fit) when not plain ASCII."""
-    return value if value.isascii() else Header(value, _UTF8, header_name=name).encode()
-
-
-def _address(name: str, value: str) -> str:
+def _address(value: str) -> str:
     """``Name <address>`` with the display name encoded when it is not plain ASCII."""
+    if "\r" in value or "\n" in value:  # parseaddr would drop the break and keep what follows
+        raise ValueError("a line break in an address")
     display, address = email.utils.parseaddr(value)
-    return email.utils.formataddr((display, address), charset=_UTF8) if address else _words(name, value)
-
-
-def _text_part(body: str, subtype: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(body, _UTF8)
-    return part
+    return email_wire.address(display, address) if address else value
 
 
 def _never() -> str | None:
@@ -182,12 +164,14 @@ class Mailer:
         self.target = parse_smtp_url(smtp_url) if smtp_url else None
         self.email_from = email_from
         self.envelope_from = email.utils.parseaddr(email_from)[1] or email_from
+        self.from_header = _address(email_from)
         self.timeout = timeout
         self.local = threading.local()
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
+            auto_reload=False,  # templates ship with the code: no stat() per render to see if they changed
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -215,23 +199,17 @@ class Mailer:
         # A subject is one header line: collapse whitespace (and any newline a value carried).
         return " ".join(subject.split()), text.rstrip() + "\n", html.rstrip() + "\n"
 
-    def build(self, to: str, subject: str, text: str, html: str, message_id: str) -> Message:
-        """The multipart/alternative message as it goes on the wire.
-
-        Built with the ``compat32`` classes and its headers encoded here: ``EmailMessage`` parses
-        every header it is given into structured objects, 1.4 ms per email, a fifth of what a
-        worker spent on one; this takes 0.1 ms for the same bytes on the wire.
-        """
-        message = MIMEMultipart("alternative")
-        message["From"] = _address("From", self.email_from)
-        message["To"] = _address("To", to)
-        message["Subject"] = _words("Subject", subject)
-        message["Date"] = email.utils.formatdate(usegmt=True)
-        message["Message-ID"] = message_id
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
-        message.attach(_text_part(text, "plain"))
-        message.attach(_text_part(html, "html"))
-        return message
+    def build(self, to: str, subject: str, text: str, html: str, message_id: str) -> bytes:
+        """The multipart/alternative message as it goes on the wire (``email_wire.compose``)."""
+        headers = [
+            ("From", self.from_header),
+            ("To", _address(to)),
+            ("Subject", subject),
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Message-ID", message_id),
+            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no out-of-office replies, please
+        ]
+        return email_wire.compose(headers, text, html)
 
     def send(
         self, to: str, subject: str, text: str, html: str, message_id: str, withdrawn: Callable[[], str | None] = _never
@@ -257,13 +235,13 @@ class Mailer:
                 raise Undeliverable(describe(error)) from error
             raise
 
-    def _deliver(self, message: Message, address: str, withdrawn: Callable[[], str | None]) -> None:
+    def _deliver(self, message: bytes, address: str, withdrawn: Callable[[], str | None]) -> None:
         _check(withdrawn)  # before each try, even one that cannot connect (the server is down)
         smtp, fresh = self._connection()
         if fresh:
             _check(withdrawn)  # connecting may have waited: ask again before the server has it
         try:
-            smtp.send_message(message, from_addr=self.envelope_from, to_addrs=[address])
+            smtp.sendmail(self.envelope_from, [address], message)
         except BaseException:
             # The server's state is unknown mid-transaction (or the time limit interrupted it):
             # never reuse it (nor wait for its QUIT); the next try starts on a fresh connection.

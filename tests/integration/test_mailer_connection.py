@@ -120,20 +120,20 @@ def test_an_email_withdrawn_before_it_is_handed_over_is_not_sent(server: tuple[S
 
 
 def test_the_message_on_the_wire_reads_back_as_written() -> None:
-    """Non-ASCII names, a long non-ASCII subject and bodies: 7-bit on the wire, the same text when read."""
+    """Non-ASCII names, a long non-ASCII subject and bodies: 7-bit lines of at most 78 characters
+    on the wire, the same text when read."""
     import email
-    import email.generator
     import email.policy
-    import io
 
     mailer = Mailer("smtp://127.0.0.1:25", "Paiements Élodie <payments@example.com>")
     subject = "Réservé : votre inscription à « Yoga pour débutants » est confirmée, très bientôt"
-    text, html = "Bonjour Ásha,\n\n₹1,499.00 reçus.\n", "<p>Bonjour Ásha,</p>\n<p>₹1,499.00 reçus.</p>\n"
-    built = mailer.build("Ásha Rao <asha@example.com>", subject, text, html, "<k@payments-pipeline>")
-    wire = io.BytesIO()
-    email.generator.BytesGenerator(wire).flatten(built, linesep="\r\n")
-    assert wire.getvalue().isascii()
-    read = email.message_from_bytes(wire.getvalue(), policy=email.policy.default)
+    text, html = "Bonjour Ásha,\n\n₹1,499.00 reçus.\n" * 9, "<p>Bonjour Ásha,</p>\n<p>₹1,499.00 reçus.</p>\n"
+    wire = mailer.build("Ásha Rao <asha@example.com>", subject, text, html, "<k@payments-pipeline>")
+    assert wire.isascii()
+    assert all(len(line) <= 78 for line in wire.split(b"\r\n"))
+    assert b"\n" not in wire.replace(b"\r\n", b"")  # CRLF line ends only
+    read = email.message_from_bytes(wire, policy=email.policy.default)
+    assert not read.defects and all(not part.defects for part in read.iter_parts())
     assert (str(read["From"]), str(read["To"]), str(read["Subject"])) == (
         "Paiements Élodie <payments@example.com>",
         "Ásha Rao <asha@example.com>",
@@ -144,4 +144,18 @@ def test_the_message_on_the_wire_reads_back_as_written() -> None:
         "auto-generated",
         "multipart/alternative",
     )
+    assert read["Date"].datetime is not None
     assert [part.get_content() for part in read.iter_parts()] == [text, html]
+
+
+def test_a_long_ascii_subject_is_folded_and_a_line_break_is_refused() -> None:
+    import email
+    import email.policy
+
+    mailer = Mailer("smtp://127.0.0.1:25", "payments@example.com")
+    subject = " ".join(["enrolled"] * 30)
+    wire = mailer.build("asha@example.com", subject, "t\n", "<p>t</p>\n", "<k@payments-pipeline>")
+    assert all(len(line) <= 78 for line in wire.split(b"\r\n"))
+    assert str(email.message_from_bytes(wire, policy=email.policy.default)["Subject"]) == subject
+    with pytest.raises(ValueError, match="line break in an address"):
+        mailer.build("asha@example.com\r\nBcc: x@example.com", "s", "t\n", "<p>t</p>\n", "<k@payments-pipeline>")
