@@ -31,11 +31,13 @@ def declare_actor(
     max_retries: int,
     settings: Settings,
     time_limit_ms: int | None = None,
+    priority: int = 0,
 ) -> dramatiq.Actor[Any, Any]:
     """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
 
     Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
     at once, without retries. ``time_limit_ms`` overrides Dramatiq's 10-minute time limit.
+    ``priority``: of messages a worker process has fetched, its threads take the lowest first.
     """
     limits: dict[str, Any] = {} if time_limit_ms is None else {"time_limit": time_limit_ms}
     return dramatiq.actor(
@@ -46,6 +48,7 @@ def declare_actor(
         min_backoff=settings.retry_min_backoff_ms,
         max_backoff=settings.retry_max_backoff_ms,
         throws=(PermanentError,),
+        priority=priority,
         **limits,
     )(fn)
 

@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 #: fit); shorter than the outbox's lease, so no other worker claims a send that is still running.
 TIME_LIMIT = LEASE - timedelta(minutes=1)
 
+#: Behind every other actor (priority 0): of the messages one worker process holds, a thread takes
+#: the events and refunds first, so during a burst enrollments are activated without waiting for
+#: the emails, which catch up as soon as the burst is drained.
+EMAILS_PRIORITY = 10
+
 
 class Outbox(Protocol):
     def claim(self, key: str, holder: str | None = None) -> Mapping[str, Any] | None: ...
@@ -172,5 +177,6 @@ def declare_emails_actor(
         max_retries=settings.email_max_retries,
         settings=settings,
         time_limit_ms=int(TIME_LIMIT.total_seconds() * 1000),
+        priority=EMAILS_PRIORITY,
     )
     return actor

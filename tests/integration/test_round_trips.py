@@ -18,7 +18,7 @@ from typing import Any
 import dramatiq
 import pytest
 
-from adapters.queue import EMAILS_QUEUE, STRIPE_EVENTS_QUEUE, event_message, refusal
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, STRIPE_EVENTS_QUEUE, event_message, refusal
 from adapters.settings import Settings
 from adapters.wiring import ensure_all_indexes
 from devstack import events
@@ -143,3 +143,12 @@ def test_without_emails_a_succeeded_event_takes_five_mongodb_commands(counted: C
     expected = [name for name in SUCCEEDED if name != "update notifications"]
     assert per_event(mongo) == per_event(expected * ROUNDS), f"per event: {per_event(mongo)}"
     assert len(Counts.by_workers(counts.redis_round_trips)) / ROUNDS <= noop
+
+
+def test_a_worker_takes_every_other_actor_s_messages_before_the_emails(counted: Counted) -> None:
+    """Of the messages one process holds, events (activation) and refunds go first: a burst's
+    emails wait for its enrollments, never the other way round (the open loop of ``make bench``)."""
+    broker = counted.wired.broker
+    emails = broker.get_actor(EMAILS_ACTOR).priority
+    others = {name: broker.get_actor(name).priority for name in broker.get_declared_actors() - {EMAILS_ACTOR}}
+    assert others and all(priority < emails for priority in others.values()), (emails, others)
