@@ -77,6 +77,26 @@ def cpu_line(name: str, result: DrainResult) -> str:
     )
 
 
+def cpu_per_event(name: str, result: DrainResult) -> str:
+    """Each process's CPU per message, and the rate the machine's cores would allow at that cost.
+
+    The sum is what one event costs this machine; its cores divided by it is the most the drain
+    could reach with every process busy all the time (what ``bound`` names, in milliseconds).
+    """
+    if not result.done or not result.rate > 0:
+        return f"- {name}: did not finish."
+    per = {proc: share / result.rate * 1000 for proc, share in result.cpu.items()}
+    worker = sum(ms for proc, ms in per.items() if proc.startswith("worker"))
+    others = ", ".join(f"{proc} {ms:.2f}" for proc, ms in sorted(per.items(), key=lambda kv: -kv[1])
+                       if not proc.startswith("worker") and ms >= 0.005)  # fmt: skip
+    total, cores = sum(per.values()), os.cpu_count() or 1
+    return (
+        f"- {name}: worker processes {worker:.2f} ms, {others} ms; all {total:.2f} ms: "
+        f"{cores} cores allow at most {cores * 1000 / total:,.0f}/s at this cost "
+        f"({cores * 1000 / worker:,.0f}/s if the worker had them to itself)."
+    )
+
+
 def drain_figure(runs: list[DrainResult], unit: str, mongo: bool) -> tuple[float, str]:
     """The median run's rate, and its table text."""
     result = median_run(runs, key=lambda r: r.rate if math.isfinite(r.rate) else -1.0)
@@ -157,6 +177,8 @@ def notes(results: Results, config: Config) -> list[str]:
         for name, runs in results.drains.items()
     }
     lines += [cpu_line(names[name], result) for name, result in medians.items()]
+    lines += ["", "CPU per message drained, by process (median run):"]
+    lines += [cpu_per_event(names[name], result) for name, result in medians.items()]
     lines += ["", "Commands per event (median run; MongoDB without the drivers' `hello` heartbeats; Redis counts "
               "the calls inside Dramatiq's Lua script too, `evalsha` is one round trip):"]  # fmt: skip
     for name, result in medians.items():
