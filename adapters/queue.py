@@ -18,6 +18,7 @@ import orjson
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import dq_name, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
@@ -93,6 +94,10 @@ class SignMessages(Middleware):
         message.options[SIGNATURE] = signature(self.key, message.actor_name, message.args, message.kwargs)
 
 
+#: How many times less often a delay queue's consumer may poll when idle (see ``Consumer``).
+DELAY_POLL_FACTOR = 10
+
+
 class Consumer(_RedisConsumer):
     """Dramatiq's Redis consumer, whose thread survives any Redis fault.
 
@@ -101,7 +106,17 @@ class Consumer(_RedisConsumer):
     the thread, and that queue is never consumed again until the process restarts. Both become
     ``ConnectionClosed`` here; messages it could not give back stay in this process's ack set,
     named in ``broker.stranded`` for ``workers.middleware.stranded`` to requeue once Redis answers.
+
+    A delay queue's consumer backs off to ``DELAY_POLL_FACTOR`` times the others' cap: it holds
+    retries waiting out backoffs of seconds, and fetching them sooner only means holding them
+    longer. Its thread moves due retries to their queue once per poll, so a retry is late by at
+    most that cap (200 ms at ``WORKER_POLL_MS=20``), and an idle process polls Redis half as often.
     """
+
+    def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
+        if queue_name == dq_name(q_name(queue_name)):
+            timeout *= DELAY_POLL_FACTOR
+        super().__init__(broker, queue_name, prefetch, timeout)
 
     def requeue(self, messages: Any) -> None:
         try:

@@ -26,7 +26,7 @@ from typing import Any
 import redis
 from dramatiq import Broker
 from dramatiq import worker as dramatiq_worker
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.middleware import Middleware, Retries
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
         ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.delay_queue = PriorityQueue()"),
         ("_WorkQueueItem", _source(dramatiq_worker._WorkQueueItem), "message: MessageProxy"),
         ("Retries.after_process_message", _source(Retries.after_process_message), "broker.enqueue(message"),
+        # adapters.queue.Consumer widens a delay queue's back-off cap through this attribute.
+        ("_RedisConsumer.__next__", _source(_RedisConsumer.__next__), "max_backoff=self.timeout"),
+        ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.handle_delayed_messages()"),
     ]
     for where, text, needle in texts:
         if needle not in text:
