@@ -113,6 +113,9 @@ class Consumer(_RedisConsumer):
     most that cap (200 ms at ``WORKER_POLL_MS=20``), and an idle process polls Redis half as often.
     """
 
+    #: Milliseconds: the cap of this consumer's back-off when a poll finds nothing.
+    timeout: int
+
     def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
         if queue_name == dq_name(q_name(queue_name)):
             timeout *= DELAY_POLL_FACTOR
