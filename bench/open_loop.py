@@ -14,11 +14,10 @@ import asyncio
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.wrk import WEBHOOK_PATH
+from devstack import aio
 
 #: Connections kept at most; a request finding all busy and this many open waits for one.
 MAX_CONNECTIONS = 256
@@ -100,19 +99,10 @@ async def _send_all(host: str, port: int, signed: list[tuple[bytes, str]], rate:
     return result
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, OpenLoopResult]]) -> OpenLoopResult:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main())
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main())
-
-
 def open_loop(host: str, port: int, signed: list[tuple[bytes, str]], rate: float) -> OpenLoopResult:
     """POST every signed body to the webhook path at ``rate`` per second, on schedule."""
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result = _run(lambda: _send_all(host, port, signed, rate))
+    result = aio.run(_send_all(host, port, signed, rate))
     after = resource.getrusage(resource.RUSAGE_SELF)
     result.cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result

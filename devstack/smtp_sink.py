@@ -32,6 +32,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from devstack import aio
+
 log = logging.getLogger("devstack.smtp_sink")
 
 
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     directory: Path = args.dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    asyncio.run(serve(args.host, args.port, directory))
+    aio.run(serve(args.host, args.port, directory))
     return 0
 
 
