@@ -38,7 +38,7 @@ from mongomock.filtering import filter_applies
 from mongomock.mongo_client import MongoClient
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
 
-from . import hashindex, lookup, unique
+from . import fastpaths, hashindex, lookup, unique
 from .changes import ChangeLog
 from .errors import duplicate_key_error
 
@@ -235,15 +235,22 @@ class StandinCollection(Collection):
             raise duplicate_key_error(namespace, "_id_", {"_id": 1}, {"_id": data["_id"]})
         self._inserting = True
         try:
-            return super()._insert(data, session, ordered)
+            return super()._insert(data, session, ordered) if session else fastpaths.insert(self, data)
         finally:
             self._inserting = False
+
+    def _copy_only_fields(self, doc: Any, fields: Any, container: Any) -> Any:
+        if fields is None and container is dict:  # a whole document, as find returns it
+            return fastpaths.copied(doc)
+        return super()._copy_only_fields(doc, fields, container)
 
     def _update_document_fields_with_positional_awareness(
         self, existing_document: Any, v: Any, spec: Any, updater: Any, subdocument: Any
     ) -> Any:
         if updater is mongomock_collection._inc_updater:
             updater = _typed_inc
+        elif updater is mongomock_collection._set_updater:
+            updater = fastpaths.set_updater
         return super()._update_document_fields_with_positional_awareness(
             existing_document, v, spec, updater, subdocument
         )
@@ -262,11 +269,16 @@ class StandinCollection(Collection):
             store.note_changed(hashindex.store_key(doc["_id"]))
 
     def _apply_update_document(self, existing_document: Any, spec: Any, document: Any, was_insert: Any) -> None:
+        self._apply_update_unfiled(existing_document, spec, document, was_insert)
+        self._note_changed(existing_document)
+
+    def _apply_update_unfiled(self, existing_document: Any, spec: Any, document: Any, was_insert: Any) -> None:
+        """mongomock's ``_apply_update_document``, reported to the change log; filing the document
+        in the key maps is left to the caller (``fastpaths.update`` files it once, not twice)."""
         try:
             super()._apply_update_document(existing_document, spec, document, was_insert)
         finally:
             self._report_changed(existing_document)
-        self._note_changed(existing_document)
 
     def _apply_update_pipeline(self, existing_document: Any, pipeline: Any, session: Any) -> None:
         try:
@@ -283,10 +295,21 @@ class StandinCollection(Collection):
             self._failed_key = hashindex.store_key(new_data.get("_id"))
             raise
 
-    def _update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _update(
+        self, spec: Any, document: Any, upsert: Any = False, manipulate: Any = False, multi: Any = False,
+        check_keys: Any = False, hint: Any = None, session: Any = None, collation: Any = None, let: Any = None,
+        array_filters: Any = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
         self._failed_key = None
         try:
-            result: dict[str, Any] = super()._update(*args, **kwargs)
+            result: dict[str, Any]
+            if fastpaths.takes_fast_update(self, spec, document, hint, session, collation, let, array_filters):
+                result = fastpaths.update(self, spec, document, upsert, multi)
+            else:
+                result = super()._update(
+                    spec, document, upsert, manipulate, multi, check_keys,
+                    hint, session, collation, let, array_filters, **kwargs,
+                )  # fmt: skip
         except pymongo.errors.DuplicateKeyError:
             # mongomock put the document's previous state back: make sure the maps file it
             # under those values (a map built during the check knew only the new ones).

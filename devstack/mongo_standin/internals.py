@@ -1,9 +1,10 @@
 """The mongomock internals the stand-in relies on, checked at start (mongomock is pinned in pyproject.toml).
 
-``backend``, ``hashindex``, ``unique``, ``lookup``, ``catalog``, ``snapshot``, ``changes`` and ``writes`` subclass
-mongomock's classes, override their private hooks and read their private attributes. If a mongomock
-release renamed one, an override would silently stop being called or a read would fail mid-command;
-``check_mongomock_internals`` makes the stand-in refuse to start instead, naming what is missing.
+``backend``, ``fastpaths``, ``hashindex``, ``unique``, ``lookup``, ``catalog``, ``snapshot``, ``changes`` and
+``writes`` subclass mongomock's classes, override their private hooks, read their private attributes
+and mirror some of its functions. If a mongomock release renamed one, an override would silently stop
+being called or a read would fail mid-command; ``check_mongomock_internals`` makes the stand-in refuse
+to start instead, naming what is missing.
 """
 
 # mongomock is untyped.
@@ -41,15 +42,16 @@ def check_mongomock_internals() -> None:
     """Raise ``RuntimeError`` naming the first missing mongomock attribute or parameter the stand-in uses."""
     attributes: list[tuple[Any, str]] = [  # (owner, names read on it)
         (mongomock, "utcnow"),
-        (helpers, "hashdict patch_datetime_awareness_in_document get_value_by_dot"),
+        (helpers, "hashdict patch_datetime_awareness_in_document get_value_by_dot PYMONGO_VERSION"),
         (filtering, "filter_applies"),
         (aggregate, "process_pipeline"),
-        (collection, "_inc_updater"),
+        (collection, "_inc_updater _set_updater _copy_field _validate_data_fields"),
         (store, "_get_min_datetime_from_value"),
         (
             _Collection,
             "_store _iter_documents _insert _ensure_uniques _update _delete _copy_only_fields aggregate"
-            " _update_document_fields_with_positional_awareness _apply_update_document _apply_update_pipeline",
+            " _update_document_fields_with_positional_awareness _apply_update_document _apply_update_pipeline"
+            " _expand_dots _discard_operators",
         ),
         (database.Database, "_ensure_valid_collection_name"),
         (
@@ -93,6 +95,8 @@ def check_mongomock_internals() -> None:
         ),
         (_Collection._apply_update_document, ("existing_document", "spec", "document", "was_insert")),
         (_Collection._apply_update_pipeline, ("existing_document", "pipeline", "session")),
+        (_Collection._copy_only_fields, ("doc", "fields", "container")),
+        (_Collection._update, ("hint", "session", "collation", "let", "array_filters")),
         (aggregate.process_pipeline, ("collection", "database", "pipeline", "session")),
         (_CollectionStore._value_meets_expiry, ("val", "expiry", "ttl_now")),
     ]
