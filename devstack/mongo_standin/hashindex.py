@@ -128,6 +128,9 @@ class KeyMap:
         self.buckets: dict[Key, set[Hashable]] = {}
         self.entries = 0
         self.rebuild_at = 0
+        # Whether ``doc_filter`` ever raised on a document: until it does, a document filed here
+        # is one the filter matched (``unique`` relies on that).
+        self.filter_raised = False
 
     def keys_of(self, doc: dict[str, Any]) -> set[Key]:
         if self.doc_filter is not None:
@@ -135,7 +138,7 @@ class KeyMap:
                 if not filter_applies(self.doc_filter, doc):
                     return set()
             except Exception:
-                pass  # can't tell: file it, a superset is always safe
+                self.filter_raised = True  # can't tell: file it, a superset is always safe
         norms = [_field_norms(doc, field) for field in self.fields]
         count = 1
         for options in norms:
@@ -232,8 +235,12 @@ class Maps:
     def sync_indexes(self, store: CollectionStore) -> None:
         """Forget maps no index needs any more (after dropIndexes, or a re-created index)."""
         indexes = store.indexes
-        if len(indexes) == len(self.indexes) and all(indexes.get(name) is spec for name, spec in self.indexes):
-            return
+        if len(indexes) == len(self.indexes):  # (a loop, not all(): this runs several times a command)
+            for name, spec in self.indexes:
+                if indexes.get(name) is not spec:
+                    break
+            else:
+                return
         self.indexes = list(indexes.items())
         prefixes: set[tuple[str, ...]] = set()
         for spec in indexes.values():

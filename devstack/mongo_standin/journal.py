@@ -148,9 +148,9 @@ class Journal:
             raise JournalError(self.broken)
         data = encode_record({"cmd": cmd, "db": db, "ops": ops})  # may raise; the file is untouched then
         with self._lock:
-            path = journal_path(self.snapshot_path, self.number)
             try:
                 if self._fd is None:
+                    path = journal_path(self.snapshot_path, self.number)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
                     self._new_file = True
@@ -159,7 +159,7 @@ class Journal:
                     view = view[os.write(self._fd, view) :]
             except OSError as exc:
                 # Maybe half a record is in the file now: append nothing after it.
-                self.broken = f"cannot append to {path}: {exc}"
+                self.broken = f"cannot append to {journal_path(self.snapshot_path, self.number)}: {exc}"
                 raise JournalError(self.broken) from exc
             self.end += len(data)
 

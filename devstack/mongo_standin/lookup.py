@@ -81,6 +81,12 @@ def candidates(store: CollectionStore, query: Any) -> list[dict[str, Any]] | Non
     """A superset of the documents matching ``query``, in natural order; None to scan instead."""
     if not isinstance(query, dict) or not query:
         return None
+    doc_id = query.get("_id", WILDCARD)
+    if type(doc_id) in _FAST_ID_TYPES:
+        # The commonest query, {_id: v, ...}: what _by_equalities would find, without parsing the rest.
+        store._remove_expired_documents()
+        doc = store._documents.get(doc_id)
+        return [] if doc is None else [doc]
     equal = equalities(query)
     if not equal and "$or" not in query:
         return None

@@ -93,11 +93,20 @@ def _check(collection: Any, maps: hashindex.Maps, name: str, spec: Any, doc: dic
     else:
         key_map = maps.key_map(fields)
     keys = key_map.lookup_keys([[value] for value in key_value.values()])
-    # list(): store.documents holds mongomock's reader lock until exhausted; raising out of
-    # it half-way would leave every later write waiting for that lock forever.
-    docs: list[dict[str, Any]] = (
-        list(store.documents) if keys is None else list(maps.read(key_map, keys, own_key).values())
-    )
+    own: dict[str, Any] | None = None
+    if keys is None:
+        # list(): store.documents holds mongomock's reader lock until exhausted; raising out of
+        # it half-way would leave every later write waiting for that lock forever.
+        docs: list[dict[str, Any]] = list(store.documents)
+    else:
+        found = maps.read(key_map, keys, own_key)
+        docs = list(found.values())
+        if not key_map.filter_raised:
+            # Only the count matters (more than one match is a duplicate), and the document
+            # itself matters only when exactly one other matches: test it last, if then. Safe
+            # because it can't raise: the query is plain equality on hashable values, and
+            # the partial filter (if any) already ran on it, without raising, to file it here.
+            own = found.get(own_key)
     stats = collection._query_stats() if hasattr(collection, "_query_stats") else None
     if stats is not None:
         if keys is None:
@@ -106,8 +115,12 @@ def _check(collection: Any, maps: hashindex.Maps, name: str, spec: Any, doc: dic
             stats.unique_check_candidates += len(docs)
     matches = 0
     for other in docs:
-        if filter_applies(query, other):
+        if other is not own and filter_applies(query, other):
             matches += 1
             if matches > 1:
-                namespace = f"{collection.database.name}.{collection.name}"
-                raise duplicate_key_error(namespace, name, dict(spec["key"]), key_value)
+                break
+    if matches == 1 and own is not None and filter_applies(query, own):
+        matches += 1
+    if matches > 1:
+        namespace = f"{collection.database.name}.{collection.name}"
+        raise duplicate_key_error(namespace, name, dict(spec["key"]), key_value)
