@@ -26,14 +26,15 @@ Protocol:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import re
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,23 +248,46 @@ class GroupCommitter:
     none is running; when one ends, the replies it covers are released and, if others came
     meanwhile, the next round starts at once. ``run`` (a task) also starts one every ``interval``
     seconds if anything was appended, so unawaited writes are durable within that time too.
+    Waiters are callbacks (``when_durable``, what connections use: no task switch per reply) or
+    coroutines (``wait``). The thread hands a finished round back with one ``call_soon_threadsafe``:
+    a ``run_in_executor`` future chain cost more CPU than the rest of a small write's reply.
     """
 
     def __init__(self, journal: Journal, interval: float = GROUP_COMMIT_INTERVAL) -> None:
         self.journal = journal
         self.interval = interval
         self.syncs = 0  # fsync rounds done (for measurements)
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._round: asyncio.Future[int] | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal-fsync")
+        self._waiters: list[tuple[int, Callable[[JournalError | None], None]]] = []
+        self._running = False  # a round is running
+        self._rounds: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: run one; False: end the thread
+        self._thread: threading.Thread | None = None  # started with the first round
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def when_durable(self, position: int, callback: Callable[[JournalError | None], None]) -> None:
+        """Call ``callback(None)`` once everything before ``position`` is durable (at once if it is
+        already), or ``callback(error)`` if it can't be; always on the event loop."""
+        if position <= self.journal.durable:
+            callback(None)
+            return
+        self._waiters.append((position, callback))
+        self._start_round()
 
     async def wait(self, position: int) -> None:
         """Return once everything before ``position`` is durable; raise ``JournalError`` if it can't be."""
         if position <= self.journal.durable:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((position, future))
-        self._start_round()
+
+        def release(error: JournalError | None) -> None:
+            if future.done():
+                return  # the waiter was cancelled
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+        self.when_durable(position, release)
         await future
 
     async def run(self) -> None:
@@ -276,28 +300,54 @@ class GroupCommitter:
         """Make everything appended so far durable (or fail every waiter), e.g. before closing."""
         with contextlib.suppress(JournalError):
             await self.wait(self.journal.end)
-        self._executor.shutdown(wait=True)
+        self._closed = True
+        if self._thread is not None:
+            self._rounds.put(False)
+            self._thread.join()
 
     def _start_round(self) -> None:
-        if self._round is not None:
+        if self._running:
             return  # the round after the running one covers what came since
-        self._round = asyncio.get_running_loop().run_in_executor(self._executor, self.journal.sync)
-        self._round.add_done_callback(self._round_done)
+        if self._closed:
+            raise RuntimeError("the group committer is flushed: no more rounds")
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._sync_rounds, name="journal-fsync", daemon=True)
+            self._thread.start()
+        self._running = True
+        self._rounds.put(True)
 
-    def _round_done(self, round_: asyncio.Future[int]) -> None:
-        self._round = None
+    def _sync_rounds(self) -> None:
+        """The committer's thread: one ``Journal.sync`` per round asked for."""
+        assert self._loop is not None
+        while self._rounds.get():
+            error: BaseException | None = None
+            try:
+                self.journal.sync()
+            except BaseException as exc:  # handed to the waiters, as a future would have
+                error = exc
+            try:
+                self._loop.call_soon_threadsafe(self._round_done, error)
+            except RuntimeError:
+                return  # the loop is closed: nobody waits any more
+
+    def _round_done(self, error: BaseException | None) -> None:
+        self._running = False
         self.syncs += 1
-        error = round_.exception() if not round_.cancelled() else JournalError("journal sync cancelled")
         waiting = []
-        for position, future in self._waiters:
-            if future.done():
-                continue
+        released: list[tuple[Callable[[JournalError | None], None], JournalError | None]] = []
+        for position, callback in self._waiters:
             if error is not None:
-                future.set_exception(JournalError(str(error)))
+                released.append((callback, JournalError(str(error))))
             elif position <= self.journal.durable:
-                future.set_result(None)
+                released.append((callback, None))
             else:
-                waiting.append((position, future))
+                waiting.append((position, callback))
         self._waiters = waiting
         if waiting:
             self._start_round()
+        for callback, failure in released:
+            try:
+                callback(failure)
+            except Exception:  # one waiter's failure must not leave the others waiting
+                log.exception("a journal waiter failed")

@@ -1,6 +1,7 @@
-"""The TCP server: connections, request/reply framing, the periodic snapshot, clean shutdown.
+"""The TCP server: listening, replies to requests, the periodic snapshot, clean shutdown.
 
-asyncio, with every command run inline on the event-loop thread (under the engine's lock): that
+asyncio, with every command run inline on the event-loop thread (under the engine's lock), as its
+message arrives on a connection (``connection.py`` serves each, in order): that
 serialises commands across all connections, which mongomock needs, and costs nothing extra since
 commands are CPU-bound Python anyway. With a journal (``journal.py``: the engine has one when
 there is a snapshot), a reply whose write concern asks for it waits for the group commit; other
@@ -23,24 +24,16 @@ import itertools
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import bson
 
 from . import snapshot, wire
 from .commands import Engine
+from .connection import Connection
 from .errors import INVALID_BSON, CommandError, error_fields, error_reply
-from .journal import GroupCommitter, JournalError
+from .journal import GroupCommitter
 
 log = logging.getLogger(__name__)
-
-
-def wants_journal(command: dict[str, Any]) -> bool:
-    """Whether a command's write concern asks for the journal (mongod: ``j``; ``majority`` implies it)."""
-    concern = command.get("writeConcern")
-    if not isinstance(concern, dict):
-        return False
-    return bool(concern.get("j")) or concern.get("w") == "majority" or bool(concern.get("fsync"))
 
 
 class StandinServer:
@@ -62,7 +55,7 @@ class StandinServer:
         self._stopping = asyncio.Event()
         self._connection_ids = itertools.count(1)
         self._reply_ids = itertools.count(1)
-        self._writers: set[asyncio.StreamWriter] = set()
+        self.connections: set[Connection] = set()  # (connection.py serves each)
         self._saved_generation = engine.generation
         self._snapshot_lock = asyncio.Lock()
         self.journal = engine.journal if snapshot_path is not None else None
@@ -72,6 +65,10 @@ class StandinServer:
         """Ask ``serve`` to shut down (safe from a signal handler on the loop)."""
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def serve(self) -> None:
         if self.journal is not None and self.journal.files_at_start:
             # Compact what a crash left: the snapshot then holds it, and the files go.
@@ -79,7 +76,8 @@ class StandinServer:
                 await self.save_snapshot(force=True)
             except OSError:
                 log.exception("cannot compact the journal into %s; it stays", self.snapshot_path)
-        server = await asyncio.start_server(self._handle, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Connection(self, next(self._connection_ids)), self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         print(f"mongo stand-in listening on {self.host}:{self.port}", file=sys.stderr, flush=True)
         snapshots = asyncio.create_task(self._snapshot_loop()) if self.snapshot_path else None
@@ -89,8 +87,8 @@ class StandinServer:
         finally:
             try:
                 server.close()
-                for writer in list(self._writers):
-                    writer.close()
+                for connection in list(self.connections):
+                    connection.close()
                 await server.wait_closed()
                 if snapshots is not None:
                     snapshots.cancel()
@@ -137,42 +135,7 @@ class StandinServer:
             except OSError:
                 log.exception("cannot write the snapshot to %s; will retry", self.snapshot_path)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection_id = next(self._connection_ids)
-        self._writers.add(writer)
-        try:
-            while not self._stopping.is_set():
-                request = await wire.read_message(reader)
-                if request is None:
-                    break
-                response = self._respond(request, connection_id)
-                journal, committer = self.journal, self.committer
-                if journal is not None and journal.broken is not None and not self._stopping.is_set():
-                    log.critical("%s; stopping", journal.broken)
-                    self.stop()
-                if committer is not None and journal is not None and request.command and wants_journal(request.command):
-                    # The journal's end now is just after this command's changes (no await since).
-                    await committer.wait(journal.end)
-                if response is not None:
-                    writer.write(response)
-                    await writer.drain()
-        except wire.ProtocolError as exc:
-            log.warning("connection %d: %s; closing it", connection_id, exc)
-        except JournalError as exc:
-            # No acknowledgement without durability: the client sees the connection drop instead.
-            log.error("connection %d: %s; closing it", connection_id, exc)
-            self.stop()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away
-        except Exception:
-            log.exception("connection %d failed", connection_id)
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    def _respond(self, request: wire.Request, connection_id: int) -> bytes | None:
+    def respond(self, request: wire.Request, connection_id: int) -> bytes | None:
         """The framed reply to ``request``, or None when the client asked for none (moreToCome)."""
         query_failure = False
         if request.command is None:

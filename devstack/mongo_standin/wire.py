@@ -2,8 +2,9 @@
 
 Only what a modern driver sends is understood: ``OP_QUERY`` (the first handshake, and legacy
 commands on ``db.$cmd``) and ``OP_MSG``. Callers rely on:
-  * ``read_message`` returning ``None`` at a clean end of stream and raising ``ProtocolError``
-    on a frame that can't be trusted (after which the connection must be closed);
+  * ``parse_header`` (the first ``HEADER_SIZE`` bytes of a message) and ``decode_body`` (the rest)
+    raising ``ProtocolError`` on a frame that can't be trusted (after which the connection must
+    be closed): a bad length, an unsupported opCode;
   * ``Request.command`` being the complete command document, with ``OP_MSG`` kind-1 document
     sequences merged in under their identifiers (``documents``, ``updates``, ``deletes``), and
     ``Request.db`` the target database;
@@ -13,7 +14,6 @@ commands on ``db.$cmd``) and ``OP_MSG``. Callers rely on:
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ MAX_MESSAGE_SIZE = 48_000_000
 _MAX_FRAME = MAX_MESSAGE_SIZE + MAX_BSON_OBJECT_SIZE
 
 _HEADER = struct.Struct("<iiii")
+HEADER_SIZE = _HEADER.size
 _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
 
@@ -74,22 +75,12 @@ class Request:
         return self.op_code == OP_MSG and bool(self.flags & MORE_TO_COME)
 
 
-async def read_message(reader: asyncio.StreamReader) -> Request | None:
-    """Read and decode one message; ``None`` at a clean EOF between messages."""
-    try:
-        header = await reader.readexactly(_HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise ProtocolError("connection closed inside a message header") from exc
-    length, request_id, _response_to, op_code = _HEADER.unpack(header)
+def parse_header(data: bytes | bytearray) -> tuple[int, int, int]:
+    """``(length, request_id, op_code)`` from the first ``HEADER_SIZE`` bytes of a message."""
+    length, request_id, _response_to, op_code = _HEADER.unpack_from(data)
     if length < _HEADER.size or length > _MAX_FRAME:
         raise ProtocolError(f"bad message length {length}")
-    try:
-        body = await reader.readexactly(length - _HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        raise ProtocolError("connection closed inside a message body") from exc
-    return decode_body(request_id, op_code, body)
+    return length, request_id, op_code
 
 
 def decode_body(request_id: int, op_code: int, body: bytes) -> Request:
