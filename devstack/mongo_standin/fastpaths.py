@@ -12,6 +12,7 @@ other value to mongomock's own function:
     every way into the store copies, so deepcopy's memo never matters);
   * ``copied`` is mongomock's ``collection._copy_field(value, dict)``;
   * ``set_updater`` is ``collection._set_updater``;
+  * ``find_one`` is ``Collection.find_one`` (filter, projection, sort), without a ``Cursor``;
   * ``update`` is ``Collection._update`` and ``insert`` is ``Collection._insert`` of one document
     (the same steps in the same order, calling the collection's hooks, so overrides still apply;
     ``update`` takes a ``backend.StandinCollection``, whose key maps it keeps current).
@@ -30,7 +31,8 @@ import itertools
 from collections import OrderedDict
 from typing import Any
 
-from bson import BSON, Binary, Decimal128, Int64, ObjectId, Timestamp
+import bson
+from bson import Binary, Decimal128, Int64, ObjectId, Timestamp
 from bson.errors import InvalidDocument
 from mongomock import collection as mongomock_collection
 from mongomock import helpers
@@ -38,7 +40,13 @@ from packaging import version
 from pymongo.errors import DuplicateKeyError, WriteError
 
 # Values that are never mutated in place, so sharing one is as good as mongomock's copy of it.
-_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, ObjectId, Int64, Timestamp, Decimal128, Binary})
+_SHARED = frozenset(
+    {str, int, float, bool, type(None), bytes, ObjectId, Int64, Timestamp, Decimal128, Binary, datetime.datetime}
+)
+# Of those, the ones the datetime patching leaves as they are (Timestamp(0, 0) becomes "now").
+_UNPATCHED = _SHARED - {Timestamp, datetime.datetime}
+# (Each function below tests a value's type before recursing into it: most values are scalars,
+# and a call per scalar was most of their cost.)
 # What mongomock computes from the pymongo version on every call (pymongo is pinned in pyproject.toml).
 # (bson is there, so mongomock's ``if BSON:`` validations always run.)
 _CHECK_KEYS: bool = version.parse("3.6") > helpers.PYMONGO_VERSION
@@ -47,14 +55,14 @@ _CHECK_KEYS: bool = version.parse("3.6") > helpers.PYMONGO_VERSION
 def patched(value: Any) -> Any:
     """``helpers.patch_datetime_awareness_in_document``: a copy with naive-UTC, millisecond dates."""
     kind = type(value)
-    if kind in _IMMUTABLE and kind is not Timestamp:  # Timestamp(0, 0) becomes "now"
+    if kind in _UNPATCHED:
         return value
     if kind is dict:
-        return {k: patched(v) for k, v in value.items()}
+        return {k: v if type(v) in _UNPATCHED else patched(v) for k, v in value.items()}
     if kind is OrderedDict:
-        return OrderedDict((k, patched(v)) for k, v in value.items())
+        return OrderedDict((k, v if type(v) in _UNPATCHED else patched(v)) for k, v in value.items())
     if kind is list:
-        return [patched(v) for v in value]
+        return [v if type(v) in _UNPATCHED else patched(v) for v in value]
     if kind is datetime.datetime and value.tzinfo is None and value.microsecond % 1000 == 0:
         return value  # mongomock would make an equal copy
     return helpers.patch_datetime_awareness_in_document(value)
@@ -63,26 +71,26 @@ def patched(value: Any) -> Any:
 def deep_copy(value: Any) -> Any:
     """``copy.deepcopy(value)`` for a stored document or a part of one."""
     kind = type(value)
-    if kind in _IMMUTABLE or kind is datetime.datetime:
+    if kind in _SHARED:
         return value
     if kind is dict:
-        return {k: deep_copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _SHARED else deep_copy(v) for k, v in value.items()}
     if kind is list:
-        return [deep_copy(v) for v in value]
+        return [v if type(v) in _SHARED else deep_copy(v) for v in value]
     if kind is OrderedDict:
-        return OrderedDict((k, deep_copy(v)) for k, v in value.items())
+        return OrderedDict((k, v if type(v) in _SHARED else deep_copy(v)) for k, v in value.items())
     return copy.deepcopy(value)
 
 
 def copied(value: Any) -> Any:
     """mongomock's ``_copy_field(value, dict)``: what ``find`` returns for a stored document."""
     kind = type(value)
-    if kind in _IMMUTABLE or kind is datetime.datetime:
+    if kind in _SHARED:
         return value
     if kind is dict or kind is OrderedDict:
-        return {k: copied(v) for k, v in value.items()}
+        return {k: v if type(v) in _SHARED else copied(v) for k, v in value.items()}
     if kind is list:
-        return [copied(v) for v in value]
+        return [v if type(v) in _SHARED else copied(v) for v in value]
     return mongomock_collection._copy_field(value, dict)
 
 
@@ -95,7 +103,7 @@ def set_updater(doc: Any, field_name: str, value: Any) -> None:
             f"Field name cannot contain the null character and top-level field name "
             f'cannot start with "$" (found: {field_name})'
         )
-    BSON.encode({field_name: value}, check_keys=_CHECK_KEYS)
+    bson.encode({field_name: value}, check_keys=_CHECK_KEYS)  # BSON.encode's check, minus its bytes copy
     if isinstance(doc, dict):
         doc[field_name] = value
     if isinstance(doc, list):
@@ -108,15 +116,38 @@ def set_updater(doc: Any, field_name: str, value: Any) -> None:
         doc[field_index] = value
 
 
+# A projection that makes ``_get_dataset`` yield the stored documents themselves (``backend``'s
+# ``_copy_only_fields`` knows it), for a caller that only reads them.
+STORED: Any = object()
+
+
+def find_one(collection: Any, filter: dict[str, Any], projection: Any, sort: Any) -> Any:
+    """``collection.find_one(filter, projection, sort=sort)`` (no tz-aware codec): what mongomock's
+    ``Cursor`` gives -- every match evaluated, sorted and copied, the first returned -- without one."""
+    found = list(collection._get_dataset(patched(filter), sort, projection, dict))
+    return found[0] if found else None
+
+
+def stored_matches(collection: Any, filter: dict[str, Any], sort: Any) -> list[dict[str, Any]]:
+    """The stored documents ``find(filter, sort=sort)`` returns copies of, in its order (read-only!)."""
+    return list(collection._get_dataset(patched(filter), sort, STORED, dict))
+
+
 def takes_fast_update(collection: Any, spec: Any, document: Any, *options: Any) -> bool:
     """Whether ``update`` covers a call of ``_update`` (its ``options``: hint, session, collation, let,
     array_filters); otherwise mongomock's ``_update`` runs, and raises as it does."""
-    return (
-        type(spec) is dict
-        and type(document) is dict
-        and not any(options)
-        and collection.database.client.server_info()["versionArray"] >= [5]
-    )
+    return type(spec) is dict and type(document) is dict and not any(options) and _from_version_5(collection)
+
+
+_VERSION_5_OR_LATER: dict[str, bool] = {}  # server version -> mongomock's test in _update, once
+
+
+def _from_version_5(collection: Any) -> bool:
+    client = collection.database.client
+    known = _VERSION_5_OR_LATER.get(client._server_version)
+    if known is None:
+        known = _VERSION_5_OR_LATER[client._server_version] = client.server_info()["versionArray"] >= [5]
+    return known
 
 
 def update(collection: Any, spec: dict[str, Any], document: dict[str, Any], upsert: Any, multi: Any) -> dict[str, Any]:
@@ -186,7 +217,7 @@ def insert(collection: Any, data: Any) -> Any:
         raise ValueError("Document keys must be strings")
     if not _CHECK_KEYS:
         mongomock_collection._validate_data_fields(data)
-    BSON.encode(data, check_keys=_CHECK_KEYS)
+    bson.encode(data, check_keys=_CHECK_KEYS)
     if "_id" not in data:
         data["_id"] = ObjectId()  # as pymongo does, in the caller's dict
     object_id = data["_id"]

@@ -139,6 +139,9 @@ class KeyMap:
                     return set()
             except Exception:
                 self.filter_raised = True  # can't tell: file it, a superset is always safe
+        if len(self.fields) == 1:  # the usual case, without the product's machinery
+            one = _field_norms(doc, self.fields[0])
+            return {(WILDCARD,)} if len(one) > _MAX_KEYS_PER_DOC else {(norm,) for norm in one}
         norms = [_field_norms(doc, field) for field in self.fields]
         count = 1
         for options in norms:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import fastpaths
 from .errors import (
     DOLLAR_PREFIXED_FIELD_NAME,
     FAILED_TO_PARSE,
@@ -178,11 +179,16 @@ def find_and_modify(ctx: Context, cmd: dict[str, Any]) -> Reply:
     fields = doc_arg(cmd, "fields") or None
     new, upsert = bool(cmd.get("new")), bool(cmd.get("upsert"))
     query = doc_arg(cmd, "query")
-    old = collection.find_one(query, sort=sort_arg(cmd))
-    if old is not None:
-        by_id = {"_id": old["_id"]}
-        # Project the pre-image before the write changes it.
-        before = collection.find_one(by_id, fields) if fields else old
+    # The stored documents themselves (find_one would copy each): only the first one is read.
+    matches = fastpaths.stored_matches(collection, query, sort_arg(cmd))
+    if matches:
+        old = matches[0]
+        by_id = {"_id": fastpaths.copied(old["_id"])}  # (as find_one's copy holds it)
+        # Project (or copy) the pre-image before the write changes it.
+        if fields:
+            before = collection.find_one(by_id, fields)
+        else:
+            before = None if new and not cmd.get("remove") else collection._copy_only_fields(old, None, dict)
         if cmd.get("remove"):
             collection._delete(by_id)
             return {"lastErrorObject": {"n": 1}, "value": before}
