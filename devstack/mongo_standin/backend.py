@@ -290,6 +290,12 @@ class StandinCollection(Collection):
             existing_document, v, spec, updater, subdocument
         )
 
+    def _update_document_single_field(self, doc: Any, field_name: str, field_value: Any, updater: Any) -> None:
+        if "." not in field_name:  # a top-level field: mongomock's walk down the path has nothing to do
+            updater(doc, field_name, field_value)
+            return
+        super()._update_document_single_field(doc, field_name, field_value, updater)
+
     def _note_changed(self, doc: Any) -> None:
         """``doc`` was changed in place: file it under its new keys (even if mongomock's == says
         nothing changed, e.g. 1 -> 1.0, and skips ``_ensure_uniques``)."""

@@ -103,7 +103,8 @@ def set_updater(doc: Any, field_name: str, value: Any) -> None:
             f"Field name cannot contain the null character and top-level field name "
             f'cannot start with "$" (found: {field_name})'
         )
-    bson.encode({field_name: value}, check_keys=_CHECK_KEYS)  # BSON.encode's check, minus its bytes copy
+    if not _encodable(value):
+        bson.encode({field_name: value}, check_keys=_CHECK_KEYS)  # BSON.encode's check, minus its bytes copy
     if isinstance(doc, dict):
         doc[field_name] = value
     if isinstance(doc, list):
@@ -114,6 +115,19 @@ def set_updater(doc: Any, field_name: str, value: Any) -> None:
         if len_diff > 0:
             doc += [None] * len_diff
         doc[field_index] = value
+
+
+_ENCODABLE = frozenset({bool, float, type(None), ObjectId, datetime.datetime})
+
+
+def _encodable(value: Any) -> bool:
+    """Whether ``bson.encode`` surely takes ``value`` (only the commonest types are looked at)."""
+    kind = type(value)
+    if kind is str:
+        return bool(value.isascii())  # (UTF-8 can't encode a lone surrogate)
+    if kind is int or kind is Int64:
+        return bool(-(2**63) <= value < 2**63)
+    return kind in _ENCODABLE
 
 
 # A projection that makes ``_get_dataset`` yield the stored documents themselves (``backend``'s

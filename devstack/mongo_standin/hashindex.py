@@ -131,6 +131,10 @@ class KeyMap:
         # Whether ``doc_filter`` ever raised on a document: until it does, a document filed here
         # is one the filter matched (``unique`` relies on that).
         self.filter_raised = False
+        # Per field: whether some bucket key has WILDCARD there, or a string. Until one does, a
+        # lookup needn't read the buckets it would need for those (most maps have neither).
+        self.wild = [False] * len(fields)
+        self.strings = [False] * len(fields)
 
     def keys_of(self, doc: dict[str, Any]) -> set[Key]:
         if self.doc_filter is not None:
@@ -152,7 +156,14 @@ class KeyMap:
 
     def add(self, doc_key: Hashable, doc: dict[str, Any]) -> None:
         for key in self.keys_of(doc):
-            bucket = self.buckets.setdefault(key, set())
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                bucket = self.buckets[key] = set()
+                for i, part in enumerate(key):
+                    if part is WILDCARD:
+                        self.wild[i] = True
+                    elif type(part) is str:
+                        self.strings[i] = True
             if doc_key not in bucket:
                 bucket.add(doc_key)
                 self.entries += 1
@@ -164,16 +175,16 @@ class KeyMap:
         """
         options: list[list[Hashable]] = []
         total = 1
-        for field_values in values:
+        for i, field_values in enumerate(values):
             choice: list[Hashable] = []
             for value in field_values:
                 norm = normalize(value)
                 if norm is WILDCARD:
                     return None
                 choice.append(norm)
-                if isinstance(value, ObjectId):
+                if self.strings[i] and isinstance(value, ObjectId):
                     choice.append(str(value))  # mongomock: an ObjectId query matches its hex in an array
-            choice = [*dict.fromkeys(choice), WILDCARD]
+            choice = [*dict.fromkeys(choice), WILDCARD] if self.wild[i] else [*dict.fromkeys(choice)]
             total *= len(choice)
             if total > _MAX_LOOKUP_KEYS:
                 return None

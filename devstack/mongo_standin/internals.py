@@ -51,7 +51,7 @@ def check_mongomock_internals() -> None:
             _Collection,
             "_store _iter_documents _insert _ensure_uniques _update _delete _copy_only_fields aggregate"
             " _update_document_fields_with_positional_awareness _apply_update_document _apply_update_pipeline"
-            " _expand_dots _discard_operators",
+            " _expand_dots _discard_operators _update_document_single_field _get_dataset",
         ),
         (database.Database, "_ensure_valid_collection_name"),
         (
@@ -96,6 +96,8 @@ def check_mongomock_internals() -> None:
         (_Collection._apply_update_document, ("existing_document", "spec", "document", "was_insert")),
         (_Collection._apply_update_pipeline, ("existing_document", "pipeline", "session")),
         (_Collection._copy_only_fields, ("doc", "fields", "container")),
+        (_Collection._get_dataset, ("spec", "sort", "fields", "as_class")),
+        (_Collection._update_document_single_field, ("doc", "field_name", "field_value", "updater")),
         (_Collection._update, ("hint", "session", "collation", "let", "array_filters")),
         (aggregate.process_pipeline, ("collection", "database", "pipeline", "session")),
         (_CollectionStore._value_meets_expiry, ("val", "expiry", "ttl_now")),

@@ -140,7 +140,7 @@ def _by_equalities(store: CollectionStore, maps: hashindex.Maps, equal: dict[str
         keys = key_map.lookup_keys([equal[field] for field in fields])
         if keys is None:
             continue
-        size = key_map.size(keys)
+        size = key_map.size(keys) if len(choices) > 1 else 0  # (no need to compare a single one)
         if best is None or size < best[0]:
             best = (size, key_map, keys)
     if best is None:

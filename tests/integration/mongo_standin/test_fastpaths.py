@@ -75,6 +75,27 @@ def test_helpers_equal_mongomocks(seed: int) -> None:
     assert not {id(m) for m in _mutables(copied)} & {id(m) for m in _mutables(value)}, "shares a container"
 
 
+_SET_VALUES: list[Any] = [
+    *_SCALARS, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, Int64(2**63 - 1), "é", "\ud800", "a\x00b",
+    {"a": [1]}, [1, (2,)], (1, [2]), object(), {"\x00": 1}, 1j,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["f", "$f", "f\x00", "1"])
+@pytest.mark.parametrize("index", range(len(_SET_VALUES)))
+def test_set_updater_equals_mongomocks(field: str, index: int) -> None:
+    """The same document, or the same exception, for values bson can or can't encode."""
+    outcomes = []
+    for updater in (mongomock_collection._set_updater, fastpaths.set_updater):
+        target: dict[str, Any] = {"x": 1}
+        try:
+            updater(target, field, _SET_VALUES[index])
+            outcomes.append(_shape(target))
+        except Exception as exc:
+            outcomes.append(f"raised {type(exc).__name__}: {exc}")
+    assert outcomes[1] == outcomes[0]
+
+
 def _op(collection: Any, rnd: random.Random, step: int) -> Any:
     at = datetime.datetime(2024, 5, 1, 12, 0, step % 60, rnd.randrange(10**6), tzinfo=rnd.choice([_UTC, _PLUS2]))
     key = {"k": rnd.randrange(6)}
