@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, MongoClient, ReturnDocument, UpdateOne, monitoring
+from pymongo import MongoClient, ReturnDocument, UpdateOne, monitoring
 from pymongo.write_concern import WriteConcern
 
+from adapters.wiring import ensure_all_indexes
 from bench.procstat import cpu_seconds
 from devstack.procs import free_port, port_open
 
@@ -65,22 +66,8 @@ class _Counter(monitoring.CommandListener):
 
 
 def _setup(db: Any) -> None:
-    """The indexes the worker's collections have (adapters' ``ensure_*indexes``), as far as the mix uses them."""
-    db.payments.create_index(
-        [("paymentId", ASCENDING)],
-        unique=True,
-        name="paymentId_unique",
-        partialFilterExpression={"paymentId": {"$type": "string"}},
-    )
-    db.payments.create_index([("customerId", ASCENDING), ("createdAt", ASCENDING)], name="customer_recent")
-    db.payments.create_index([("status", ASCENDING), ("activatedAt", ASCENDING)], name="awaiting_activation")
-    db.stripe_events.create_index([("status", ASCENDING), ("receivedAt", ASCENDING)], name="status_received")
-    db.stripe_events.create_index([("receivedAt", ASCENDING)], name="payload_ttl", expireAfterSeconds=30 * 86400)
-    db.enrollments.create_index(
-        [("customerId", ASCENDING), ("serviceId", ASCENDING)], unique=True, name="customer_service_unique"
-    )
-    db.notifications.create_index([("dedupeKey", ASCENDING)], unique=True, name="dedupeKey_unique")
-    db.notifications.create_index([("status", ASCENDING), ("updatedAt", ASCENDING)], name="status_updated")
+    """The indexes the worker's collections have (it creates them all at start)."""
+    ensure_all_indexes(db)
 
 
 def _event(db: Any, i: int) -> None:

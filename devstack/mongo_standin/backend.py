@@ -15,7 +15,10 @@ these differences:
   * ``$inc`` keeps a 64-bit integer 64-bit, as MongoDB does;
   * ``drop_database_store`` forgets a database entirely (mongomock keeps empty shells forever);
   * the stores made by ``StandinServerStore`` report every change to its ``changes`` log while it
-    is active (``changes.py``: what the journal writes down).
+    is active (``changes.py``: what the journal writes down), and don't take mongomock's
+    reader/writer lock: use them from one thread at a time (the engine runs one command at a time);
+  * update, insert, find_one and the copies of what find returns go through ``fastpaths.py``:
+    mongomock's steps and results, for less CPU.
 """
 
 # mongomock is untyped; calling into it from here is the point of this module.

@@ -29,6 +29,7 @@ import copy
 import datetime
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import bson
@@ -40,58 +41,49 @@ from packaging import version
 from pymongo.errors import DuplicateKeyError, WriteError
 
 # Values that are never mutated in place, so sharing one is as good as mongomock's copy of it.
-_SHARED = frozenset(
+_SHARED: frozenset[type] = frozenset(
     {str, int, float, bool, type(None), bytes, ObjectId, Int64, Timestamp, Decimal128, Binary, datetime.datetime}
 )
 # Of those, the ones the datetime patching leaves as they are (Timestamp(0, 0) becomes "now").
 _UNPATCHED = _SHARED - {Timestamp, datetime.datetime}
-# (Each function below tests a value's type before recursing into it: most values are scalars,
-# and a call per scalar was most of their cost.)
 # What mongomock computes from the pymongo version on every call (pymongo is pinned in pyproject.toml).
 # (bson is there, so mongomock's ``if BSON:`` validations always run.)
 _CHECK_KEYS: bool = version.parse("3.6") > helpers.PYMONGO_VERSION
 
 
-def patched(value: Any) -> Any:
-    """``helpers.patch_datetime_awareness_in_document``: a copy with naive-UTC, millisecond dates."""
-    kind = type(value)
-    if kind in _UNPATCHED:
-        return value
-    if kind is dict:
-        return {k: v if type(v) in _UNPATCHED else patched(v) for k, v in value.items()}
-    if kind is OrderedDict:
-        return OrderedDict((k, v if type(v) in _UNPATCHED else patched(v)) for k, v in value.items())
-    if kind is list:
-        return [v if type(v) in _UNPATCHED else patched(v) for v in value]
-    if kind is datetime.datetime and value.tzinfo is None and value.microsecond % 1000 == 0:
+def _rebuilder(keep: frozenset[type], ordered: type, other: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A function that rebuilds a value: values of the types in ``keep`` as they are, dicts and lists
+    anew (an ``OrderedDict`` as an ``ordered``), anything else through ``other``. It tests each
+    member's type before recursing into it: most values are scalars, and a call each was most of
+    the cost."""
+
+    def rebuild(value: Any) -> Any:
+        kind = type(value)
+        if kind in keep:
+            return value
+        if kind is dict:
+            return {k: v if type(v) in keep else rebuild(v) for k, v in value.items()}
+        if kind is list:
+            return [v if type(v) in keep else rebuild(v) for v in value]
+        if kind is OrderedDict:
+            return ordered((k, v if type(v) in keep else rebuild(v)) for k, v in value.items())
+        return other(value)
+
+    return rebuild
+
+
+def _patched_other(value: Any) -> Any:
+    if type(value) is datetime.datetime and value.tzinfo is None and value.microsecond % 1000 == 0:
         return value  # mongomock would make an equal copy
     return helpers.patch_datetime_awareness_in_document(value)
 
 
-def deep_copy(value: Any) -> Any:
-    """``copy.deepcopy(value)`` for a stored document or a part of one."""
-    kind = type(value)
-    if kind in _SHARED:
-        return value
-    if kind is dict:
-        return {k: v if type(v) in _SHARED else deep_copy(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) in _SHARED else deep_copy(v) for v in value]
-    if kind is OrderedDict:
-        return OrderedDict((k, v if type(v) in _SHARED else deep_copy(v)) for k, v in value.items())
-    return copy.deepcopy(value)
-
-
-def copied(value: Any) -> Any:
-    """mongomock's ``_copy_field(value, dict)``: what ``find`` returns for a stored document."""
-    kind = type(value)
-    if kind in _SHARED:
-        return value
-    if kind is dict or kind is OrderedDict:
-        return {k: v if type(v) in _SHARED else copied(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) in _SHARED else copied(v) for v in value]
-    return mongomock_collection._copy_field(value, dict)
+#: ``helpers.patch_datetime_awareness_in_document``: a copy with naive-UTC, millisecond dates.
+patched = _rebuilder(_UNPATCHED, OrderedDict, _patched_other)
+#: ``copy.deepcopy(value)`` for a stored document or a part of one.
+deep_copy = _rebuilder(_SHARED, OrderedDict, copy.deepcopy)
+#: mongomock's ``_copy_field(value, dict)``: what ``find`` returns for a stored document.
+copied = _rebuilder(_SHARED, dict, lambda value: mongomock_collection._copy_field(value, dict))
 
 
 def set_updater(doc: Any, field_name: str, value: Any) -> None:
