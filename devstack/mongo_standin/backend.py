@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pymongo.errors
 from bson.int64 import Int64
@@ -208,11 +208,14 @@ class StandinCollection(Collection):
 
     _inserting = False  # inside _insert of one document (its _ensure_uniques sees a new document)
     _failed_key: Hashable = None  # the document whose unique check failed last
+    _stats: QueryStats | Literal[False] | None = None  # _query_stats' answer, once looked up (False: none)
 
     def _query_stats(self) -> QueryStats | None:
         """The counters of the client this collection belongs to (None outside a StandinClient)."""
-        stats = getattr(getattr(self.database, "client", None), "query_stats", None)
-        return stats if isinstance(stats, QueryStats) else None
+        if self._stats is None:
+            stats = getattr(getattr(self.database, "client", None), "query_stats", None)
+            self._stats = stats if isinstance(stats, QueryStats) else False
+        return self._stats or None
 
     def _iter_documents(self, filter: Any) -> Iterator[dict[str, Any]]:
         stats = self._query_stats()
@@ -226,6 +229,8 @@ class StandinCollection(Collection):
         if stats is not None:
             stats.indexed_queries += 1
             stats.candidate_documents += len(docs)
+        if len(docs) == 1 and lookup.is_by_id_of(filter, docs[0]):
+            return iter(docs)  # what the matcher would say, known without it
         found = [doc for doc in docs if filter_applies(filter, doc)]
         if not found:
             filter_applies(filter, {})  # still reject an invalid filter, as mongomock does

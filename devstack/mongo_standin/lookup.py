@@ -56,6 +56,15 @@ def _equal_values(condition: Any) -> list[Any] | None:
     return values
 
 
+def is_by_id_of(query: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether ``query`` is ``{_id: v}`` alone, with ``doc``'s ``_id`` ``v`` itself: same type, equal
+    (for those types, mongomock's matcher then finds that ``doc`` matches)."""
+    if len(query) != 1:
+        return False
+    value = query.get("_id", WILDCARD)
+    return type(value) in _FAST_ID_TYPES and type(doc.get("_id")) is type(value) and doc["_id"] == value
+
+
 def equalities(query: dict[str, Any]) -> dict[str, list[Any]]:
     """Field -> the values it must equal one of, for every field ``query`` constrains that way."""
     found: dict[str, list[Any]] = {}

@@ -17,7 +17,7 @@ from bson import Binary, Code, Decimal128, Int64, ObjectId, Regex, Timestamp
 from mongomock import collection as mongomock_collection
 from mongomock import helpers
 
-from devstack.mongo_standin import fastpaths
+from devstack.mongo_standin import fastpaths, lookup
 from devstack.mongo_standin.backend import StandinClient
 
 pytestmark = pytest.mark.standin
@@ -94,6 +94,23 @@ def test_set_updater_equals_mongomocks(field: str, index: int) -> None:
         except Exception as exc:
             outcomes.append(f"raised {type(exc).__name__}: {exc}")
     assert outcomes[1] == outcomes[0]
+
+
+_IDS: list[Any] = [
+    1, 1.0, True, Int64(1), "1", "a", ObjectId("0123456789ab0123456789ab"), "0123456789ab0123456789ab",
+    datetime.datetime(2024, 1, 1), datetime.datetime(2024, 1, 1, tzinfo=_UTC), None, {"a": 1}, [1],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("queried", range(len(_IDS)))
+def test_a_query_on_id_alone_is_matched_as_mongomock_would(queried: int) -> None:
+    """Where ``lookup.is_by_id_of`` spares the matcher, the matcher would have said the same."""
+    for stored in _IDS:
+        query, doc = {"_id": _IDS[queried]}, {"_id": stored, "x": 1}
+        if lookup.is_by_id_of(query, doc):
+            assert mongomock.filtering.filter_applies(query, doc)
+    assert lookup.is_by_id_of({"_id": _IDS[queried]}, {"_id": _IDS[queried]}) == (type(_IDS[queried]) in (
+        int, Int64, str, ObjectId, datetime.datetime))  # fmt: skip
 
 
 def _op(collection: Any, rnd: random.Random, step: int) -> Any:
