@@ -277,6 +277,7 @@ class StandinCollection(Collection):
         return super()._copy_only_fields(doc, fields, container)
 
     def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """mongomock's ``find_one``; without its ``Cursor`` for a filter, projection and sort."""
         if (
             type(filter) is dict
             and len(args) + len(kwargs.keys() & {"projection"}) <= 1
