@@ -29,9 +29,7 @@ def remainder(payment: Payment) -> int:
     return payment.amount - payment.amount_refunded - payment.refund_reserved
 
 
-def refund_amount(
-    payment: Payment, requested: int | None, *, customer: bool, now: datetime, window: timedelta
-) -> int:
+def refund_amount(payment: Payment, requested: int | None, *, customer: bool, now: datetime, window: timedelta) -> int:
     """The amount to refund for this request, or the refusal (409 ``not_refundable``) naming why.
 
     ``requested`` None asks for everything left. A customer may ask within ``window`` of the
