@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingress.errors import ApiError, error
@@ -27,12 +28,31 @@ class PayloadTooLarge(ApiError):
         super().__init__(413, "payload_too_large", f"body is larger than {cap} bytes")
 
 
-def _declared(headers: Headers) -> int | None:
+def declared(raw: str | None) -> int | None:
     """The declared ``Content-Length`` (ASCII digits only; anything else counts as undeclared)."""
-    raw = headers.get("content-length")
     if raw is None or not raw.isascii() or not raw.isdigit():
         return None
     return int(raw) if len(raw) <= 18 else 10**18
+
+
+async def read_capped(receive: Receive, cap: int) -> bytes:
+    """The whole request body, as ``Request.body()`` reads it, raising ``PayloadTooLarge`` once it passes ``cap``.
+
+    For a route served outside ``BodyLimit`` (the webhook); ``ClientDisconnect`` if the client went away.
+    """
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > cap:
+            raise PayloadTooLarge(cap)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class BodyLimit:
@@ -46,8 +66,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cap = self.caps.get(scope["path"], self.default)
-        declared = _declared(Headers(scope=scope))
-        if declared is not None and declared > cap:
+        length = declared(Headers(scope=scope).get("content-length"))
+        if length is not None and length > cap:
             too_large = PayloadTooLarge(cap)
             await error(413, too_large.code, too_large.message)(scope, receive, send)
             return

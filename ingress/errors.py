@@ -60,9 +60,13 @@ REFUSAL_STATUS = {
 }
 
 
+def api_answer(exc: ApiError) -> JSONResponse:
+    return error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    return api_answer(exc)
 
 
 async def refused(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,9 @@ event id and outcome), and turns any exception that escapes the routes and their
 ``500 {"error": {"code": "internal_error", "message": "internal error"}}``: no detail in the body,
 the traceback in the log next to the request id. Starlette's ``ServerErrorMiddleware`` stays
 behind it with the same JSON handler (``errors.unexpected``) for the rare failure outside.
+
+``direct`` maps paths to ASGI apps that take their POSTs straight from here, past the app's other
+layers (the Stripe webhook, which does what those layers did for it itself; see ``webhooks``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.logs import pop, push
@@ -33,14 +36,15 @@ _HEADER = HEADER.lower().encode()
 _NOTES = "access_notes"
 
 
-def note(request: Request, **fields: Any) -> None:
-    """Add ``fields`` (keys of ``adapters.logs.FIELDS``) to this request's access line."""
-    request.scope.setdefault("state", {}).setdefault(_NOTES, {}).update(fields)
+def note(scope: Scope, **fields: Any) -> None:
+    """Add ``fields`` (keys of ``adapters.logs.FIELDS``) to the access line of this request (its ASGI scope)."""
+    scope.setdefault("state", {}).setdefault(_NOTES, {}).update(fields)
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, direct: Mapping[str, ASGIApp] | None = None) -> None:
         self.app = app
+        self.direct = dict(direct or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,9 +66,10 @@ class RequestGuard:
                 message = {**message, "headers": [*headers, (_HEADER, rid.encode())]}
             await send(message)
 
+        app = self.direct.get(scope["path"], self.app) if scope["method"] == "POST" else self.app
         token = push(request_id=rid)
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         except Exception as exc:
             if started:  # half an answer is out: nothing to replace it with; let the server close
                 raise

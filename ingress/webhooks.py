@@ -1,4 +1,13 @@
-"""``POST /api/webhooks/stripe``: verify, enqueue, answer. No business rule lives here."""
+"""``POST /api/webhooks/stripe``: verify, enqueue, answer. No business rule lives here.
+
+A raw ASGI app, which ``RequestGuard`` calls directly for a POST to the webhook paths: its request
+id, access line and catch-all 500 still apply, but the body cap, exception handlers, router and
+``Request`` of the other routes are skipped (they cost the ingress as much CPU per delivery as
+verifying and enqueuing). What they did for this route is done here: the body cap (413 for a
+declared or streamed body over ``WEBHOOK_MAX_BYTES``), ``ApiError`` answered in the API's shape,
+a client gone before its body was read answered 400. The routes of the app still name this app
+(a GET is the router's 405).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +16,16 @@ from typing import Any
 
 import redis
 from dramatiq.errors import BrokerConnectionError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from adapters import metrics
 from adapters.async_queue import AsyncEnqueuer
 from adapters.queue import event_message
 from adapters.settings import Settings
-from ingress import parse, signature
-from ingress.errors import error
+from ingress import body_limit, parse, signature
+from ingress.errors import ApiError, api_answer, error
 from ingress.request_guard import note
 from usecases.handlers import SUBSCRIBED
 
@@ -32,22 +42,38 @@ _ENQUEUED, _IGNORED, _DOWN, _INVALID = (
 
 
 class StripeWebhook:
-    """The webhook endpoint as a small object, so the app hands it its enqueuer and settings."""
+    """The webhook endpoint as a small ASGI app, so the app hands it its enqueuer and settings."""
 
     def __init__(self, settings: Settings, enqueuer: AsyncEnqueuer) -> None:
         self.secrets = settings.stripe_webhook_secrets
+        self.max_bytes = settings.webhook_max_bytes
         self.enqueuer = enqueuer
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            # BodyLimit caps this read at WEBHOOK_MAX_BYTES (413 before the rest is read).
-            body = await request.body()
+            answer = await self.handle(scope, receive)
+        except ApiError as refused:  # 413, and the parsers' 400 and 422
+            answer = api_answer(refused)
+        await answer(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        header = length = None
+        for key, value in scope["headers"]:  # lower-case names (ASGI); the first of each, as Starlette's Headers
+            if key == b"stripe-signature" and header is None:
+                header = value.decode("latin-1")
+            elif key == b"content-length" and length is None:
+                length = value.decode("latin-1")
+        declared = body_limit.declared(length)
+        if declared is not None and declared > self.max_bytes:
+            raise body_limit.PayloadTooLarge(self.max_bytes)  # before anything is read
+        try:
+            body = await body_limit.read_capped(receive, self.max_bytes)
         except ClientDisconnect:
             return error(400, "malformed_json", "client disconnected before the body was read")
-        if not signature.verify(body, request.headers.get("stripe-signature"), self.secrets):
+        if not signature.verify(body, header, self.secrets):
             _INVALID.inc()
             return error(400, "invalid_signature", "Stripe-Signature does not verify for this body")
-        return await self._enqueue(request, self.parse_event(body))
+        return await self._enqueue(scope, self.parse_event(body))
 
     @staticmethod
     def parse_event(body: bytes) -> dict[str, Any]:
@@ -58,11 +84,11 @@ class StripeWebhook:
             raise parse.Invalid("type must be a Stripe event type", "type")
         return event
 
-    async def _enqueue(self, request: Request, event: dict[str, Any]) -> Response:
+    async def _enqueue(self, scope: Scope, event: dict[str, Any]) -> Response:
         # The request's access line says what came of the event (one line per delivery, not two).
         ids = {"event_id": event["id"], "event_type": event["type"]}
         if event["type"] not in SUBSCRIBED:
-            note(request, outcome="ignored", **ids)
+            note(scope, outcome="ignored", **ids)
             _IGNORED.inc()
             return IGNORED
         try:
@@ -71,10 +97,10 @@ class StripeWebhook:
             with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
                 await self.enqueuer.enqueue(event_message(event))
         except _BROKER_DOWN as exc:
-            note(request, outcome="broker_unavailable", **ids)
+            note(scope, outcome="broker_unavailable", **ids)
             log.warning("broker unavailable", extra={"error": repr(exc), **ids})
             _DOWN.inc()
             return error(503, "broker_unavailable", "queue unavailable, retry later", headers={"Retry-After": "5"})
-        note(request, outcome="enqueued", **ids)
+        note(scope, outcome="enqueued", **ids)
         _ENQUEUED.inc()
         return RECEIVED

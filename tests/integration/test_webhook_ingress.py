@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -166,6 +166,41 @@ def test_a_delivery_has_one_access_line_naming_its_event_and_outcome(
         "enqueued",
         200,
     )
+
+
+def test_webhook_answers_carry_a_request_id_and_other_methods_are_the_routers_405(client: TestClient) -> None:
+    """POSTs skip the app's inner layers (see ``RequestGuard``'s ``direct``), not its request ids; a GET is a 405."""
+    body, headers = signed(succeeded_event(), SECRET)
+    answers = [client.post("/api/webhooks/stripe", content=body, headers=headers), client.post("/api/webhooks/stripe")]
+    assert [a.status_code for a in answers] == [200, 400]
+    ids = {a.headers["x-request-id"] for a in answers}
+    assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+    got = client.get("/api/webhooks/stripe")
+    assert (got.status_code, got.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_a_client_gone_before_its_body_is_answered_400_and_logged(
+    settings: Settings, broker: RedisBroker, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A disconnect while the webhook reads its body: 400 malformed_json, one access line, nothing enqueued."""
+    import asyncio
+
+    app = create_app(settings, broker=broker, db=db)
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "method": "POST", "path": "/api/webhooks/stripe", "headers": [], "query_string": b""}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    with caplog.at_level("INFO", logger="ingress.access"):
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400 and json.loads(sent[1]["body"])["error"]["code"] == "malformed_json"
+    [line] = [r.__dict__ for r in caplog.records if r.name == "ingress.access"]
+    assert (line["status"], line["path"]) == (400, "/api/webhooks/stripe")
+    assert queued(broker) == []
 
 
 def test_a_signature_header_with_non_ascii_bytes_is_refused(client: TestClient, broker: RedisBroker) -> None:
