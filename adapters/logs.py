@@ -14,7 +14,8 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
@@ -71,19 +72,26 @@ class JsonFormatter(logging.Formatter):
         return self.line(record).decode()
 
     def line(self, record: logging.LogRecord) -> bytes:
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        message = record.getMessage()
+        return self.parts_line(record.created, record.levelname, record.name, message, record.__dict__, exc)
+
+    def parts_line(
+        self, created: float, level: str, logger: str, msg: str, attributes: Mapping[str, Any], exc: str | None = None
+    ) -> bytes:
+        """The line of a record made of these parts (``attributes``: the record's, or the ``extra`` it would get)."""
         line: dict[str, Any] = {
-            "ts": self._timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+            "ts": self._timestamp(created),
+            "level": level.lower(),
+            "logger": logger,
+            "msg": msg,
             **_context.get(),
         }
-        attributes = record.__dict__
         for key in FIELDS:
             if key in attributes:
                 line[key] = attributes[key]
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if exc is not None:
+            line["exc"] = exc
         try:
             # A fifth of json.dumps's cost: this runs for every request the ingress answers.
             return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS)
@@ -133,11 +141,64 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
             super().emit(record)
             return
         try:
-            data = memoryview(formatter.line(record) + b"\n")
-            while data:
-                data = data[os.write(self.fd, data) :]
+            self._write(self.fd, formatter.line(record))
         except Exception:
             self.handleError(record)
+
+    def write_info(self, logger: str, msg: str, fields: dict[str, Any]) -> bool:
+        """Write the line ``emit`` would for an INFO record of ``logger`` with ``extra=fields``, built
+        from the parts; False (nothing written) when this handler does not write to a descriptor."""
+        formatter = self.formatter
+        if self.fd is None or not isinstance(formatter, JsonFormatter):
+            return False
+        self.acquire()
+        try:
+            self._write(self.fd, formatter.parts_line(time.time(), "INFO", logger, msg, fields))
+        except Exception:
+            self.handleError(logging.makeLogRecord({**fields, "name": logger, "msg": msg, "levelname": "INFO"}))
+        finally:
+            self.release()
+        return True
+
+    @staticmethod
+    def _write(fd: int, line: bytes) -> None:
+        data = memoryview(line + b"\n")
+        while data:
+            data = data[os.write(fd, data) :]
+
+
+def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``, written without the record when one ``JsonLines`` alone would write it.
+
+    For the ingress's access line (one per request): building the record and passing it through
+    the logger and the handler cost several times writing the line. The line is the one that
+    handler would write; whenever anything else could see the record (a filter, another handler
+    such as a test's capture, a handler without a descriptor) it goes through ``logging`` as usual.
+    """
+    handler = _sole_json_lines(logger, logging.INFO)
+    if handler is None or not handler.write_info(logger.name, msg, fields):
+        logger.info(msg, extra=fields)
+
+
+def _sole_json_lines(logger: logging.Logger, level: int) -> JsonLines | None:
+    """The one handler a record of ``level`` from ``logger`` reaches, if it is a ``JsonLines`` and nothing filters."""
+    if logger.disabled or not logger.isEnabledFor(level):
+        return None
+    found: JsonLines | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if level < handler.level:
+                continue
+            if found is not None or type(handler) is not JsonLines or handler.filters:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 def configure_logging(level: str = "INFO") -> None:

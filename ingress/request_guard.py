@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.logs import pop, push
+from adapters.logs import info_line, pop, push
 from ingress.errors import internal_error
 
 log = logging.getLogger("ingress.errors")
@@ -87,5 +87,5 @@ class RequestGuard:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - began) * 1000, 2),
                 }
-                access.info("request", extra=fields)
+                info_line(access, "request", fields)
             pop(token)

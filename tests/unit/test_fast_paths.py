@@ -141,6 +141,68 @@ def test_each_record_is_one_json_line_on_the_descriptor(tmp_path: Any) -> None:
     assert (second["level"], second["msg"]) == ("warning", "é")
 
 
+def test_an_access_line_written_directly_is_the_line_its_record_would_give(tmp_path: Any) -> None:
+    """``info_line`` writes, without a record, the line ``JsonLines`` writes for ``logger.info(..., extra=...)``."""
+    import logging
+
+    from adapters.logs import JsonLines, info_line, log_context
+
+    logger = logging.getLogger("tests.fast_paths.access")
+    logger.propagate, logger.level = False, logging.INFO
+    fields = {"event_id": "evt_1", "outcome": "enqueued", "status": 200, "duration_ms": 1.25, "card": "4242"}
+    with open(tmp_path / "log", "w") as stream:
+        logger.addHandler(JsonLines(stream))
+        try:
+            with log_context(request_id="r1"):
+                logger.info("request", extra=fields)
+                info_line(logger, "request", fields)
+        finally:
+            logger.handlers.clear()
+    by_record, direct = (json.loads(line) for line in (tmp_path / "log").read_text().splitlines())
+    assert by_record.pop("ts")[:19] == direct.pop("ts")[:19]
+    assert list(direct.items()) == list(by_record.items())
+    assert direct["request_id"] == "r1" and "card" not in direct
+
+
+def test_an_access_line_goes_through_logging_when_anything_else_would_see_it(tmp_path: Any) -> None:
+    """Another handler (a test's capture), a filter, or a handler without a descriptor get the record as usual."""
+    import io
+    import logging
+
+    from adapters.logs import JsonLines, info_line
+
+    logger = logging.getLogger("tests.fast_paths.access_seen")
+    logger.propagate, logger.level = False, logging.INFO
+    seen: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def drop_all(record: logging.LogRecord) -> bool:
+        return False
+
+    with open(tmp_path / "log", "w") as stream:
+        on_fd = JsonLines(stream)
+        logger.addHandler(on_fd)
+        try:
+            logger.addHandler(Capture())
+            info_line(logger, "request", {"status": 200})  # both handlers
+            logger.handlers.pop()
+            logger.addFilter(drop_all)
+            info_line(logger, "request", {"status": 201})  # neither: the logger's filter drops it
+            logger.removeFilter(drop_all)
+            logger.handlers[:] = [JsonLines(io.StringIO())]
+            info_line(logger, "request", {"status": 202})  # no descriptor: written through the stream
+            in_memory = logger.handlers[0]
+        finally:
+            logger.handlers.clear()
+    assert [record.__dict__["status"] for record in seen] == [200]
+    assert [json.loads(line)["status"] for line in (tmp_path / "log").read_text().splitlines()] == [200]
+    assert isinstance(in_memory, JsonLines) and isinstance(in_memory.stream, io.StringIO)
+    assert json.loads(in_memory.stream.getvalue())["status"] == 202
+
+
 def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it() -> None:
     """The EVALSHA with its constant parts framed once is byte for byte the one framed whole."""
     from dramatiq.brokers.stub import StubBroker
