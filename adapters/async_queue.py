@@ -20,10 +20,10 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import os
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import uuid4
 
 import dramatiq
 import orjson
@@ -48,7 +48,8 @@ MAX_BATCH = 256
 
 @dataclass(slots=True)
 class _Pending:
-    command: tuple[Any, ...]
+    #: The message's framed arguments of dispatch.lua before the Lua unpack size, and after it.
+    command: tuple[bytes, bytes]
     future: asyncio.Future[None] = field(repr=False)
 
 
@@ -70,6 +71,15 @@ def encode(message: Message[Any]) -> bytes:
     return message.encode()
 
 
+def uuid4_text() -> str:
+    """``str(uuid.uuid4())``: the same random bytes and version bits, without the ``UUID`` (a third of the cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def with_redis_id(message: Message[Any]) -> Message[Any]:
     """``message.copy(options={"redis_message_id": …})`` as ``RedisBroker.enqueue`` makes it.
 
@@ -80,7 +90,7 @@ def with_redis_id(message: Message[Any]) -> Message[Any]:
         actor_name=message.actor_name,
         args=message.args,
         kwargs=message.kwargs,
-        options={**message.options, "redis_message_id": str(uuid4())},
+        options={**message.options, "redis_message_id": uuid4_text()},
         message_id=message.message_id,
         message_timestamp=message.message_timestamp,
     )
@@ -110,7 +120,10 @@ class AsyncEnqueuer:
         self._script = DRAMATIQ_SCRIPTS["dispatch"]
         self._sha = hashlib.sha1(self._script).hexdigest()
         self._unpack_size: int | None = None
-        self._framed: tuple[bytes, bytes, bytes] | None = None
+        # dispatch.lua's arguments that are the same for every message: the broker's id, its
+        # heartbeat timeout and dead-message TTL (framed here), the unpack size (once known).
+        self._ids = b"".join(map(frame, (broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl)))
+        self._framed: tuple[bytes, bytes] | None = None
         self._pending: list[_Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: Any = None
@@ -127,36 +140,31 @@ class AsyncEnqueuer:
         message = with_redis_id(message)
         self.broker.emit_before("enqueue", message, None)
         future: asyncio.Future[None] = loop.create_future()
-        self._pending.append(_Pending(self._args(message), future))
+        self._pending.append(_Pending(self._arguments(message), future))
         if self._drain is None or self._drain.done():
             self._drain = loop.create_task(self._run())
         await future
         self.broker.emit_after("enqueue", message, None)
         return message
 
-    def _args(self, message: Message[Any]) -> tuple[Any, ...]:
-        """What ``RedisBroker._dispatch("enqueue")`` passes to dispatch.lua, but the unpack size (known later)."""
-        broker = self.broker
-        return (
-            "enqueue",
-            current_millis(),
-            message.queue_name,
-            broker.broker_id,
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            broker._should_do_maintenance("enqueue"),
-            message.options["redis_message_id"],
-            encode(message),
-        )
+    def _arguments(self, message: Message[Any]) -> tuple[bytes, bytes]:
+        """What ``RedisBroker._dispatch("enqueue")`` passes to dispatch.lua for ``message``, framed.
 
-    def _constants(self, unpack_size: int) -> tuple[bytes, bytes, bytes]:
-        """The framed arguments every EVALSHA of this enqueuer shares, framed once."""
+        dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size,
+        redis id, message]): the message's own ones before the unpack size (known later), and after.
+        """
+        maintenance = self.broker._should_do_maintenance("enqueue")
+        before = frame(current_millis()) + frame(message.queue_name) + self._ids + frame(maintenance)
+        redis_id, data = message.options["redis_message_id"].encode(), encode(message)
+        # Both framed as ``frame`` frames them, in one formatting: the message is copied once, not twice.
+        return before, b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(redis_id), redis_id, len(data), data)
+
+    def _constants(self, unpack_size: int) -> tuple[bytes, bytes]:
+        """The head of every EVALSHA of this enqueuer and the framed unpack size, framed once."""
         if self._framed is None:
-            broker = self.broker
-            head = resp("EVALSHA", self._sha, 1, broker.namespace, "enqueue")
+            head = resp("EVALSHA", self._sha, 1, self.broker.namespace, "enqueue")
             head = b"*14" + head[head.index(b"\r\n") :]  # 5 framed here, 9 more per message
-            ids = b"".join(map(frame, (broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl)))
-            self._framed = (head, ids, frame(unpack_size))
+            self._framed = (head, frame(unpack_size))
         return self._framed
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -222,16 +230,11 @@ class AsyncEnqueuer:
                 replies[i] = reply
         return replies
 
-    def _evalsha(self, args: tuple[Any, ...], unpack_size: int) -> bytes:
-        """``resp("EVALSHA", sha, 1, namespace, *args[:7], unpack_size, *args[7:])``, the constant parts framed once.
-
-        dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size, ...])
-        """
-        head, ids, unpack = self._constants(unpack_size)
-        _, timestamp, queue, _, _, _, maintenance, redis_id, data = args
-        return b"".join(
-            (head, frame(timestamp), frame(queue), ids, frame(maintenance), unpack, frame(redis_id), frame(data))
-        )
+    def _evalsha(self, arguments: tuple[bytes, bytes], unpack_size: int) -> bytes:
+        """One message's EVALSHA of dispatch.lua (its arguments from ``_arguments``)."""
+        head, unpack = self._constants(unpack_size)
+        before, after = arguments
+        return b"".join((head, before, unpack, after))
 
     async def _pipeline(self, commands: list[bytes]) -> list[Any]:
         """Write every command at once, then read one reply each; an error reply is returned, not raised."""

@@ -203,18 +203,38 @@ def test_an_access_line_goes_through_logging_when_anything_else_would_see_it(tmp
     assert json.loads(in_memory.stream.getvalue())["status"] == 202
 
 
-def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it() -> None:
-    """The EVALSHA with its constant parts framed once is byte for byte the one framed whole."""
+def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The EVALSHA with its constant parts framed once is byte for byte the one framed whole,
+    with the arguments ``RedisBroker._dispatch("enqueue")`` gives dispatch.lua."""
+    from dramatiq import Message
     from dramatiq.brokers.stub import StubBroker
 
-    from adapters.async_queue import AsyncEnqueuer
+    from adapters import async_queue
 
     broker: Any = StubBroker()
     broker.namespace, broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl = "dramatiq", "b-1", 30, 7
-    enqueuer = AsyncEnqueuer(broker, "redis://127.0.0.1:1/0")
-    for args in [("enqueue", 1700000000123, "stripe-events", "b-1", 30, 7, 0, "r-1", b'{"x":"\xc3\xa9"}'),
-                 ("enqueue", 5, "emails", "b-1", 30, 7, 1, "r-2", b"")]:  # fmt: skip
-        assert enqueuer._evalsha(args, 500) == resp("EVALSHA", enqueuer._sha, 1, "dramatiq", *args[:7], 500, *args[7:])
+    enqueuer = async_queue.AsyncEnqueuer(broker, "redis://127.0.0.1:1/0")
+    for millis, maintenance, queue, args in [(1700000000123, 0, "stripe-events", ({"x": "é"},)), (5, 1, "emails", ())]:
+        monkeypatch.setattr(async_queue, "current_millis", lambda millis=millis: millis)
+        broker._should_do_maintenance = lambda command, maintenance=maintenance: maintenance
+        message = async_queue.with_redis_id(Message(queue, "actor", args, {}, {}))
+        redis_id, data = message.options["redis_message_id"], async_queue.encode(message)
+        generic = resp("EVALSHA", enqueuer._sha, 1, "dramatiq", "enqueue", millis, queue, "b-1", 30, 7, maintenance,
+                       500, redis_id, data)  # fmt: skip
+        assert enqueuer._evalsha(enqueuer._arguments(message), 500) == generic
+
+
+def test_redis_message_ids_are_uuid4_text() -> None:
+    """Each enqueue's Redis id is written as ``str(uuid4())`` writes one: version 4, RFC 4122 variant."""
+    import uuid
+
+    from adapters.async_queue import uuid4_text
+
+    made = [uuid4_text() for _ in range(200)]
+    assert len(set(made)) == 200
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
 
 
 def test_a_dramatiq_worker_process_logs_through_its_pipe_whole_messages() -> None:
