@@ -211,8 +211,9 @@ def _check_strings(value: Any) -> None:
             _check_strings(item)
 
 
-#: ``bytes.translate`` table turning every ASCII digit into ``0`` and every other byte into a space.
-_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+#: ``bytes.translate`` table turning every ASCII digit into ``0``, both opening brackets into ``[``
+#: and every other byte into a space: one pass over a body finds its digit runs and counts its brackets.
+_SCAN = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x5B if byte in b"{[" else 0x20 for byte in range(256))
 #: 19 digits in a row: the shortest integer literal that may not fit in 64 bits.
 _LONG_DIGITS = b"0" * 19
 
@@ -240,13 +241,14 @@ def _fast_json(raw: bytes) -> Any:
     body with 19 digits in a row (in a string or not) goes there too. orjson nests at most 1024
     deep, so the depth is checked after, and only when there are enough brackets to matter.
     """
-    if _LONG_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+    scanned = raw.translate(_SCAN)
+    if _LONG_DIGITS in scanned:
         return _NOT_FAST
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _NOT_FAST
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+    if scanned.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise Invalid(f"JSON nests deeper than {MAX_DEPTH} levels")
     return value
 
