@@ -155,7 +155,8 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         try:
             self._write(self.fd, formatter.parts_line(time.time(), "INFO", logger, msg, fields))
         except Exception:
-            self.handleError(logging.makeLogRecord({**fields, "name": logger, "msg": msg, "levelname": "INFO"}))
+            record = {**fields, "name": logger, "msg": msg, "levelname": "INFO", "levelno": logging.INFO}
+            self.handleError(logging.makeLogRecord(record))
         finally:
             self.release()
         return True
