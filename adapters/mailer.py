@@ -170,7 +170,7 @@ class Mailer:
     def __init__(self, smtp_url: str | None, email_from: str, *, timeout: float = SMTP_TIMEOUT) -> None:
         self.target = parse_smtp_url(smtp_url) if smtp_url else None
         self.email_from = email_from
-        self.envelope_from = email.utils.parseaddr(email_from)[1] or email_from
+        self.envelope_from = _parse(email_from)[1] or email_from
         self.from_header = _address(email_from)
         self.timeout = timeout
         self.local = threading.local()
