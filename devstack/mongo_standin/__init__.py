@@ -7,6 +7,6 @@ driver at ``mongodb://127.0.0.1:N``. Modules, outside in:
   ``admin`` / ``catalog`` / ``reads`` / ``writes`` (the commands), ``cursors`` (batches, getMore),
   ``backend`` (mongomock, adapted) with ``lookup`` (queries served through indexes), ``unique``
   (unique-index checks) and ``hashindex`` (the key maps both use), ``errors`` (MongoDB codes),
-  ``snapshot`` (state file), ``journal`` (write-ahead log next to it: group commit, replay,
-  compaction) with ``changes`` (what a command changed, as the journal records it).
+  ``snapshot`` (state file, written by a forked child: ``forked``), ``journal`` (write-ahead log
+  next to it: group commit, replay, compaction) with ``changes`` (what a command changed, as the journal records it).
 """

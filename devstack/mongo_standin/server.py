@@ -27,7 +27,7 @@ from pathlib import Path
 
 import bson
 
-from . import snapshot, wire
+from . import forked, wire
 from .commands import Engine
 from .connection import Connection
 from .errors import INVALID_BSON, CommandError, error_fields, error_reply
@@ -113,15 +113,15 @@ class StandinServer:
             if not force and self.engine.generation == self._saved_generation:
                 return False
             journal, next_file = self.journal, None
-            with self.engine.lock:  # a consistent cut: no command runs while encoding
+            with self.engine.lock:  # a consistent cut: the fork, between two commands
                 generation = self.engine.generation
                 if journal is not None:
                     # What comes after this cut goes to a new file (the protocol: journal.py).
                     next_file = journal.number + 1
                     journal.rotate(next_file)
-                data = snapshot.dump(self.engine.client, journal=next_file)
-            # The slow part -- write and fsync -- happens off the loop; commands go on meanwhile.
-            await asyncio.to_thread(snapshot.write_atomic, self.snapshot_path, data)
+                writer = forked.start(self.engine.client, self.snapshot_path, next_file)
+            # Encoding, writing and fsync happen in the child; commands go on meanwhile.
+            await asyncio.to_thread(writer.wait)
             self._saved_generation = generation
             if journal is not None and next_file is not None:
                 await asyncio.to_thread(journal.remove_before, next_file)
