@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,6 +97,10 @@ class SignMessages(Middleware):
 
 #: How many times less often a delay queue's consumer may poll when idle (see ``Consumer``).
 DELAY_POLL_FACTOR = 10
+#: Messages a yielding queue's consumer holds at most while the process has other work.
+YIELDING_PREFETCH = 1
+#: Seconds a yielding queue goes on yielding after the process was given other work.
+YIELD_WINDOW = 1.0
 
 
 class Consumer(_RedisConsumer):
@@ -111,15 +116,45 @@ class Consumer(_RedisConsumer):
     retries waiting out backoffs of seconds, and fetching them sooner only means holding them
     longer. Its thread moves due retries to their queue once per poll, so a retry is late by at
     most that cap (200 ms at ``WORKER_POLL_MS=20``), and an idle process polls Redis half as often.
+
+    A queue the broker names as yielding (the emails) fetches no more than ``YIELDING_PREFETCH``
+    messages at a time while this process holds messages of another queue (events, refunds), or
+    was given one less than ``YIELD_WINDOW`` ago (so the short gaps between a burst's events do
+    not let the emails back in): priority alone only orders the messages a process holds, so a
+    burst's emails would otherwise fill the threads and take the CPU its activations wait for.
+    Otherwise it fetches its full prefetch.
     """
 
     #: Milliseconds: the cap of this consumer's back-off when a poll finds nothing.
     timeout: int
 
     def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
-        if queue_name == dq_name(q_name(queue_name)):
+        self.delayed = queue_name == dq_name(q_name(queue_name))
+        if self.delayed:
             timeout *= DELAY_POLL_FACTOR
+        self.yields = queue_name in broker.yielding
         super().__init__(broker, queue_name, prefetch, timeout)
+        broker.consumers[queue_name] = self  # replaces the one a restart after a fault left
+
+    @property
+    def prefetch(self) -> int:
+        """Read by Dramatiq's ``__next__`` before each fetch: how many messages may be held."""
+        if self.yields and (time.monotonic() < self.broker.busy_until or self._others_held()):
+            return min(self._prefetch, YIELDING_PREFETCH)
+        return self._prefetch
+
+    @prefetch.setter
+    def prefetch(self, value: int) -> None:
+        self._prefetch = value
+
+    def _others_held(self) -> bool:
+        return any(c.outstanding_message_count for c in self.broker.consumers.values() if c.urgent)
+
+    @property
+    def urgent(self) -> bool:
+        """Whether the messages it holds make the yielding queues wait (a delay queue's are only
+        waiting out their backoff)."""
+        return not (self.yields or self.delayed)
 
     def requeue(self, messages: Any) -> None:
         try:
@@ -130,19 +165,28 @@ class Consumer(_RedisConsumer):
 
     def __next__(self) -> Any:
         try:
-            return super().__next__()
+            message = super().__next__()
         except redis.TimeoutError as error:  # Dramatiq converts only redis.ConnectionError
             raise ConnectionClosed(error) from None
+        if message is not None and self.urgent:
+            self.broker.busy_until = time.monotonic() + YIELD_WINDOW
+        return message
 
 
 class Broker(RedisBroker):
-    """Dramatiq's Redis broker: its consumers survive Redis faults, and ``close`` really closes
-    its connections (Dramatiq's does nothing)."""
+    """Dramatiq's Redis broker: its consumers survive Redis faults and let ``yielding`` queues
+    wait while others have work (see ``Consumer``), and ``close`` really closes its connections
+    (Dramatiq's does nothing)."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, yielding: frozenset[str] = frozenset(), **options: Any) -> None:
         super().__init__(**options)
         #: Queues whose consumer could not give its delayed messages back (see ``Consumer``).
         self.stranded: set[str] = set()
+        self.yielding = yielding
+        #: The live consumer of each queue in this process (each holds that queue's messages).
+        self.consumers: dict[str, Consumer] = {}
+        #: ``time.monotonic()`` until which the yielding queues keep yielding (see ``Consumer``).
+        self.busy_until = 0.0
 
     @property
     def consumer_class(self) -> type[Consumer]:
@@ -156,6 +200,7 @@ class Broker(RedisBroker):
 def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> RedisBroker:
     """A Redis broker that signs what it enqueues, with ``middleware`` after (an enqueuer needs none)."""
     broker = Broker(
+        yielding=frozenset({EMAILS_QUEUE}),
         url=settings.redis_url,
         middleware=[SignMessages(settings.queue_signing_key), *middleware],
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

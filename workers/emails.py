@@ -55,7 +55,8 @@ TIME_LIMIT = LEASE - timedelta(minutes=1)
 
 #: Behind every other actor (priority 0): of the messages one worker process holds, a thread takes
 #: the events and refunds first, so during a burst enrollments are activated without waiting for
-#: the emails, which catch up as soon as the burst is drained.
+#: the emails, which catch up as soon as the burst is drained. The broker also has the emails queue
+#: yield (``adapters.queue.Consumer``): one emails message at a time while a process has other work.
 EMAILS_PRIORITY = 10
 
 

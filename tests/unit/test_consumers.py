@@ -1,21 +1,66 @@
-"""The broker's consumers: a delay queue's backs off further than the others' (``adapters.queue.Consumer``)."""
+"""The broker's consumers (``adapters.queue.Consumer``): a delay queue's backs off further than
+the others', and a yielding queue's holds one message at a time while the process has other work."""
 
 from __future__ import annotations
 
-from adapters.queue import DELAY_POLL_FACTOR, Broker, Consumer
+import time
+from collections.abc import Iterator
+
+import pytest
+from dramatiq import Message
+
+from adapters.queue import DELAY_POLL_FACTOR, YIELD_WINDOW, YIELDING_PREFETCH, Broker, Consumer
 
 
-def test_a_delay_queue_s_consumer_polls_at_most_ten_times_less_often() -> None:
-    broker = Broker(url="redis://127.0.0.1:9/0", middleware=[])  # consumers connect on their first fetch
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    broker = Broker(yielding=frozenset({"emails"}), url="redis://127.0.0.1:9/0", middleware=[])
+    yield broker  # consumers connect on their first fetch: nothing listens on port 9
+    broker.close()
 
-    def cap(queue: str) -> int:
-        consumer = broker.consume(queue, prefetch=2, timeout=20)
-        assert isinstance(consumer, Consumer)
-        return consumer.timeout
 
-    try:
-        assert cap("emails") == 20
-        assert cap("emails.DQ") == 20 * DELAY_POLL_FACTOR == 200
-        assert cap("DQ") == 20  # a queue that only looks like one
-    finally:
-        broker.close()
+def consume(broker: Broker, queue: str, prefetch: int = 2) -> Consumer:
+    consumer = broker.consume(queue, prefetch=prefetch, timeout=20)
+    assert isinstance(consumer, Consumer)
+    return consumer
+
+
+def test_a_delay_queue_s_consumer_polls_at_most_ten_times_less_often(broker: Broker) -> None:
+    assert consume(broker, "emails").timeout == 20
+    assert consume(broker, "emails.DQ").timeout == 20 * DELAY_POLL_FACTOR == 200
+    assert consume(broker, "DQ").timeout == 20  # a queue that only looks like one
+
+
+def test_the_emails_hold_one_message_while_events_are_held(broker: Broker) -> None:
+    emails, events, retries = (consume(broker, q, prefetch=16) for q in ("emails", "stripe-events", "stripe-events.DQ"))
+    assert emails.prefetch == events.prefetch == 16  # nothing held anywhere: the full prefetch
+
+    retries.queued_message_ids.add("waiting-out-its-backoff")
+    assert emails.prefetch == 16  # a delay queue's messages are not work yet
+
+    events.message_cache.append(b"fetched, not started")
+    assert emails.prefetch == YIELDING_PREFETCH == 1
+    assert events.prefetch == 16  # only the yielding queue yields
+    events.message_cache.clear()
+    events.queued_message_ids.add("running")
+    assert emails.prefetch == 1
+
+    restarted = consume(broker, "stripe-events", prefetch=16)  # after a fault: the old one is gone
+    assert not restarted.outstanding_message_count
+    assert emails.prefetch == 16
+
+
+def test_the_emails_go_on_yielding_for_a_while_after_an_event_was_given_out(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emails, events = consume(broker, "emails", prefetch=16), consume(broker, "stripe-events", prefetch=16)
+    events.message_cache.append(
+        Message(queue_name="stripe-events", actor_name="a", args=(), kwargs={}, options={}).encode()
+    )
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now)
+    assert next(events) is not None  # given to a worker thread, then done and acked:
+    events.queued_message_ids.clear()
+    assert emails.prefetch == 1
+    monkeypatch.setattr(time, "monotonic", lambda: now + YIELD_WINDOW)
+    assert emails.prefetch == 16

@@ -78,6 +78,12 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
         ("Retries.after_process_message", _source(Retries.after_process_message), "broker.enqueue(message"),
         # adapters.queue.Consumer widens a delay queue's back-off cap through this attribute.
         ("_RedisConsumer.__next__", _source(_RedisConsumer.__next__), "max_backoff=self.timeout"),
+        # ... and lets a yielding queue hold fewer messages through these, read before each fetch.
+        (
+            "_RedisConsumer.__next__",
+            _source(_RedisConsumer.__next__),
+            "if self.outstanding_message_count < self.prefetch",
+        ),
         ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.handle_delayed_messages()"),
     ]
     for where, text, needle in texts:
