@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.async_queue import resp
-from adapters.queue import _redact_all, redact, signed_form
+from adapters.queue import _contains, _redact_all, redact, signed_form
 from devstack import events
 from ingress import parse
 
@@ -76,6 +76,14 @@ def test_the_signed_form_is_the_bytes_json_dumps_gives(value: Any) -> None:
             signed_form(signed)
         return
     assert signed_form(signed) == want
+
+
+@fast
+@given(st.binary(max_size=80) | st.lists(st.sampled_from([b"e", b"-", b"0", b".", b"x"]), max_size=80).map(b"".join))
+def test_the_search_from_a_rare_byte_finds_what_in_finds(data: bytes) -> None:
+    """``_contains`` answers ``in``, with few or many (past ``_FEW``) of the rare byte."""
+    for pattern, rare in ((b"e-", b"-"), (b"0.0000", b"."), (b"0.0000", b"0")):
+        assert _contains(data, pattern, rare) == (pattern in data)
 
 
 @fast
