@@ -34,7 +34,7 @@ from dramatiq.brokers.redis import _scripts as DRAMATIQ_SCRIPTS
 from dramatiq.common import current_millis
 from dramatiq.encoder import JSONEncoder
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from adapters.queue import REDIS_SOCKET_TIMEOUT
@@ -237,15 +237,20 @@ class AsyncEnqueuer:
         return b"".join((head, before, unpack, after))
 
     async def _pipeline(self, commands: list[bytes]) -> list[Any]:
-        """Write every command at once, then read one reply each; an error reply is returned, not raised."""
+        """Write every command at once, then read one reply each; an error reply (NOSCRIPT, OOM,
+        READONLY…) is returned as its ``ResponseError``, not raised."""
         connection = self._connection
         await connection.send_packed_command(b"".join(commands))
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as refused:  # this command's own error (NOSCRIPT, OOM, READONLY…)
-                replies.append(refused)
+        # Straight from the connection's parser, which returns an error reply: ``read_response``
+        # around it would raise it, and costs as much again per reply for its per-read timeout
+        # and error handling, which ``_flush`` does once for the whole round trip.
+        parser = connection._parser
+        try:
+            replies = [await parser.read_response() for _ in commands]
+        except OSError as broken:  # a RedisError, as ``read_response`` reports it
+            raise redis.ConnectionError(f"Error while reading from Redis: {broken!r}") from broken
+        # As ``read_response`` does: a connection that just answered needs no health-check PING.
+        connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
         return replies
 
     async def _lua_unpack_size(self) -> int:

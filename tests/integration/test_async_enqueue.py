@@ -170,6 +170,31 @@ def test_a_failed_round_trip_fails_every_request_of_its_batch(
     assert [type(o) for o in outcomes] == [outcomes[0].__class__] * 5 and isinstance(outcomes[0], error)
 
 
+def test_a_connection_broken_while_the_replies_are_read_fails_the_batch_with_a_redis_error(
+    settings: Settings, broker: RedisBroker
+) -> None:
+    """A reset between the write and the replies is an outage for every request of the batch (503 at the route)."""
+
+    async def reset(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    async def run() -> list[Any]:
+        enqueuer = AsyncEnqueuer(broker, settings.redis_url)
+        try:
+            await enqueuer.enqueue(event_message(succeeded()))  # connected, script loaded
+            enqueuer._connection._parser.read_response = reset
+            outcomes: list[Any] = await asyncio.gather(
+                *(enqueuer.enqueue(event_message(succeeded())) for _ in range(3)), return_exceptions=True
+            )
+            return outcomes
+        finally:
+            await enqueuer.aclose()
+
+    outcomes = asyncio.run(run())
+    assert all(isinstance(outcome, redis.ConnectionError) for outcome in outcomes), outcomes
+    assert {type(outcome.__cause__) for outcome in outcomes} == {ConnectionResetError}
+
+
 @contextlib.asynccontextmanager
 async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on ``app`` in this event loop, inside the app's lifespan (which closes the enqueuer)."""
