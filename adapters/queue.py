@@ -8,6 +8,7 @@ the settings describe.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import time
@@ -50,7 +51,16 @@ SIGNATURE = "signature"
 
 def signature(key: bytes, actor_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
     """HMAC-SHA256 over the actor and its arguments (not the broker's ids or timestamps, which a retry renews)."""
-    return hmac.digest(key, signed_form([actor_name, list(args), kwargs]), "sha256").hex()
+    mac = _keyed(key).copy()
+    mac.update(signed_form([actor_name, list(args), kwargs]))
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with ``key``, for ``signature`` to copy: ``hmac.digest`` has OpenSSL look the
+    algorithm up and key it anew for every message (a copy saves about 0.4 µs of its 3.2 on a 3 KB event)."""
+    return hmac.new(key, digestmod="sha256")
 
 
 def signed_form(value: Any) -> bytes:
