@@ -215,6 +215,7 @@ def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it(monkeypat
     """The EVALSHA with its constant parts framed once is byte for byte the one framed whole,
     with the arguments ``RedisBroker._dispatch("enqueue")`` gives dispatch.lua."""
     from dramatiq import Message
+    from dramatiq.brokers.redis import MAINTENANCE_SCALE
     from dramatiq.brokers.stub import StubBroker
 
     from adapters import async_queue
@@ -224,12 +225,28 @@ def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it(monkeypat
     enqueuer = async_queue.AsyncEnqueuer(broker, "redis://127.0.0.1:1/0")
     for millis, maintenance, queue, args in [(1700000000123, 0, "stripe-events", ({"x": "é"},)), (5, 1, "emails", ())]:
         monkeypatch.setattr(async_queue, "current_millis", lambda millis=millis: millis)
-        broker._should_do_maintenance = lambda command, maintenance=maintenance: maintenance
+        broker.maintenance_chance = MAINTENANCE_SCALE * maintenance  # drawn: never, or always
         message = async_queue.with_redis_id(Message(queue, "actor", args, {}, {}))
         redis_id, data = message.options["redis_message_id"], async_queue.encode(message)
         generic = resp("EVALSHA", enqueuer._sha, 1, "dramatiq", "enqueue", millis, queue, "b-1", 30, 7, maintenance,
                        500, redis_id, data)  # fmt: skip
         assert enqueuer._evalsha(enqueuer._arguments(message), 500) == generic
+
+
+def test_a_message_with_its_redis_id_is_the_copy_dramatiq_makes_and_encodes_as_dramatiq_does() -> None:
+    """``with_redis_id`` is ``message.copy(options=…)`` (the message handed in left as it was), and
+    ``encode`` reads back as ``Message.encode`` does, field order included."""
+    from dramatiq import Message
+
+    from adapters.async_queue import encode, with_redis_id
+
+    message: Message[Any] = Message(
+        "stripe-events", "actor", ({"x": "é", "n": 1.5},), {"k": 1}, {"signature": "s"}, "evt_1", 7
+    )
+    copied = with_redis_id(message)
+    assert copied == message.copy(options={"redis_message_id": copied.options["redis_message_id"]})
+    assert type(copied) is Message and message.options == {"signature": "s"}
+    assert list(json.loads(encode(copied)).items()) == list(json.loads(copied.encode()).items())
 
 
 def test_redis_message_ids_are_uuid4_text() -> None:
