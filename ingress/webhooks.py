@@ -12,6 +12,7 @@ a client gone before its body was read answered 400. The routes of the app still
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -39,6 +40,7 @@ IGNORED = JSONResponse({"received": True, "ignored": True})
 _ENQUEUED, _IGNORED, _DOWN, _INVALID = (
     metrics.WEBHOOKS.labels(outcome) for outcome in ("enqueued", "ignored", "broker_unavailable", "invalid_signature")
 )
+_ENQUEUE_SECONDS = metrics.WEBHOOK_ENQUEUE_SECONDS
 
 
 class StripeWebhook:
@@ -92,10 +94,14 @@ class StripeWebhook:
             _IGNORED.inc()
             return IGNORED
         try:
-            # Awaited on the event loop: concurrent deliveries share one Redis round trip, and each
-            # is answered only once Redis acknowledged its own message.
-            with metrics.WEBHOOK_ENQUEUE_SECONDS.time():
+            # Timed as the histogram's Timer times (failed attempts too), without its object and lookups.
+            began = time.perf_counter()
+            try:
+                # Awaited on the event loop: concurrent deliveries share one Redis round trip, and
+                # each is answered only once Redis acknowledged its own message.
                 await self.enqueuer.enqueue(event_message(event))
+            finally:
+                _ENQUEUE_SECONDS.observe(time.perf_counter() - began)
         except _BROKER_DOWN as exc:
             note(scope, outcome="broker_unavailable", **ids)
             log.warning("broker unavailable", extra={"error": repr(exc), **ids})
