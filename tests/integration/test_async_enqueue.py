@@ -48,9 +48,9 @@ class CountingEnqueuer(AsyncEnqueuer):
         super().__init__(*args, **kwargs)
         self.round_trips: list[list[str]] = []
 
-    async def _pipeline(self, commands: list[bytes]) -> list[Any]:
-        # Each command is framed as b"*<n>\r\n$<len>\r\n<NAME>\r\n…": keep the names.
-        self.round_trips.append([command.split(b"\r\n")[2].decode() for command in commands])
+    async def _pipeline(self, commands: list[tuple[bytes, ...]]) -> list[Any]:
+        # Each command is framed as b"*<n>\r\n$<len>\r\n<NAME>\r\n…" (in parts): keep the names.
+        self.round_trips.append([b"".join(command).split(b"\r\n")[2].decode() for command in commands])
         return await super()._pipeline(commands)
 
 

@@ -230,7 +230,7 @@ def test_an_enqueue_command_is_framed_as_the_generic_framing_frames_it(monkeypat
         redis_id, data = message.options["redis_message_id"], async_queue.encode(message)
         generic = resp("EVALSHA", enqueuer._sha, 1, "dramatiq", "enqueue", millis, queue, "b-1", 30, 7, maintenance,
                        500, redis_id, data)  # fmt: skip
-        assert enqueuer._evalsha(enqueuer._arguments(message), 500) == generic
+        assert b"".join(enqueuer._evalsha(enqueuer._arguments(message), 500)) == generic
 
 
 def test_a_message_with_its_redis_id_is_the_copy_dramatiq_makes_and_encodes_as_dramatiq_does() -> None:
