@@ -163,9 +163,10 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
 
     @staticmethod
     def _write(fd: int, line: bytes) -> None:
-        data = memoryview(line + b"\n")
-        while data:
-            data = data[os.write(fd, data) :]
+        data = line + b"\n"
+        written = os.write(fd, data)
+        while written < len(data):  # a partial write (a full pipe, a signal): the rest, copied only then
+            written += os.write(fd, data[written:])
 
 
 def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:

@@ -149,6 +149,21 @@ def test_each_record_is_one_json_line_on_the_descriptor(tmp_path: Any) -> None:
     assert (second["level"], second["msg"]) == ("warning", "é")
 
 
+def test_a_line_the_descriptor_takes_in_parts_is_written_whole(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that takes only part of a line (a full pipe, a signal) is followed by the rest, in order."""
+    import os
+
+    from adapters.logs import JsonLines
+
+    line = b'{"msg":"a line longer than the five bytes each write takes"}'
+    write = os.write
+    with open(tmp_path / "log", "wb") as stream:
+        monkeypatch.setattr(os, "write", lambda fd, data: write(fd, data[:5]))
+        JsonLines._write(stream.fileno(), line)
+        monkeypatch.undo()
+    assert (tmp_path / "log").read_bytes() == line + b"\n"
+
+
 def test_an_access_line_written_directly_is_the_line_its_record_would_give(tmp_path: Any) -> None:
     """``info_line`` writes, without a record, the line ``JsonLines`` writes for ``logger.info(..., extra=...)``."""
     import logging
