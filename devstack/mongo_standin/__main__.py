@@ -40,8 +40,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--snapshot-interval",
         type=float,
-        default=5.0,
-        help="seconds between snapshots when something changed (default 5)",
+        default=60.0,
+        # mongod checkpoints every 60 s too; the journal makes every write durable meanwhile, and a
+        # snapshot (a forked child encoding the whole state) costs CPU and disk that grow with the data.
+        help="seconds between snapshots when something changed (default 60)",
     )
     args = parser.parse_args(argv)
     if args.snapshot_interval <= 0:

@@ -45,7 +45,7 @@ class StandinServer:
         host: str = "127.0.0.1",
         port: int = 27017,
         snapshot_path: Path | None = None,
-        snapshot_interval: float = 5.0,
+        snapshot_interval: float = 60.0,
     ) -> None:
         self.engine = engine
         self.host = host
