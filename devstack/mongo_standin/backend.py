@@ -41,7 +41,7 @@ from mongomock.filtering import filter_applies
 from mongomock.mongo_client import MongoClient
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
 
-from . import fastpaths, hashindex, lookup, unique
+from . import fastpaths, hashindex, lookup, matcher, unique
 from .changes import ChangeLog
 from .errors import duplicate_key_error
 
@@ -231,7 +231,11 @@ class StandinCollection(Collection):
             stats.candidate_documents += len(docs)
         if len(docs) == 1 and lookup.is_by_id_of(filter, docs[0]):
             return iter(docs)  # what the matcher would say, known without it
-        found = [doc for doc in docs if filter_applies(filter, doc)]
+        match = matcher.compile_filter(filter)
+        if match is None:
+            found = [doc for doc in docs if filter_applies(filter, doc)]
+        else:  # mongomock's matcher only where the predicate can't tell
+            found = [doc for doc in docs if (m := match(doc)) or (m is None and filter_applies(filter, doc))]
         if not found:
             filter_applies(filter, {})  # still reject an invalid filter, as mongomock does
         return iter(found)
