@@ -146,15 +146,15 @@ class Benchmark:
         """``python -m workers`` as the stack runs it: every queue."""
         return project_worker("worker", STRIPE_EVENTS_QUEUE, (STRIPE_EVENTS_QUEUE, EMAILS_QUEUE))
 
-    def wait_events_done(self, timeout: float) -> None:
-        """Until every queued event is processed (or ``timeout``); then drop the emails still queued.
+    def wait_work_done(self, timeout: float) -> None:
+        """Until every queued event, then every queued email, is processed (or ``timeout``).
 
-        The latency measured ends at the enrollment; the emails' tail would only make the next
-        round start late, behind a busy worker.
+        The latency measured ends at the enrollment, but the next round must not start behind the
+        emails' tail. Dropping them instead would leave their notifications pending: the worker's
+        sweep would find them a minute later and queue them again, during a round.
         """
-        watch = QueueWatch(self.rig.counters, STRIPE_EVENTS_QUEUE, ())
-        watch.wait_until(lambda s: s.unacked == 0, timeout)
-        self.rig.flush_queues(EMAILS_QUEUE)
+        for queue in (STRIPE_EVENTS_QUEUE, EMAILS_QUEUE):
+            QueueWatch(self.rig.counters, queue, ()).wait_until(lambda s: s.unacked == 0, timeout)
 
     # -- 1: closed loop --------------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class Benchmark:
             made = payloads.seed(rig.db, count)
             sent = open_loop(host, ingress_port, self.signed(self.bodies(made)), config.rate)
             runs.webhook.append(sent)
-            self.wait_events_done(timeout=180)
+            self.wait_work_done(timeout=180)
             delays = self.activation_delays(made, sent.sent_at)
             if len(delays) < count:
                 self.problem(f"open loop, round {round_number}: {count - len(delays)} of {count} events not activated")
