@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingress.errors import ApiError, error
+from ingress.errors import ApiError, api_answer
 
 #: Cap for every route without its own (the payment API's JSON bodies).
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -28,11 +28,13 @@ class PayloadTooLarge(ApiError):
         super().__init__(413, "payload_too_large", f"body is larger than {cap} bytes")
 
 
-def declared(raw: str | None) -> int | None:
-    """The declared ``Content-Length`` (ASCII digits only; anything else counts as undeclared)."""
+def check_declared(raw: str | None, cap: int) -> None:
+    """Raise ``PayloadTooLarge`` if the declared ``Content-Length`` is over ``cap`` (ASCII digits
+    only; anything else counts as undeclared, for the streamed body's own cap to catch)."""
     if raw is None or not raw.isascii() or not raw.isdigit():
-        return None
-    return int(raw) if len(raw) <= 18 else 10**18
+        return
+    if (int(raw) if len(raw) <= 18 else 10**18) > cap:
+        raise PayloadTooLarge(cap)
 
 
 async def read_capped(receive: Receive, cap: int) -> bytes:
@@ -66,10 +68,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cap = self.caps.get(scope["path"], self.default)
-        length = declared(Headers(scope=scope).get("content-length"))
-        if length is not None and length > cap:
-            too_large = PayloadTooLarge(cap)
-            await error(413, too_large.code, too_large.message)(scope, receive, send)
+        try:
+            check_declared(Headers(scope=scope).get("content-length"), cap)
+        except PayloadTooLarge as too_large:
+            await api_answer(too_large)(scope, receive, send)
             return
         received = 0
         started = False
@@ -94,4 +96,4 @@ class BodyLimit:
         except PayloadTooLarge as too_large:  # a route that let it through (the API's handler answers it first)
             if started:
                 raise
-            await error(413, too_large.code, too_large.message)(scope, receive, send)
+            await api_answer(too_large)(scope, receive, send)

@@ -65,9 +65,7 @@ class StripeWebhook:
                 header = value.decode("latin-1")
             elif key == b"content-length" and length is None:
                 length = value.decode("latin-1")
-        declared = body_limit.declared(length)
-        if declared is not None and declared > self.max_bytes:
-            raise body_limit.PayloadTooLarge(self.max_bytes)  # before anything is read
+        body_limit.check_declared(length, self.max_bytes)  # before anything is read
         try:
             body = await body_limit.read_capped(receive, self.max_bytes)
         except ClientDisconnect:
