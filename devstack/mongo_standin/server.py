@@ -113,6 +113,8 @@ class StandinServer:
                     connection.close()
                 await server.wait_closed()
                 freezes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await freezes
                 if snapshots is not None:
                     snapshots.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
