@@ -23,6 +23,12 @@ def cpu_seconds(pid: int, waited_children: bool = False) -> float:
     return sum(int(fields[i]) for i in columns) / TICK
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid``, all its threads."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size (``VmRSS``) in MiB; 0 once gone."""
     try:

@@ -29,7 +29,7 @@ from pymongo import MongoClient, ReturnDocument, UpdateOne, monitoring
 from pymongo.write_concern import WriteConcern
 
 from adapters.wiring import ensure_all_indexes
-from bench.procstat import TICK
+from bench.procstat import user_system_seconds
 from devstack.procs import free_port, port_open
 
 HOST = "127.0.0.1"
@@ -114,12 +114,6 @@ def _event(db: Any, i: int) -> None:
     db.stripe_events.update_one({"_id": f"evt_{i:08d}"}, {"$set": {"status": "processed"}, "$unset": {"error": ""}})
 
 
-def _cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of process ``pid``, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
-
-
 def run(root: Path, events: int, profile: Path | None) -> tuple[float, float, int]:
     """Serve from ``root``, send ``events`` webhooks' commands; (server user and system CPU seconds, commands)."""
     port = free_port()
@@ -146,10 +140,10 @@ def run(root: Path, events: int, profile: Path | None) -> tuple[float, float, in
             _setup(db)
             for i in range(20):  # warm up: imports, first-time paths
                 _event(db, -1 - i)
-            before, commands = _cpu(server.pid), counter.commands
+            before, commands = user_system_seconds(server.pid), counter.commands
             for i in range(events):
                 _event(db, i)
-            after = _cpu(server.pid)
+            after = user_system_seconds(server.pid)
             client.close()
             return after[0] - before[0], after[1] - before[1], counter.commands - commands
         finally:
