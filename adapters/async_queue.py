@@ -33,9 +33,9 @@ from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, MAINTENANCE_SCALE, Red
 from dramatiq.brokers.redis import _scripts as DRAMATIQ_SCRIPTS
 from dramatiq.common import current_millis
 from dramatiq.encoder import JSONEncoder
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
-from redis.retry import Retry
 
 from adapters.queue import REDIS_SOCKET_TIMEOUT
 from adapters.settings import Settings
@@ -139,7 +139,13 @@ class AsyncEnqueuer:
         self._pending.append(_Pending(self._arguments(message), future))
         if self._drain is None or self._drain.done():
             self._drain = loop.create_task(self._run())
-        await future
+        # ``_flush`` resolves every future within its timeout; the bound here only turns a bug in it
+        # into an error for this request instead of a request (and a test run) that waits forever.
+        try:
+            async with asyncio.timeout(2 * self.timeout + 1):
+                await future
+        except TimeoutError as late:
+            raise redis.TimeoutError(f"the enqueue was not answered within {2 * self.timeout + 1} s") from late
         self.broker.emit_after("enqueue", message, None)
         return message
 
@@ -169,7 +175,7 @@ class AsyncEnqueuer:
         """The running loop; a new one (a test client's) gets a new connection, the old one is dropped."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._pending, self._drain, self._closer = loop, [], None, None
+            # The connection is made first: if that raises, the next call tries again.
             pool = redis.asyncio.ConnectionPool.from_url(
                 self.url,
                 # One timeout for a whole round trip (``_flush``) instead of one per read.
@@ -180,13 +186,19 @@ class AsyncEnqueuer:
                 retry=Retry(NoBackoff(), 1),
             )
             self._connection = pool.make_connection()
+            self._loop, self._pending, self._drain, self._closer = loop, [], None, None
         return loop
 
     async def _run(self) -> None:
         """Write what is pending, one batch per round trip, until nothing is."""
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            await self._flush(batch)
+            try:
+                await self._flush(batch)
+            finally:  # whatever went wrong in there, no request of the batch is left waiting
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(redis.ConnectionError("the enqueue's round trip failed"))
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:

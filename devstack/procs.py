@@ -1,7 +1,10 @@
 """Child processes for the local stack and the tests: free ports, readiness, clean stop.
 
 Every child runs in its own session (process group) so that stopping it also stops anything it
-forked (the Dramatiq CLI forks worker processes), and no orphan survives the launcher.
+forked (the Dramatiq CLI forks worker processes). A launcher that dies without stopping them
+(``kill -9``, a test run killed at its time limit) leaves no orphan either: a keeper process
+holds the read end of a pipe only the launcher writes to, and on its end of file stops every
+group still registered with it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +35,58 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+#: The keeper: reads ``+PGID``/``-PGID`` lines; at end of file (its launcher is gone, however it
+#: went) it sends SIGTERM to each group left, and SIGKILL to what still runs 10 s later.
+_KEEPER = """
+import os, signal, sys, time
+groups = set()
+for line in sys.stdin:
+    (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
+def signal_all(sig):
+    for group in list(groups):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            groups.discard(group)
+        except PermissionError:
+            groups.discard(group)
+signal_all(signal.SIGTERM)
+deadline = time.monotonic() + 10
+while groups and time.monotonic() < deadline:
+    time.sleep(0.1)
+    signal_all(0)
+signal_all(signal.SIGKILL)
+"""
+
+
+class _Keeper:
+    """This process's keeper, started with its first child."""
+
+    _lock = threading.Lock()
+    _process: subprocess.Popen[str] | None = None
+    _pipe: IO[str] | None = None
+    _pid: int | None = None
+
+    @classmethod
+    def register(cls, group: int, keep: bool) -> None:
+        with cls._lock:
+            if cls._pipe is None or cls._pid != os.getpid():  # none yet, or this is a fork
+                if not keep:
+                    return
+                keeper = subprocess.Popen(
+                    [sys.executable, "-I", "-c", _KEEPER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    start_new_session=True,  # a Ctrl-C to the launcher's group is the launcher's to handle
+                )
+                cls._process, cls._pipe, cls._pid = keeper, keeper.stdin, os.getpid()
+            assert cls._pipe is not None
+            cls._pipe.write(f"{'+' if keep else '-'}{group}\n")
+            cls._pipe.flush()
 
 
 class Child:
@@ -72,6 +128,7 @@ class Child:
             cwd=self.cwd,
             start_new_session=True,
         )
+        _Keeper.register(self.proc.pid, keep=True)
         return self
 
     @property
@@ -121,6 +178,7 @@ class Child:
         # The leader is gone; make sure nothing it forked lingers in its group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        _Keeper.register(self.pid, keep=False)  # its group id may be someone else's from now on
         if self._log is not None:
             self._log.close()
             self._log = None

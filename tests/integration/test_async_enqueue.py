@@ -259,3 +259,56 @@ def test_without_aclose_the_connection_closes_with_its_event_loop(settings: Sett
     assert broker.client.hlen(MESSAGES) == 1
     assert not enqueuer._connection.is_connected
     gc.collect()  # an unclosed transport would warn here (an error under this suite's filterwarnings)
+
+
+def test_a_round_trip_whose_cleanup_also_fails_still_answers_every_request(settings: Settings, broker: Broker) -> None:
+    """A bug anywhere in the round trip (here its disconnect raising too) fails the requests at once, never hangs."""
+    enqueuer = AsyncEnqueuer(broker, settings.redis_url, timeout=0.5)
+
+    async def broken(_commands: list[tuple[bytes, ...]]) -> list[Any]:
+        raise RuntimeError("a bug in the round trip")
+
+    async def run() -> list[BaseException | Message[Any]]:
+        enqueuer._bind()
+        setattr(enqueuer, "_pipeline", broken)  # noqa: B010 - an instance's method replaced
+
+        async def failing_disconnect(**_kwargs: Any) -> None:
+            raise RuntimeError("and in its cleanup")
+
+        enqueuer._connection.disconnect = failing_disconnect
+        async with asyncio.timeout(5):  # the assertion: answered, not hung
+            return await asyncio.gather(
+                *(enqueuer.enqueue(event_message(succeeded())) for _ in range(3)), return_exceptions=True
+            )
+
+    outcomes = asyncio.run(run())
+    assert len(outcomes) == 3 and all(isinstance(outcome, Exception) for outcome in outcomes)
+
+
+def test_a_connection_that_could_not_be_made_is_made_on_the_next_call(
+    settings: Settings, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When building the connection raises (as redis-py 8.2's warning did under ``-W error``), the next
+    enqueue builds it again instead of writing to a connection that is None."""
+    enqueuer = AsyncEnqueuer(broker, settings.redis_url)
+    made = redis.asyncio.ConnectionPool.make_connection
+    calls: list[int] = []
+
+    def first_fails(pool: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("could not make the connection")
+        return made(pool)
+
+    monkeypatch.setattr(redis.asyncio.ConnectionPool, "make_connection", first_fails)
+
+    async def run() -> Message[Any]:
+        try:
+            with pytest.raises(RuntimeError, match="could not make"):
+                await enqueuer.enqueue(event_message(succeeded()))
+            return await enqueuer.enqueue(event_message(succeeded()))
+        finally:
+            await enqueuer.aclose()
+
+    message = asyncio.run(run())
+    assert broker.client.hexists(MESSAGES, message.options["redis_message_id"])
