@@ -6,9 +6,11 @@ redelivery; an event left ``received`` is found by the stale-work sweep and queu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -16,6 +18,9 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import Doc, now
 from domain.events import StripeEvent
+
+#: Statuses a rejected redelivery leaves as they are.
+DONE = ["processed", "ignored"]
 
 
 class MongoInbox:
@@ -87,3 +92,26 @@ class MongoInbox:
 
     def fail(self, event_id: str, error: str) -> None:
         self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})
+
+    def reject(self, event_id: str, payload: Mapping[str, Any], error: str) -> None:
+        """Record a delivery that does not parse, ``failed`` with the reason, unless it is done already.
+
+        Its payload is kept for ops as ``receive`` keeps it; one BSON cannot hold (an integer
+        beyond 64 bits) is left out, and the job's failure record still has the message.
+        """
+        at = now()
+        kind = payload.get("type")
+        stored: dict[str, Any] = {"type": kind if isinstance(kind, str) else None, "receivedAt": at}
+        for kept in ({"payload": dict(payload)}, {}):
+            update = {
+                "$setOnInsert": {**stored, **kept},
+                "$set": {"status": "failed", "error": error, "failedAt": at, "lastAttemptAt": at},
+                "$inc": {"attempts": 1},
+            }
+            try:
+                self.collection.update_one({"_id": event_id, "status": {"$nin": DONE}}, update, upsert=True)
+                return
+            except DuplicateKeyError:
+                return  # processed or ignored before: a redelivery changes nothing
+            except (OverflowError, InvalidDocument):
+                continue

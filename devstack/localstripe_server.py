@@ -63,6 +63,8 @@ def check_localstripe_internals() -> None:
         (resources, "store"),
         (resources, "Refund"),
         (resources, "UserError"),
+        (resources, "try_convert_to_int"),
+        (resources.PaymentIntent, "_update"),
         (server, "app"),
     ]:
         if not hasattr(owner, name):
@@ -154,6 +156,22 @@ def accept_refund_reason() -> None:
     resources.Refund.__init__ = __init__
 
 
+def integer_intent_amounts() -> None:
+    """Store an updated PaymentIntent's ``amount`` as the integer Stripe keeps, not the form string.
+
+    localstripe 1.15 converts the amount when an intent is created but stores an update's as sent
+    (``"300"``), and then sends it so in events; the worker refuses an amount that is not an integer.
+    """
+    original = resources.PaymentIntent._update
+
+    def _update(self: Any, **data: Any) -> None:
+        if "amount" in data:
+            data["amount"] = resources.try_convert_to_int(data["amount"])
+        original(self, **data)
+
+    resources.PaymentIntent._update = _update
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -172,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     use_state_file(args.state)
     accept_refund_reason()
+    integer_intent_amounts()
     if not args.from_scratch:
         store.try_load_from_disk()
     asyncio.run(serve(args.host, args.port))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.errors import PermanentError
-from domain.events import StripeEvent
+from domain.events import StripeEvent, event_id_of
 from usecases.handlers import HANDLERS
 from usecases.ports import Deps
 from usecases.transitions import IGNORED, PROCESSED
@@ -22,9 +22,16 @@ def process_event(payload: Mapping[str, Any], deps: Deps) -> str:
     """Handle one delivery of a Stripe event and return its inbox status.
 
     Raises ``PermanentError`` for an event that can never be handled (recorded ``failed``) and
-    lets every other exception through so the queue retries the message.
+    lets every other exception through so the queue retries the message. An event whose fields
+    do not fit is recorded ``failed`` too, before anything acts on it, as long as it has an id.
     """
-    event = StripeEvent.parse(payload)
+    try:
+        event = StripeEvent.parse(payload)
+    except PermanentError as error:
+        event_id = event_id_of(payload)
+        if event_id is not None:
+            deps.inbox.reject(event_id, payload, str(error))
+        raise
     status = deps.inbox.receive(event)
     if status in DONE:
         log.info("event already done", extra={"outcome": "duplicate", "status": status})

@@ -133,6 +133,9 @@ class Inbox(Protocol):
     def fail(self, event_id: str, error: str) -> None:
         """Mark the event ``failed`` with the reason (it will not be retried by the worker)."""
 
+    def reject(self, event_id: str, payload: Mapping[str, Any], error: str) -> None:
+        """Record a delivery that does not parse as ``failed`` with the reason; an event already done stays so."""
+
     def stale(self, older_than: timedelta) -> list[dict[str, Any]]:
         """Stored payloads of events still ``received`` whose last attempt is older than ``older_than``."""
 

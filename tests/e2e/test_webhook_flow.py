@@ -101,7 +101,7 @@ def test_a_permanent_error_lands_in_the_dead_letters_with_its_reason(
     body, headers = signed(event, stack.webhook_secret)
     assert http.post("/api/webhooks/stripe", content=body, headers=headers).status_code == 200
     failure = wait_for(lambda: stack_db.job_failures.find_one({"messageId": event["id"]}), what="failure record")
-    assert "no data.object with an id" in failure["error"]
+    assert "data.object.id: expected a Stripe id" in failure["error"]
     dead = queued_messages(stack_redis, "stripe-events.XQ")
     assert event["id"] in [m.message_id for m in dead]
 

@@ -103,7 +103,8 @@ def test_declined_card_sends_payment_failed(
 
 
 def test_localstripe_quirks(stripe_client: stripe.StripeClient) -> None:
-    """Pins localstripe behaviour the app must live with: rejected params, no idempotency, string amounts."""
+    """Pins localstripe behaviour the app must live with (rejected params, no idempotency), and the
+    one the stand-in mends: an updated amount is stored as the integer Stripe keeps."""
     intents = stripe_client.v1.payment_intents
     for extra in ("description", "receipt_email", "automatic_payment_methods"):
         params: Any = {"amount": 100, "currency": "eur"}
@@ -116,7 +117,7 @@ def test_localstripe_quirks(stripe_client: stripe.StripeClient) -> None:
     assert first.id != second.id  # Idempotency-Key is ignored
 
     updated = intents.update(first.id, params={"amount": 300})
-    assert updated["amount"] == "300"  # stored as sent: a form string, not an int
+    assert updated["amount"] == 300  # localstripe alone stores the form string "300"
 
     # pm_card_visa_chargeDeclined only fails when attached to a customer; a direct charge succeeds.
     declined_alias = intents.create(
