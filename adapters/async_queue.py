@@ -7,11 +7,11 @@ pipeline and resolves each future from that command's own reply. A request is ac
 after Redis answered *its* command; when the round trip fails (connection lost, timeout) every
 request of that batch gets the error, and the route answers 503 so Stripe delivers again.
 
-What is written is exactly what ``RedisBroker.enqueue`` writes: the broker's own middleware runs
-(``SignMessages`` signs), and Dramatiq's ``dispatch.lua`` is called with the keys and arguments of
-``RedisBroker._dispatch("enqueue")`` (namespace, timestamp, queue, broker id, heartbeat timeout,
-dead-message TTL, maintenance draw, Lua unpack size, Redis message id, encoded message), so the
-worker side needs no change.
+What is written is exactly what ``RedisBroker.enqueue`` writes for a message signed where it is
+made (``Signer.sign``; the broker's own middleware runs), and Dramatiq's ``dispatch.lua`` is
+called with the keys and arguments of ``RedisBroker._dispatch("enqueue")`` (namespace, timestamp,
+queue, broker id, heartbeat timeout, dead-message TTL, maintenance draw, Lua unpack size, Redis
+message id, encoded message), so the worker side needs no change.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
-from adapters.queue import REDIS_SOCKET_TIMEOUT
+from adapters.queue import REDIS_SOCKET_TIMEOUT, Broker
 from adapters.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class AsyncEnqueuer:
     Built once per ingress process, bound to the event loop that first uses it.
     """
 
-    def __init__(self, broker: RedisBroker, url: str, timeout: float = REDIS_SOCKET_TIMEOUT) -> None:
+    def __init__(self, broker: Broker, url: str, timeout: float = REDIS_SOCKET_TIMEOUT) -> None:
         self.broker = broker
         self.url = url
         self.timeout = timeout
@@ -132,8 +132,9 @@ class AsyncEnqueuer:
         if self._closer is None:
             self._closer = self._close_with_loop(self._connection)
             await anext(self._closer)  # runs to its yield at once: nothing is awaited yet
-        # As RedisBroker.enqueue: a fresh Redis id per enqueue, then the broker's middleware (the signer).
-        message = with_redis_id(message)
+        # Every message enqueued here is new, made from an event whose Stripe signature verified: it
+        # is signed here, once. Then as RedisBroker.enqueue: a fresh Redis id, the broker's middleware.
+        message = with_redis_id(self.broker.signer.sign(message))
         self.broker.emit_before("enqueue", message, None)
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append(_Pending(self._arguments(message), future))
@@ -301,6 +302,6 @@ class AsyncEnqueuer:
             await connection.disconnect()
 
 
-def build_enqueuer(settings: Settings, broker: RedisBroker) -> AsyncEnqueuer:
+def build_enqueuer(settings: Settings, broker: Broker) -> AsyncEnqueuer:
     """The ingress's webhook enqueuer: ``broker``'s ids, settings and signer, on ``REDIS_URL``."""
     return AsyncEnqueuer(broker, settings.redis_url)

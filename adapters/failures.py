@@ -15,6 +15,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from adapters.mongo import Doc, now
+from adapters.queue import Refused
 from usecases.ops import FailureSelection, StoredFailure
 
 
@@ -43,6 +44,29 @@ class MongoFailures:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.job_failures
         self.events: Collection[Doc] = db.stripe_events
+
+    def refused(self, refused: Refused) -> None:
+        """A message a worker refused to run (not the project's, or not even a message): recorded with
+        the reason, as it was stored. What it claims (an event, a payment) is not believed: the
+        inbox is left alone, so a forged message cannot mark a real event failed."""
+        message = refused.message
+        stamp = now()
+        self.collection.insert_one(
+            {
+                "messageId": message.message_id if message is not None else refused.redis_id,
+                "redisMessageId": refused.redis_id,
+                "queue": refused.queue.removesuffix(".DQ"),
+                "actor": message.actor_name if message is not None else None,
+                "message": refused.data.decode(errors="replace"),
+                "error": f"Unsigned: {refused.reason}",
+                "traceback": "",
+                "attempts": 1,
+                "firstFailedAt": stamp,
+                "lastFailedAt": stamp,
+                "state": "dead",
+                "refused": True,
+            }
+        )
 
     def record(self, message: dict[str, Any], encoded: str, error: BaseException, trace: str) -> None:
         options = message.get("options", {})

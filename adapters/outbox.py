@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from uuid import uuid4
 
-from dramatiq import Broker
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -38,7 +37,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from adapters.mongo import Doc, now
-from adapters.queue import notification_message
+from adapters.queue import Broker, notification_message, send
 from usecases.ports import Notice
 
 #: How long a claim holds a notification: longer than the emails actor's time limit
@@ -129,7 +128,7 @@ class MongoOutbox:
             unsent = {doc["dedupeKey"] for doc in self.collection.find(query, {"dedupeKey": 1})}
             keys += [key for key in stored_before if key in unsent]
         if keys:
-            self.broker.enqueue(notification_message(*keys))
+            send(self.broker, notification_message(*keys))
 
     def claim(self, key: str, holder: str | None = None) -> Doc | None:
         """Take the notification for sending, or None when it is sent, failed or leased by someone else.

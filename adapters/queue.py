@@ -8,23 +8,27 @@ the settings describe.
 
 from __future__ import annotations
 
-import functools
-import hmac
-import json
+import dataclasses
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dramatiq
 import orjson
 import redis
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import dq_name, q_name
-from dramatiq.errors import ConnectionClosed
-from dramatiq.middleware import Middleware
+from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
+from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.middleware import Middleware, MiddlewareError
 
 from adapters.settings import Settings
+from adapters.signing import SIGNATURE, Signer, refusal
+from domain.errors import PermanentError
+
+log = logging.getLogger(__name__)
 
 #: Queue of Stripe events; message id = Stripe event id.
 STRIPE_EVENTS_QUEUE = "stripe-events"
@@ -45,88 +49,44 @@ REFUNDS_ACTOR = "process_refund"
 REDIS_SOCKET_TIMEOUT = 5.0
 
 
-#: The message option that carries the message's HMAC.
-SIGNATURE = "signature"
-
-
-def signature(key: bytes, actor_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
-    """HMAC-SHA256 over the actor and its arguments (not the broker's ids or timestamps, which a retry renews)."""
-    mac = _keyed(key).copy()
-    mac.update(signed_form([actor_name, list(args), kwargs]))
-    return mac.hexdigest()
-
-
-@functools.lru_cache(maxsize=8)
-def _keyed(key: bytes) -> hmac.HMAC:
-    """HMAC-SHA256 keyed with ``key``, for ``signature`` to copy: ``hmac.digest`` has OpenSSL look the
-    algorithm up and key it anew for every message (a copy saves about 0.4 µs of its 3.2 on a 3 KB event)."""
-    return hmac.new(key, digestmod="sha256")
-
-
-def signed_form(value: Any) -> bytes:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` as UTF-8.
-
-    orjson writes these very bytes about 15 times faster (same key order, same escapes), except
-    for floats under 1e-4, which it spells ``1e-7`` or ``0.00001`` where ``json`` writes ``1e-07``
-    or ``1e-05``: output holding ``e-`` or ``0.0000`` anywhere (in a string too) is made by
-    ``json`` itself, as is anything orjson refuses (integers past 64 bits, lone surrogates). So
-    signer and verifier, old and new, always hash the same bytes (tests/unit/test_fast_paths.py).
-    """
-    try:
-        fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        if not _contains(fast, b"e-", b"-") and not _contains(fast, b"0.0000", b"."):
-            return fast
-    except TypeError:
-        pass
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-#: Occurrences of the rare byte ``_contains`` checks one by one before it leaves the rest to ``in``.
-_FEW = 16
-
-
-def _contains(data: bytes, pattern: bytes, rare: bytes) -> bool:
-    """``pattern in data``, found from the occurrences of ``rare`` (one byte of ``pattern``) in ``data``.
-
-    ``in`` crawls through JSON text for ``e-`` or ``0.0000``: their other bytes (``e``, ``0``) are
-    everywhere, so its search can seldom skip ahead. JSON text holds few ``-`` and ``.``, which a
-    one-byte search finds at memory speed (about a fifth of the cost on a 3 KB event); past
-    ``_FEW`` of them ``in`` is the cheaper search again.
-    """
-    offset = pattern.index(rare)
-    at = data.find(rare, offset)
-    for _ in range(_FEW):
-        if at < 0:
-            return False
-        if data.startswith(pattern, at - offset):
-            return True
-        at = data.find(rare, at + 1)
-    return pattern in data
-
-
-def refusal(key: bytes, message: Message[Any] | Any) -> str | None:
-    """Why ``message`` must not be acted on (no signature, or one that does not verify), or None."""
-    given = message.options.get(SIGNATURE)
-    if not isinstance(given, str):
-        return "message carries no signature: not enqueued by this service"
-    if not hmac.compare_digest(given, signature(key, message.actor_name, message.args, message.kwargs)):
-        return "message signature does not verify: changed after it was enqueued, or another key"
-    return None
-
-
-class SignMessages(Middleware):
-    """Sign every message this process enqueues, so a worker acts only on what the project enqueued.
-
-    Redis is not a trust boundary (DESIGN §5): the key never goes to Redis, and a message written
-    there by anyone else carries no valid signature (``workers.middleware.authenticity``).
-    """
-
-    def __init__(self, key: bytes) -> None:
-        self.key = key
+class RequireSignatures(Middleware):
+    """Refuse to enqueue a message that carries no signature: every message is signed where it is made
+    (``Signer.sign``), and a re-enqueue carries the signature it was fetched with. Never signs."""
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Message[Any], delay: int | None) -> None:
-        message.options[SIGNATURE] = signature(self.key, message.actor_name, message.args, message.kwargs)
+        if not isinstance(message.options.get(SIGNATURE), str):
+            raise Unsigned(f"message {message.message_id} was not signed where it was made")
 
+
+class Unsigned(PermanentError, MiddlewareError):
+    """A message that is not the project's: never enqueued, never executed (a ``MiddlewareError``, so
+    Dramatiq raises it from a hook instead of logging it and going on)."""
+
+
+#: Dramatiq's fetch, which also returns each message's Redis id (dispatch.lua's returns the data
+#: alone): a message is then told apart from its entry, so a refused one, or one that is not even
+#: JSON, is dead-lettered under its own id. KEYS: namespace; ARGV: queue, worker id, now, count.
+_FETCH = """
+local namespace, queue, worker, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+redis.call("zadd", namespace .. ":__heartbeats__", now, worker)
+local acks = namespace .. ":__acks__." .. worker .. "." .. queue
+local list = namespace .. ":" .. queue
+local ids = {}
+for i = 1, tonumber(ARGV[4]) do
+    local id = redis.call("lpop", list)
+    if not id then break end
+    ids[i] = id
+    redis.call("sadd", acks, id)
+end
+if #ids == 0 then return {} end
+local data = redis.call("hmget", list .. ".msgs", unpack(ids))
+local out = {}
+for i = 1, #ids do
+    out[2 * i - 1] = ids[i]
+    out[2 * i] = data[i] or ""
+end
+return out
+"""
 
 #: How many times less often a delay queue's consumer may poll when idle (see ``Consumer``).
 DELAY_POLL_FACTOR = 10
@@ -197,13 +157,65 @@ class Consumer(_RedisConsumer):
             raise ConnectionClosed(error) from None
 
     def __next__(self) -> Any:
+        """Dramatiq's ``_RedisConsumer.__next__``, with each message let in only through ``_admit``."""
         try:
-            message = super().__next__()
-        except redis.TimeoutError as error:  # Dramatiq converts only redis.ConnectionError
+            while True:
+                if self.message_cache:
+                    redis_id, data = self.message_cache.pop(0)
+                    self.misses = 0
+                    message = self._admit(redis_id, data)
+                    if message is None:
+                        continue
+                    self.queued_message_ids.add(message.message_id)
+                    if self.urgent:
+                        self.broker.busy_until = time.monotonic() + YIELD_WINDOW
+                    return MessageProxy(message)
+                fetched: list[tuple[str, bytes]] = []
+                if self.outstanding_message_count < self.prefetch:
+                    fetched = self.broker.fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
+                    self.message_cache = fetched
+                if not fetched:
+                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                    time.sleep(backoff_ms / 1000)
+                    return None
+        except (redis.ConnectionError, redis.TimeoutError) as error:  # Dramatiq converts only the first
             raise ConnectionClosed(error) from None
-        if message is not None and self.urgent:
-            self.broker.busy_until = time.monotonic() + YIELD_WINDOW
-        return message
+
+    def _admit(self, redis_id: str, data: bytes) -> Message[Any] | None:
+        """The message stored as ``redis_id``, or None when it must not run: then it is dead-lettered
+        under that id, recorded and logged here, before the worker sees it (so before its ``eta`` is
+        honoured, its actor looked up or anything else in it read)."""
+        if not data:  # an id whose message is gone (Dramatiq skips these too): nothing to keep
+            self.broker.do_ack(self.queue_name, redis_id)
+            return None
+        try:
+            message: Message[Any] = Message.decode(data)
+        except DecodeError as error:
+            self._refuse(redis_id, data, None, f"message could not be decoded: {type(error.error).__name__}")
+            return None
+        actors = self.broker.queue_actors.get(q_name(self.queue_name), ())
+        reason = refusal(self.broker.signer, message, queue=self.queue_name, redis_id=redis_id, actors=actors)
+        if reason is None:
+            return message
+        self._refuse(redis_id, data, message, reason)
+        return None
+
+    def _refuse(self, redis_id: str, data: bytes, message: Message[Any] | None, reason: str) -> None:
+        self.broker.do_nack(self.queue_name, redis_id)
+        message_id = message.message_id if message is not None and isinstance(message.message_id, str) else redis_id
+        log.error("message refused: %s", reason, extra={"message_id": message_id, "queue": self.queue_name})
+        self.broker.on_refused(Refused(self.queue_name, redis_id, data, message, reason))
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """A message a worker refused to run, dead-lettered under ``redis_id`` (``message`` None: not decodable)."""
+
+    queue: str
+    redis_id: str
+    data: bytes
+    message: Message[Any] | None
+    reason: str
 
 
 class Broker(RedisBroker):
@@ -211,8 +223,12 @@ class Broker(RedisBroker):
     wait while others have work (see ``Consumer``), and ``close`` really closes its connections
     (Dramatiq's does nothing)."""
 
-    def __init__(self, yielding: frozenset[str] = frozenset(), **options: Any) -> None:
+    def __init__(self, signer: Signer, yielding: frozenset[str] = frozenset(), **options: Any) -> None:
         super().__init__(**options)
+        self.signer = signer
+        #: Told of each message a consumer refused (the worker records it in ``job_failures``).
+        self.on_refused: Callable[[Refused], None] = lambda refused: None
+        self._fetch = self.client.register_script(_FETCH)
         #: Queues whose consumer could not give its delayed messages back (see ``Consumer``).
         self.stranded: set[str] = set()
         self.yielding = yielding
@@ -225,17 +241,31 @@ class Broker(RedisBroker):
     def consumer_class(self) -> type[Consumer]:
         return Consumer
 
+    @property
+    def queue_actors(self) -> dict[str, frozenset[str]]:
+        """The names of the actors declared on each queue: the only ones its messages may name."""
+        names: dict[str, set[str]] = {}
+        for actor in self.actors.values():
+            names.setdefault(actor.queue_name, set()).add(actor.actor_name)
+        return {queue: frozenset(actors) for queue, actors in names.items()}
+
+    def fetch(self, queue_name: str, count: int) -> list[tuple[str, bytes]]:
+        """Take up to ``count`` messages of ``queue_name`` into this worker's ack set: (Redis id, data) each."""
+        flat = self._fetch(keys=[self.namespace], args=[queue_name, self.broker_id, current_millis(), min(count, 1000)])
+        return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
     def close(self) -> None:
         super().close()
         self.client.connection_pool.disconnect()
 
 
-def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> RedisBroker:
-    """A Redis broker that signs what it enqueues, with ``middleware`` after (an enqueuer needs none)."""
+def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> Broker:
+    """A Redis broker that enqueues only signed messages, with ``middleware`` after (an enqueuer needs none)."""
     broker = Broker(
+        signer=Signer(settings.queue_signing_keys),
         yielding=frozenset({EMAILS_QUEUE}),
         url=settings.redis_url,
-        middleware=[SignMessages(settings.queue_signing_key), *middleware],
+        middleware=[RequireSignatures(), *middleware],
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
@@ -322,14 +352,19 @@ def refund_message(intent_id: str, request_id: str) -> Message[Any]:
     )
 
 
-class BrokerJobs:
-    """``Jobs`` on a broker: every message goes through the broker's signer."""
+def send(broker: Broker, message: Message[Any]) -> Message[Any]:
+    """Sign and enqueue a message this process has just made from data it trusts."""
+    return broker.enqueue(broker.signer.sign(message))
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+
+class BrokerJobs:
+    """``Jobs`` on a broker: new messages, signed here."""
+
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
     def enqueue_event(self, payload: Mapping[str, Any]) -> None:
-        self.broker.enqueue(event_message(dict(payload)))
+        send(self.broker, event_message(dict(payload)))
 
     def enqueue_refund(self, intent_id: str, request_id: str) -> None:
-        self.broker.enqueue(refund_message(intent_id, request_id))
+        send(self.broker, refund_message(intent_id, request_id))

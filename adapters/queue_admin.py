@@ -11,19 +11,15 @@ import time
 from typing import Any
 
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
 
 from adapters.dead_workers import queues, requeue_dead_workers, stale_workers
-from adapters.queue import SIGNATURE, refusal
-
-#: Options a replayed copy starts without: its retry count, failure history, delay and signature.
-RESET = ("retries", "failed_attempts", "first_failed_at", "traceback", "requeue_timestamp", "eta", SIGNATURE)
+from adapters.queue import Broker
+from adapters.signing import SIGNATURE
 
 
 class RedisQueueAdmin:
-    def __init__(self, broker: RedisBroker, key: bytes) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.key = key
 
     def depths(self) -> dict[str, dict[str, int]]:
         """Per queue: ready, delayed, in flight (held by any worker) and dead."""
@@ -45,20 +41,21 @@ class RedisQueueAdmin:
 
     def authentic(self, encoded: str) -> bool:
         try:
-            return refusal(self.key, Message.decode(encoded.encode())) is None
+            return self.broker.signer.verifies(Message.decode(encoded.encode()))
         except Exception:
             return False
 
     def enqueue_copy(self, encoded: str) -> None:
+        """A copy with the stored message's signature and nothing else of its options (retries, delays
+        and failures start afresh; an option the signature does not cover is never carried over)."""
         message: Message[Any] = Message.decode(encoded.encode())
-        options = {k: v for k, v in message.options.items() if k not in RESET and k != "redis_message_id"}
         queue = message.queue_name.removesuffix(".DQ")  # a delayed retry goes back to its own queue
         fresh: Message[Any] = Message(
             queue_name=queue,
             actor_name=message.actor_name,
             args=message.args,
             kwargs=message.kwargs,
-            options=options,
+            options={SIGNATURE: message.options[SIGNATURE]},
             message_id=message.message_id,
             message_timestamp=int(time.time() * 1000),  # AgeLimit measures from here
         )

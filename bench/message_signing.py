@@ -17,10 +17,11 @@ import json
 import timeit
 from typing import Any
 
-from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import q_name
 
 from adapters.async_queue import encode as fast_encode
-from adapters.queue import SignMessages, event_message, refusal, signed_form
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
+from adapters.signing import SIGNATURE, Signer, refusal
 from devstack import events
 
 KEY = b"k" * 32
@@ -32,8 +33,9 @@ def per_call_us(fn: Any) -> float:
 
 
 def legacy_form(message: Any) -> bytes:
-    signed = [message.actor_name, list(message.args), message.kwargs]
-    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    names = "".join(f"{len(n)}:{n}" for n in (q_name(message.queue_name), message.actor_name, message.message_id))
+    signed = [list(message.args), message.kwargs]
+    return names.encode() + json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def legacy_sign(message: Any) -> str:
@@ -44,15 +46,22 @@ def main() -> None:
     metadata = {"source": events.SOURCE, **{f"note_{i}": "x" * 40 for i in range(12)}}  # a 3 KB event, as Stripe's
     intent = events.payment_intent("payment_intent.succeeded", "pi_bench", 49900, "INR", metadata)
     message = event_message(events.event("payment_intent.succeeded", intent))
-    broker, signer = StubBroker(), SignMessages(KEY)
-    signer.before_enqueue(broker, message, None)
-    assert legacy_sign(message) == message.options["signature"]
-    assert signed_form([message.actor_name, list(message.args), message.kwargs]) == legacy_form(message)
+    signer = Signer((KEY,))
+    signer.sign(message)
+    assert legacy_sign(message) == message.options[SIGNATURE]
     encode = per_call_us(message.encode)
+
+    def sign() -> None:
+        del message.options[SIGNATURE]
+        signer.sign(message)
+
+    def admit() -> str | None:
+        return refusal(signer, message, queue=STRIPE_EVENTS_QUEUE, redis_id=None, actors=(STRIPE_EVENTS_ACTOR,))
+
     rows = {
         "encode, orjson (webhook)": per_call_us(lambda: fast_encode(message)),
-        "sign": per_call_us(lambda: signer.before_enqueue(broker, message, None)),
-        "verify": per_call_us(lambda: refusal(KEY, message)),
+        "sign": per_call_us(sign),
+        "verify (the worker's door)": per_call_us(admit),
         "sign, json.dumps (before)": per_call_us(lambda: legacy_sign(message)),
     }
     print(f"message size: {len(message.encode())} bytes")

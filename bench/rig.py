@@ -24,7 +24,7 @@ import redis
 from dramatiq import Message
 from pymongo import MongoClient
 
-from adapters.queue import build_broker
+from adapters.queue import build_broker, send
 from adapters.settings import load_settings
 from bench.counters import CommandCounters
 from bench.drain import WorkerKind
@@ -135,7 +135,7 @@ class Rig:
 
     def enqueue(self, messages: list[Message[Any]]) -> None:
         for message in messages:
-            self.broker.enqueue(message)
+            send(self.broker, message)
 
     # -- processes -------------------------------------------------------------------------------
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import hmac
 
-from dramatiq.brokers.redis import RedisBroker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters import metrics
+from adapters.queue import Broker
 from adapters.queue_admin import RedisQueueAdmin
 from adapters.settings import Settings
 from ingress.errors import error
 
 
 class MetricsRoute:
-    def __init__(self, settings: Settings, broker: RedisBroker) -> None:
+    def __init__(self, settings: Settings, broker: Broker) -> None:
         self.token = settings.metrics_token
-        self.depths = metrics.QueueDepths(RedisQueueAdmin(broker, settings.queue_signing_key).depths)
+        self.depths = metrics.QueueDepths(RedisQueueAdmin(broker).depths)
 
     def authorized(self, request: Request) -> bool:
         if self.token is None:

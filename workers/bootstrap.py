@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    CurrentMessage,
-    Middleware,
-    Pipelines,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit
 from pymongo.database import Database
 
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
-from adapters.queue import build_broker
+from adapters.queue import Broker, build_broker, send
 from adapters.settings import Settings
 from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
 from workers import actors
 from workers.emails import declare_emails_actor
-from workers.middleware.authenticity import VerifySignatures
 from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
@@ -40,7 +31,7 @@ from workers.middleware.sweeper import NotificationSweeper, sweep_age
 
 @dataclass(frozen=True)
 class Worker:
-    broker: RedisBroker
+    broker: Broker
     deps: Deps
     db: Database[Doc]
 
@@ -50,22 +41,18 @@ class Worker:
 
 
 def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> list[Middleware]:
-    """Dramatiq's middleware with the retry policy of DESIGN §3; ``extra`` run after retries decided.
+    """The middleware the project uses, with its retry policy; ``extra`` run after retries decided.
 
-    Every message is checked for the project's signature before anything acts on it (log ids
-    first, so the refusal is logged with them). ``extra`` middleware see a message after
-    ``DurableRetries`` decided its fate (Dramatiq calls ``after_*`` hooks in reverse order, so
-    they are placed before it in the list).
+    Only what the actors need: no ``Callbacks``, ``Pipelines``, ``AgeLimit`` or shutdown
+    notifications, whose options could make a worker enqueue or run what nobody signed. The
+    signature was checked before any of them sees a message (``adapters.queue.Consumer``).
+    ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq calls
+    ``after_*`` hooks in reverse order, so they are placed before it in the list).
     """
     return [
         LogContext(),
-        VerifySignatures(settings.queue_signing_key),
-        AgeLimit(),
         TimeLimit(),
-        ShutdownNotifications(),
         CurrentMessage(),  # the emails actor claims in its message's name
-        Callbacks(),
-        Pipelines(),
         *extra,
         DurableRetries(
             max_retries=settings.retry_max_retries,
@@ -85,18 +72,20 @@ def dead_worker_interval(settings: Settings) -> float:
 def bootstrap(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
+    failures = MongoFailures(db)
     extra = [
-        RecordFailures(MongoFailures(db)),
+        RecordFailures(failures),
         RequeueStrandedDelays(),
         RequeueDeadWorkers(dead_worker_interval(settings)),
         Metrics(),  # after DurableRetries decided: retry or dead letter
     ]
     broker = build_broker(settings, worker_middleware(settings, extra))
+    broker.on_refused = failures.refused
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), deps.payments, settings)
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
-    broker.add_middleware(NotificationSweeper(outbox, broker.enqueue, every, older_than=older_than))
+    broker.add_middleware(NotificationSweeper(outbox, functools.partial(send, broker), every, older_than=older_than))
     broker.add_middleware(HealStaleWork(deps, every, older_than))
     return Worker(broker=broker, deps=deps, db=db)

@@ -65,7 +65,8 @@ def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Pa
         info = json.loads(stack_file.read_text())
         assert set(info) >= {"ingress", "redis", "mongodb", "mongodb_db", "stripe_api", "webhook_secret", "smtp"}
         assert info["webhook_secret"].startswith("whsec_") and info["ingress"].endswith(env["PORT"])
-        assert "The payments stack is up" in launcher.log_tail(40)
+        # The walkthrough is printed just after stack.json is written.
+        launcher.wait_until(lambda: "The payments stack is up" in launcher.log_tail(40), 20, "the walkthrough")
         for private in (stack_file, tmp_path / "var" / "secrets.json"):  # secrets and a 30-day admin JWT
             assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
 

@@ -64,7 +64,7 @@ def test_a_retry_due_while_redis_is_frozen_still_runs(
     event = events.event("payment_intent.succeeded", intent)
     broker = build_broker(load_settings(fault_stack.app_env(), dotenv=None))
     try:
-        message = broker.enqueue(event_message(event), delay=DELAY_MS)
+        message = broker.enqueue(broker.signer.sign(event_message(event)), delay=DELAY_MS)
         redis_id = message.options["redis_message_id"]
     finally:
         broker.close()

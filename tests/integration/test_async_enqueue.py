@@ -17,19 +17,17 @@ import httpx
 import pytest
 import redis
 from dramatiq import Message
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker
 from starlette.applications import Starlette
 
 from adapters.async_queue import AsyncEnqueuer, build_enqueuer
-from adapters.queue import SIGNATURE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, Broker, event_message
 from adapters.settings import Settings
+from adapters.signing import SIGNATURE, refusal
 from devstack import events
 from devstack.send_event import seed_payment
 from ingress.app import create_app
 from tests.support import queued_messages, signed
 from workers.bootstrap import bootstrap
-from workers.middleware.authenticity import VerifySignatures
 
 SECRET = "whsec_integration"
 MESSAGES = f"dramatiq:{STRIPE_EVENTS_QUEUE}.msgs"
@@ -55,7 +53,7 @@ class CountingEnqueuer(AsyncEnqueuer):
 
 
 def test_concurrent_enqueues_share_a_round_trip_and_each_returns_once_its_message_is_in_redis(
-    settings: Settings, broker: RedisBroker
+    settings: Settings, broker: Broker
 ) -> None:
     """Twenty enqueues at once: one pipeline of EVALSHA; each returns only after Redis holds its message."""
     enqueuer = CountingEnqueuer(broker, settings.redis_url)
@@ -85,7 +83,7 @@ def test_concurrent_enqueues_share_a_round_trip_and_each_returns_once_its_messag
     assert broker.client.zscore("dramatiq:__heartbeats__", broker.broker_id) is not None
 
 
-def test_messages_are_signed_redacted_and_verify_on_the_worker_side(settings: Settings, broker: RedisBroker) -> None:
+def test_messages_are_signed_redacted_and_verify_on_the_worker_side(settings: Settings, broker: Broker) -> None:
     """What the async path writes decodes as Dramatiq's message, without the client secret, and verifies."""
     event = succeeded()
     enqueuer = build_enqueuer(settings, broker)
@@ -105,10 +103,10 @@ def test_messages_are_signed_redacted_and_verify_on_the_worker_side(settings: Se
     )
     del event["data"]["object"]["client_secret"]
     assert message.args == (event,) and len(message.options[SIGNATURE]) == 64
-    VerifySignatures(settings.queue_signing_key).before_process_message(broker, MessageProxy(message))
+    assert broker.signer.verifies(message)
 
 
-def test_the_script_is_loaded_again_after_redis_forgot_it(settings: Settings, broker: RedisBroker) -> None:
+def test_the_script_is_loaded_again_after_redis_forgot_it(settings: Settings, broker: Broker) -> None:
     """SCRIPT FLUSH (as after a Redis restart): NOSCRIPT commands are sent again after SCRIPT LOAD."""
     enqueuer = CountingEnqueuer(broker, settings.redis_url)
 
@@ -151,7 +149,7 @@ async def fake_redis(silent: bool) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize(("silent", "error"), [(False, redis.ConnectionError), (True, redis.TimeoutError)])
 def test_a_failed_round_trip_fails_every_request_of_its_batch(
-    settings: Settings, broker: RedisBroker, silent: bool, error: type[Exception]
+    settings: Settings, broker: Broker, silent: bool, error: type[Exception]
 ) -> None:
     """Redis hanging up mid-batch, or not answering within the timeout: every enqueue of the batch raises."""
 
@@ -171,7 +169,7 @@ def test_a_failed_round_trip_fails_every_request_of_its_batch(
 
 
 def test_a_connection_broken_while_the_replies_are_read_fails_the_batch_with_a_redis_error(
-    settings: Settings, broker: RedisBroker
+    settings: Settings, broker: Broker
 ) -> None:
     """A reset between the write and the replies is an outage for every request of the batch (503 at the route)."""
 
@@ -204,9 +202,7 @@ async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def test_concurrent_deliveries_during_an_outage_all_answer_503(
-    settings: Settings, broker: RedisBroker, db: Any
-) -> None:
+def test_concurrent_deliveries_during_an_outage_all_answer_503(settings: Settings, broker: Broker, db: Any) -> None:
     """Through the route: each delivery of a failed batch is 503 broker_unavailable with Retry-After, none queued."""
 
     async def run() -> list[httpx.Response]:
@@ -225,7 +221,7 @@ def test_concurrent_deliveries_during_an_outage_all_answer_503(
 
 
 def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_side(
-    settings: Settings, broker: RedisBroker, db: Any
+    settings: Settings, broker: Broker, db: Any
 ) -> None:
     """What the route wrote passes the worker's signature check and its actor processes it.
 
@@ -244,7 +240,9 @@ def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_si
     [message] = queued_messages(broker.client, STRIPE_EVENTS_QUEUE)
     wired = bootstrap(settings)
     try:
-        VerifySignatures(settings.queue_signing_key).before_process_message(wired.broker, MessageProxy(message))
+        redis_id, actors = message.options["redis_message_id"], wired.broker.queue_actors[STRIPE_EVENTS_QUEUE]
+        signer = wired.broker.signer
+        assert refusal(signer, message, queue=STRIPE_EVENTS_QUEUE, redis_id=redis_id, actors=actors) is None
         wired.broker.get_actor(message.actor_name).fn(*message.args, **message.kwargs)
     finally:
         wired.close()
@@ -252,7 +250,7 @@ def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_si
     assert db.payments.find_one({"paymentId": intent_id})["status"] == "completed"
 
 
-def test_without_aclose_the_connection_closes_with_its_event_loop(settings: Settings, broker: RedisBroker) -> None:
+def test_without_aclose_the_connection_closes_with_its_event_loop(settings: Settings, broker: Broker) -> None:
     """An app run without its lifespan never calls ``aclose``: the loop's shutdown closes the connection."""
     enqueuer = build_enqueuer(settings, broker)
     asyncio.run(enqueuer.enqueue(event_message(succeeded())))

@@ -6,17 +6,16 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 
 from adapters.dead_workers import check_dispatch_script, requeue_dead_workers
-from adapters.queue import STRIPE_EVENTS_QUEUE, build_broker, event_message
+from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, build_broker, event_message, send
 from adapters.settings import Settings
 from devstack import events
 from tests.support import wait_for
 
 
 @pytest.fixture
-def brokers(settings: Settings) -> Iterator[tuple[RedisBroker, RedisBroker]]:
+def brokers(settings: Settings) -> Iterator[tuple[Broker, Broker]]:
     """Two worker processes' brokers, as far as Redis can tell: a victim and a survivor (heartbeat 0.5 s)."""
     quick = dataclasses.replace(settings, broker_heartbeat_timeout_ms=500, broker_maintenance_chance=0)
     victim, survivor = build_broker(quick), build_broker(quick)
@@ -27,18 +26,18 @@ def brokers(settings: Settings) -> Iterator[tuple[RedisBroker, RedisBroker]]:
     survivor.close()
 
 
-def queued(broker: RedisBroker) -> int:
+def queued(broker: Broker) -> int:
     return int(broker.client.llen(f"{broker.namespace}:{STRIPE_EVENTS_QUEUE}"))
 
 
 def test_a_dead_workers_messages_are_requeued_and_a_live_ones_are_not(
-    brokers: tuple[RedisBroker, RedisBroker],
+    brokers: tuple[Broker, Broker],
 ) -> None:
     """The victim took 3 messages and died; the survivor, heartbeating, keeps its 1 and gets the 3 back."""
     victim, survivor = brokers
     check_dispatch_script()
     for _ in range(4):
-        victim.enqueue(event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
+        send(victim, event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
     assert len(victim.do_fetch(STRIPE_EVENTS_QUEUE, 3)) == 3
     assert len(survivor.do_fetch(STRIPE_EVENTS_QUEUE, 1)) == 1
     assert queued(victim) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import functools
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,13 +17,12 @@ from typing import Any
 
 import dramatiq
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import MongoPayments, now
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
-from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, build_broker, notification_message
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, Broker, build_broker, notification_message, send
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
 from devstack.send_event import pending_payment
@@ -72,7 +72,7 @@ class Sink:
 
 @dataclass
 class Emails:
-    broker: RedisBroker
+    broker: Broker
     worker: dramatiq.Worker
     outbox: MongoOutbox
     settings: Settings
@@ -108,7 +108,9 @@ def emails(settings: Settings, db: Any, sink: Sink) -> Iterator[Emails]:
     ensure_outbox_indexes(db)
     outbox = MongoOutbox(db, broker)
     broker.add_middleware(
-        NotificationSweeper(outbox, broker.enqueue, tuned.notification_sweep_seconds, older_than=sweep_age(tuned))
+        NotificationSweeper(
+            outbox, functools.partial(send, broker), tuned.notification_sweep_seconds, older_than=sweep_age(tuned)
+        )
     )
     declare_emails_actor(broker, outbox, Mailer.from_settings(tuned), MongoPayments(db), tuned)
     worker = dramatiq.Worker(broker, queues={EMAILS_QUEUE}, worker_timeout=50, worker_threads=4)
@@ -276,7 +278,7 @@ def test_an_exhausted_budget_marks_the_notification_failed(emails: Emails, db: A
             "updatedAt": at,
         }
     )
-    emails.broker.enqueue(notification_message("tired"))
+    send(emails.broker, notification_message("tired"))
 
     wait_for(lambda: status(emails, "tired") == "failed", what="failed status")
     doc = emails.outbox.get("tired")

@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 
 from adapters.enrollments import MongoEnrollments
 from adapters.mongo import MongoPayments
 from adapters.outbox import MongoOutbox
-from adapters.queue import EMAILS_QUEUE, refusal
+from adapters.queue import EMAILS_QUEUE, Broker
 from adapters.settings import Settings
 from adapters.wiring import ensure_all_indexes
 from devstack import events
@@ -140,7 +139,7 @@ def notices(*keys: str) -> list[Notice]:
 
 
 def test_two_notifications_take_one_mongodb_command_and_one_redis_round_trip(
-    db: Any, broker: RedisBroker, settings: Settings
+    db: Any, broker: Broker, settings: Settings
 ) -> None:
     ensure_all_indexes(db)
     outbox = MongoOutbox(db, broker)
@@ -153,10 +152,10 @@ def test_two_notifications_take_one_mongodb_command_and_one_redis_round_trip(
     assert db.notifications.find_one({"dedupeKey": "a"})["recipient"] == "a@example.com"  # the first asked
     [queued] = queued_messages(broker.client, EMAILS_QUEUE)
     assert list(queued.args) == ["a", "b"]
-    assert refusal(settings.queue_signing_key, queued) is None
+    assert broker.signer.verifies(queued)
 
 
-def test_a_retry_enqueues_only_the_notifications_not_done(db: Any, broker: RedisBroker) -> None:
+def test_a_retry_enqueues_only_the_notifications_not_done(db: Any, broker: Broker) -> None:
     ensure_all_indexes(db)
     outbox = MongoOutbox(db, broker)
     outbox.notify_all(notices("sent", "failed", "pending", "sending"))

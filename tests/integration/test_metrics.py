@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from adapters.queue import REFUNDS_ACTOR, STRIPE_EVENTS_QUEUE, event_message, refund_message
+from adapters.queue import REFUNDS_ACTOR, STRIPE_EVENTS_QUEUE, Broker, event_message, refund_message, send
 from adapters.settings import Settings
 from devstack import events
 from devstack.procs import Child, free_port, python_module
@@ -89,8 +88,8 @@ def test_counters_move_with_the_traffic(client: TestClient, worker: Worker, db: 
     assert client.post("/api/webhooks/stripe", content=forged, headers=forged_headers).status_code == 400
     # Retried twice (RETRY_MAX_RETRIES=2), then dead: an event for a payment we never stored.
     unknown = events.payment_intent(SUCCEEDED, events.new_id("pi"), 100, "INR", {"source": events.SOURCE})
-    worker.broker.enqueue(event_message(events.event(SUCCEEDED, unknown)))
-    worker.broker.enqueue(refund_message("pi_nothing", "no-such-request"))  # PermanentError: dead at once
+    send(worker.broker, event_message(events.event(SUCCEEDED, unknown)))
+    send(worker.broker, refund_message("pi_nothing", "no-such-request"))  # PermanentError: dead at once
 
     after = before
 
@@ -123,7 +122,7 @@ def test_counters_move_with_the_traffic(client: TestClient, worker: Worker, db: 
     wait_for(lambda: value(scrape(client), "payments_queue_messages", **dead) == 1, what="the dead letter's depth")
 
 
-def test_queue_depths_are_read_at_scrape_time(settings: Settings, broker: RedisBroker, db: Any) -> None:
+def test_queue_depths_are_read_at_scrape_time(settings: Settings, broker: Broker, db: Any) -> None:
     """An enqueued webhook nobody consumed shows as one ready message of the stripe-events queue."""
     with TestClient(create_app(settings, broker=broker, db=db)) as client:
         assert value(scrape(client), "payments_queue_messages", queue=STRIPE_EVENTS_QUEUE, state="ready") == 0
@@ -149,7 +148,7 @@ def test_with_redis_down_the_scrape_answers_and_counts_the_refused_delivery(sett
     assert not any(name == "payments_queue_messages" for name, _ in after)
 
 
-def test_the_metrics_token_guards_the_route_when_set(settings: Settings, broker: RedisBroker, db: Any) -> None:
+def test_the_metrics_token_guards_the_route_when_set(settings: Settings, broker: Broker, db: Any) -> None:
     """With METRICS_TOKEN set, only its bearer gets the text; no token or another (the ops token) is a JSON 401."""
     token, ops = "m" * 32, "o" * 32
     guarded = dataclasses.replace(settings, metrics_token=token, ops_token=ops)

@@ -10,7 +10,7 @@ from typing import Any
 import dramatiq
 import pytest
 
-from adapters.queue import event_message
+from adapters.queue import event_message, send
 from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import seed_payment
@@ -48,7 +48,7 @@ def test_a_delayed_retry_is_processed_after_redis_restarts(own_redis: Stack, set
             "payment_intent.processing",
             events.payment_intent("payment_intent.processing", intent_id, 49900, "INR", metadata),
         )
-        wired.broker.enqueue(event_message(event))
+        send(wired.broker, event_message(event))
         held = f"dramatiq:__acks__.{wired.broker.broker_id}.stripe-events.DQ"
         wait_for(lambda: wired.broker.client.scard(held) == 1, 10, "the retry held by the delay consumer")
         seed_payment(db, intent_id)  # the retry can now succeed

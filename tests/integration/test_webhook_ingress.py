@@ -10,11 +10,10 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 from starlette.testclient import TestClient
 
 from adapters.logs import JsonFormatter
-from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
+from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, Broker
 from adapters.settings import Settings
 from devstack import events
 from devstack.procs import free_port
@@ -25,7 +24,7 @@ SECRET = "whsec_integration"
 
 
 @pytest.fixture
-def client(settings: Settings, broker: RedisBroker, db: Any) -> Iterator[TestClient]:
+def client(settings: Settings, broker: Broker, db: Any) -> Iterator[TestClient]:
     with TestClient(create_app(settings, broker=broker, db=db)) as client:
         yield client
 
@@ -35,11 +34,11 @@ def succeeded_event() -> dict[str, Any]:
     return events.event("payment_intent.succeeded", intent)
 
 
-def queued(broker: RedisBroker) -> list[Any]:
+def queued(broker: Broker) -> list[Any]:
     return queued_messages(broker.client, STRIPE_EVENTS_QUEUE)
 
 
-def test_a_signed_event_is_enqueued_with_its_event_id(client: TestClient, broker: RedisBroker) -> None:
+def test_a_signed_event_is_enqueued_with_its_event_id(client: TestClient, broker: Broker) -> None:
     """A verified delivery answers 200 and leaves one message whose id is the Stripe event id.
 
     The intent's client secret is stripped before the event reaches the queue.
@@ -54,14 +53,14 @@ def test_a_signed_event_is_enqueued_with_its_event_id(client: TestClient, broker
     assert message.args[0] == event
 
 
-def test_the_alias_route_and_a_rotated_secret_are_accepted(client: TestClient, broker: RedisBroker) -> None:
+def test_the_alias_route_and_a_rotated_secret_are_accepted(client: TestClient, broker: Broker) -> None:
     """The payments alias takes deliveries signed with the second configured secret."""
     body, headers = signed(succeeded_event(), "whsec_rotated")
     assert client.post("/api/payments/webhooks/stripe", content=body, headers=headers).status_code == 200
     assert len(queued(broker)) == 1
 
 
-def test_an_unhandled_event_type_is_acknowledged_not_enqueued(client: TestClient, broker: RedisBroker) -> None:
+def test_an_unhandled_event_type_is_acknowledged_not_enqueued(client: TestClient, broker: Broker) -> None:
     """Types nobody handles answer 200 ignored and enqueue nothing."""
     body, headers = signed(events.event("customer.created", {"id": "cus_1", "object": "customer"}), SECRET)
     response = client.post("/api/webhooks/stripe", content=body, headers=headers)
@@ -100,7 +99,7 @@ BAD_CASES = [case for case, *_ in _bad_deliveries()]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_deliveries_are_refused_and_enqueue_nothing(client: TestClient, broker: RedisBroker, case: str) -> None:
+def test_bad_deliveries_are_refused_and_enqueue_nothing(client: TestClient, broker: Broker, case: str) -> None:
     """Each kind of bad delivery gets its status and error code, and nothing reaches the queue."""
     [(body, headers, status, code)] = [(b, h, s, c) for name, b, h, s, c in _bad_deliveries() if name == case]
     response = client.post("/api/webhooks/stripe", content=body, headers=headers)
@@ -108,7 +107,7 @@ def test_bad_deliveries_are_refused_and_enqueue_nothing(client: TestClient, brok
     assert queued(broker) == []
 
 
-def test_a_chunked_body_over_the_limit_is_refused(client: TestClient, broker: RedisBroker) -> None:
+def test_a_chunked_body_over_the_limit_is_refused(client: TestClient, broker: Broker) -> None:
     """A body without Content-Length is still cut off at the limit."""
     response = client.post("/api/webhooks/stripe", content=iter([b"x" * 3000, b"x" * 3000]))
     assert response.status_code == 413
@@ -180,7 +179,7 @@ def test_webhook_answers_carry_a_request_id_and_other_methods_are_the_routers_40
 
 
 def test_a_client_gone_before_its_body_is_answered_400_and_logged(
-    settings: Settings, broker: RedisBroker, db: Any, caplog: pytest.LogCaptureFixture
+    settings: Settings, broker: Broker, db: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A disconnect while the webhook reads its body: 400 malformed_json, one access line, nothing enqueued."""
     import asyncio
@@ -203,7 +202,7 @@ def test_a_client_gone_before_its_body_is_answered_400_and_logged(
     assert queued(broker) == []
 
 
-def test_a_signature_header_with_non_ascii_bytes_is_refused(client: TestClient, broker: RedisBroker) -> None:
+def test_a_signature_header_with_non_ascii_bytes_is_refused(client: TestClient, broker: Broker) -> None:
     """A Latin-1 byte in Stripe-Signature (hmac.compare_digest raises on such str) is 400, not 500."""
     body, headers = signed(succeeded_event(), SECRET)
     header = headers["Stripe-Signature"].replace("v1=", "v1=\xe9").encode("latin-1")
@@ -240,7 +239,7 @@ def test_every_answer_carries_a_request_id_that_the_log_lines_carry_too(client: 
     assert [line.get("request_id") for line in capture.lines] == ids
 
 
-def _boom_app(settings: Settings, broker: RedisBroker, db: Any) -> Any:
+def _boom_app(settings: Settings, broker: Broker, db: Any) -> Any:
     from starlette.requests import Request
     from starlette.routing import Route
 
@@ -253,7 +252,7 @@ def _boom_app(settings: Settings, broker: RedisBroker, db: Any) -> Any:
 
 
 def test_an_unexpected_error_is_a_json_500_with_the_traceback_only_in_the_log(
-    settings: Settings, broker: RedisBroker, db: Any, caplog: pytest.LogCaptureFixture
+    settings: Settings, broker: Broker, db: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A route raising anything answers 500 internal_error without detail; the log has traceback and request id."""
     with TestClient(_boom_app(settings, broker, db)) as client, caplog.at_level("ERROR"):
@@ -266,7 +265,7 @@ def test_an_unexpected_error_is_a_json_500_with_the_traceback_only_in_the_log(
     assert rid in record.getMessage() and record.exc_info and record.exc_info[0] is RuntimeError
 
 
-def test_a_failure_outside_the_routes_is_still_a_json_500(settings: Settings, broker: RedisBroker, db: Any) -> None:
+def test_a_failure_outside_the_routes_is_still_a_json_500(settings: Settings, broker: Broker, db: Any) -> None:
     """Starlette's ServerErrorMiddleware answers with the API's JSON too (Exception is a registered handler)."""
     from starlette.middleware import Middleware
     from starlette.types import Receive, Scope, Send

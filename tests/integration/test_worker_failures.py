@@ -9,8 +9,9 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from adapters.mongo import now
-from adapters.queue import STRIPE_EVENTS_QUEUE, SignMessages, event_message
+from adapters.queue import STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
+from adapters.signing import Signer
 from devstack import events
 from devstack.send_event import pending_payment
 from tests.support import queued_messages, wait_for
@@ -26,10 +27,10 @@ def dead_ids(wired: Worker) -> list[str]:
 def test_a_permanent_error_goes_to_the_dead_letters_with_its_reason(worker: Worker, db: Any) -> None:
     """An event that can never be handled is dead-lettered at once and its failure recorded."""
     event = events.event("payment_intent.succeeded", {"object": "payment_intent"})
-    worker.broker.enqueue(event_message(event))
+    send(worker.broker, event_message(event))
     failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), what="failure record")
     wait_for(lambda: dead_ids(worker) == [event["id"]], what="dead letter")
-    assert failure["error"].startswith("PermanentError: event") and "no data.object" in failure["error"]
+    assert failure["error"].startswith("PermanentError: event") and "data.object.id: expected" in failure["error"]
     assert (failure["attempts"], failure["state"], failure["eventType"]) == (1, "dead", "payment_intent.succeeded")
     assert "Traceback" in failure["traceback"] and failure["queue"] == STRIPE_EVENTS_QUEUE
 
@@ -39,7 +40,7 @@ def test_exhausted_retries_record_the_final_failure(worker: Worker, db: Any) -> 
     metadata = {"source": events.SOURCE}
     intent = events.payment_intent("payment_intent.succeeded", events.new_id("pi"), 100, "INR", metadata)
     event = events.event("payment_intent.succeeded", intent)
-    worker.broker.enqueue(event_message(event))
+    send(worker.broker, event_message(event))
     failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), 20, "failure record")
     assert failure["attempts"] == 3  # the first try and RETRY_MAX_RETRIES=2 retries
     assert "RetryLater" in failure["error"] and "RetryLater" in failure["traceback"]
@@ -61,21 +62,24 @@ def stored_succeeded_event(db: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("signer", "reason"),
+    ("key", "reason"),
     [
-        ([], "carries no signature"),
-        ([SignMessages(b"not the project's key")], "does not verify"),
+        (None, "carries no signature"),
+        (b"not the project's key", "does not verify"),
     ],
 )
 def test_a_message_the_project_did_not_sign_is_dead_lettered_unexecuted(
-    worker: Worker, db: Any, settings: Settings, signer: list[Any], reason: str
+    worker: Worker, db: Any, settings: Settings, key: bytes | None, reason: str
 ) -> None:
     """An event written into Redis without the project's HMAC activates nothing and is recorded with the reason."""
     payment, event = stored_succeeded_event(db)
-    forger = RedisBroker(url=settings.redis_url, middleware=signer)
+    forger = RedisBroker(url=settings.redis_url, middleware=[])
     forger.declare_queue(STRIPE_EVENTS_QUEUE)
+    message = event_message(event)
+    if key is not None:
+        Signer((key,)).sign(message)
     try:
-        forger.enqueue(event_message(event))
+        forger.enqueue(message)
     finally:
         forger.close()
     failure = wait_for(lambda: db.job_failures.find_one({"messageId": event["id"]}), what="failure record")

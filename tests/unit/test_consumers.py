@@ -6,15 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import dramatiq
 import pytest
 from dramatiq import Message
 
 from adapters.queue import DELAY_POLL_FACTOR, YIELD_WINDOW, YIELDING_PREFETCH, Broker, Consumer
+from adapters.signing import Signer
 
 
 @pytest.fixture
 def broker() -> Iterator[Broker]:
-    broker = Broker(yielding=frozenset({"emails"}), url="redis://127.0.0.1:9/0", middleware=[])
+    broker = Broker(Signer((b"k",)), yielding=frozenset({"emails"}), url="redis://127.0.0.1:9/0", middleware=[])
     yield broker  # consumers connect on their first fetch: nothing listens on port 9
     broker.close()
 
@@ -54,9 +56,10 @@ def test_the_emails_go_on_yielding_for_a_while_after_an_event_was_given_out(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emails, events = consume(broker, "emails", prefetch=16), consume(broker, "stripe-events", prefetch=16)
-    events.message_cache.append(
-        Message(queue_name="stripe-events", actor_name="a", args=(), kwargs={}, options={}).encode()
-    )
+    dramatiq.actor(actor_name="a", queue_name="stripe-events", broker=broker)(lambda: None)
+    message = broker.signer.sign(Message(queue_name="stripe-events", actor_name="a", args=(), kwargs={}, options={}))
+    message.options["redis_message_id"] = "r1"
+    events.message_cache.append(("r1", message.encode()))  # as fetched: the entry's id, its data
     now = time.monotonic()
     monkeypatch.setattr(time, "monotonic", lambda: now)
     assert next(events) is not None  # given to a worker thread, then done and acked:

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.async_queue import resp
-from adapters.queue import _contains, _redact_all, redact, signed_form
+from adapters.queue import _redact_all, redact
+from adapters.signing import _contains, signed_form
 from devstack import events
 from ingress import parse
 

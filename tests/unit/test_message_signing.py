@@ -1,4 +1,8 @@
-"""Every queued message carries the project's HMAC; the worker refuses one that does not verify (DESIGN §5)."""
+"""A worker runs a message only if the project signed it where it was made (adapters/signing.py).
+
+The hostile messages here are what anyone who can write to Redis can store: unsigned ones, signed
+ones with options added, names or arguments changed, signatures that are not even ASCII.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +11,177 @@ from typing import Any
 
 import pytest
 from dramatiq import Message
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.stub import StubBroker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from adapters.queue import SIGNATURE, SignMessages, event_message
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
+from adapters.signing import ALLOWED_OPTIONS, SIGNATURE, AlreadySigned, Signer, refusal
 from devstack import events
-from workers.middleware.authenticity import Unsigned, VerifySignatures
 
-KEY = b"k" * 32
+KEY, OLD_KEY = b"k" * 32, b"o" * 32
+SIGNER = Signer((KEY,))
+ACTORS = (STRIPE_EVENTS_ACTOR,)
+REDIS_ID = "6f1c3c1e-0000-4000-8000-000000000001"
 
 
-def signed_event() -> Message[Any]:
+def signed_event(signer: Signer = SIGNER) -> Message[Any]:
     message = event_message(events.event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"}))
-    SignMessages(KEY).before_enqueue(StubBroker(), message, None)
+    signer.sign(message)
+    message.options["redis_message_id"] = REDIS_ID  # as the broker stores it
     return message
 
 
-def verify(message: Message[Any]) -> None:
-    VerifySignatures(KEY).before_process_message(StubBroker(), MessageProxy(message))
+def door(message: Message[Any], queue: str = STRIPE_EVENTS_QUEUE, signer: Signer = SIGNER) -> str | None:
+    return refusal(signer, message, queue=queue, redis_id=REDIS_ID, actors=ACTORS)
 
 
-def test_a_signed_message_verifies_whatever_the_broker_renews() -> None:
-    """Retries renew ids, timestamps and queue names; the signature covers the actor and arguments only."""
+def test_a_signed_message_is_let_in_as_it_is_and_after_dramatiq_bookkeeping() -> None:
+    """Retries and delays renew timestamps and add their options; the signature still holds."""
     message = signed_event()
-    verify(message)
-    renewed = message.copy(
-        message_timestamp=1, queue_name="stripe-events.DQ", options={**message.options, "retries": 3}
-    )
-    verify(renewed)
+    assert door(message) is None
+    retried = message.copy(message_timestamp=1, options={**message.options, "retries": 3, "traceback": "…"})
+    assert door(retried) is None
+    delayed = message.copy(queue_name=f"{STRIPE_EVENTS_QUEUE}.DQ", options={**message.options, "eta": 1})
+    assert door(delayed, queue=f"{STRIPE_EVENTS_QUEUE}.DQ") is None
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "reason"),
     [
-        {"args": ({"id": "evt_forged", "type": "payment_intent.succeeded"},)},
-        {"actor_name": "send_notification"},
-        {"kwargs": {"extra": 1}},
+        ({"args": ({"id": "evt_forged", "type": "payment_intent.succeeded"},)}, "does not verify"),
+        ({"kwargs": {"extra": 1}}, "does not verify"),
+        ({"message_id": "another-id"}, "does not verify"),  # the emails actor claims in its name
+        ({"actor_name": "send_notification"}, "no actor of its queue"),
+        ({"queue_name": EMAILS_QUEUE}, "another queue"),
     ],
 )
-def test_a_changed_message_does_not_verify(change: dict[str, Any]) -> None:
-    """Arguments, actor or keyword arguments changed in Redis after signing: refused."""
-    with pytest.raises(Unsigned, match="does not verify"):
-        verify(dataclasses.replace(signed_event(), **change))
+def test_a_changed_message_is_refused(change: dict[str, Any], reason: str) -> None:
+    refused = door(dataclasses.replace(signed_event(), **change))
+    assert refused is not None and reason in refused
 
 
-def test_an_unsigned_message_is_refused_and_another_key_does_not_verify() -> None:
-    """No signature at all, or one made with another key: refused before any actor runs."""
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"pipe_target": {"actor_name": STRIPE_EVENTS_ACTOR, "args": [{}]}},
+        {"on_success": "process_refund"},
+        {"on_failure": "process_refund"},
+        {"max_retries": 1000},
+        {"time_limit": 1},
+        {"max_age": 1},
+        {"throws": None},
+        {"retry_when": "x"},
+    ],
+)
+def test_a_signed_message_with_an_option_nobody_here_sets_is_refused(option: dict[str, Any]) -> None:
+    """Options that would make Dramatiq enqueue, retry or time out differently are never obeyed."""
     message = signed_event()
-    with pytest.raises(Unsigned, match="no signature"):
-        verify(dataclasses.replace(message, options={}))
-    with pytest.raises(Unsigned, match="does not verify"):
-        VerifySignatures(b"x" * 32).before_process_message(StubBroker(), MessageProxy(message))
-    assert len(message.options[SIGNATURE]) == 64
+    refused = door(message.copy(options={**message.options, **option}))
+    assert refused is not None and "options this service never sets" in refused
+
+
+def test_a_message_stored_under_another_entry_is_refused() -> None:
+    """A copy whose ``redis_message_id`` names another entry would ack or dead-letter that one instead."""
+    message = signed_event()
+    refused = door(message.copy(options={**message.options, "redis_message_id": "someone-else"}))
+    assert refused is not None and "another Redis entry" in refused
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "é" * 64,  # non-ASCII: compare_digest on str would raise TypeError
+        "0" * 63,
+        "not hex at all, but sixty-four characters long, padded out: ....",
+        None,
+        64,
+        ["a"],
+    ],
+)
+def test_a_malformed_signature_is_a_refusal_not_an_exception(forged: Any) -> None:
+    message = signed_event()
+    assert door(message.copy(options={**message.options, SIGNATURE: forged})) is not None
+
+
+def test_arguments_no_signer_could_have_made_are_refused_not_raised() -> None:
+    """A lone surrogate makes both JSON encoders raise; the check refuses instead of letting it run."""
+    message = signed_event()
+    assert door(dataclasses.replace(message, args=({"id": "\ud800"},))) is not None
+    assert door(dataclasses.replace(message, kwargs="not a dict")) is not None  # type: ignore[arg-type]
+    assert door(dataclasses.replace(message, options="not a dict")) is not None  # type: ignore[arg-type]
+
+
+def test_every_key_verifies_and_only_the_first_signs() -> None:
+    """Key rotation: what the old key signed (delayed retries, dead letters) still runs."""
+    old = signed_event(Signer((OLD_KEY,)))
+    rotated = Signer((KEY, OLD_KEY))
+    assert door(old, signer=rotated) is None
+    assert door(old, signer=SIGNER) is not None
+    new = signed_event(rotated)
+    assert door(new, signer=SIGNER) is None
+
+
+def test_nothing_signs_a_message_twice() -> None:
+    """A re-enqueue carries its signature: signing a signed message is a bug, not a fresh signature."""
+    with pytest.raises(AlreadySigned):
+        SIGNER.sign(signed_event())
+
+
+# Hostile messages: any queue, actor, id, arguments and options, with a random or a real signature.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_names = st.sampled_from([STRIPE_EVENTS_QUEUE, f"{STRIPE_EVENTS_QUEUE}.DQ", EMAILS_QUEUE, "default"]) | st.text()
+_some_options = st.dictionaries(
+    st.sampled_from(sorted(ALLOWED_OPTIONS | {"pipe_target", "on_failure", "max_retries"})) | st.text(max_size=8),
+    _json,
+    max_size=4,
+)
+_options = _some_options | _some_options.map(lambda options: {**options, "redis_message_id": REDIS_ID})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    queue=_names,
+    actor=st.sampled_from([STRIPE_EVENTS_ACTOR, EMAILS_ACTOR, "process_refund"]) | st.text(),
+    message_id=st.text(max_size=20),
+    args=st.lists(_json, max_size=2),
+    kwargs=st.dictionaries(st.text(max_size=5), _json, max_size=2),
+    options=_options,
+    signature=st.text(max_size=70) | st.just("") | st.none(),
+)
+def test_no_hostile_message_is_let_in(
+    queue: str,
+    actor: str,
+    message_id: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: dict[str, Any],
+    signature: str | None,
+) -> None:
+    """Whatever is stored, only a message the key signed, with no option beyond the bookkeeping ones,
+    on its own queue, entry and actor, gets in."""
+    message: Message[Any] = Message(
+        queue_name=queue,
+        actor_name=actor,
+        args=tuple(args),
+        kwargs=kwargs,
+        options={**options, SIGNATURE: signature} if signature is not None else options,
+        message_id=message_id,
+    )
+    assert door(message) is not None
+    # Now the real signature over exactly these contents: let in only when every other rule holds.
+    honest = dataclasses.replace(message, options={k: v for k, v in message.options.items() if k != SIGNATURE})
+    try:
+        SIGNER.sign(honest)
+    except (ValueError, TypeError):  # contents nothing of ours can encode (a lone surrogate): never signed
+        return
+    rules_hold = (
+        queue == STRIPE_EVENTS_QUEUE
+        and actor in ACTORS
+        and set(honest.options) <= ALLOWED_OPTIONS
+        and honest.options.get("redis_message_id") == REDIS_ID
+    )
+    assert (door(honest) is None) == rules_hold

@@ -89,8 +89,17 @@ def test_the_queue_signing_key_defaults_to_one_derived_from_the_jwt_secret() -> 
     """Outside production every process sharing JWT_SECRET shares the queue key, which is not the JWT secret."""
     one, two = load_settings(BASE, dotenv=None), load_settings(BASE, dotenv=None)
     other = load_settings({**BASE, "JWT_SECRET": "another"}, dotenv=None)
-    assert one.queue_signing_key == two.queue_signing_key != other.queue_signing_key
-    assert len(one.queue_signing_key) == 32 and BASE["JWT_SECRET"].encode() not in one.queue_signing_key
+    assert one.queue_signing_keys == two.queue_signing_keys != other.queue_signing_keys
+    [key] = one.queue_signing_keys
+    assert len(key) == 32 and BASE["JWT_SECRET"].encode() not in key
+
+
+def test_queue_signing_keys_are_a_comma_separated_list_the_first_of_which_signs() -> None:
+    """Rotation: the new key first, the old one after it until nothing it signed is left."""
+    settings = load_settings({**BASE, "QUEUE_SIGNING_KEY": "new-key, old-key"}, dotenv=None)
+    assert settings.queue_signing_keys == (b"new-key", b"old-key")
+    with pytest.raises(ConfigError, match="QUEUE_SIGNING_KEY"):
+        load_settings({**BASE, "QUEUE_SIGNING_KEY": "new-key,,old"}, dotenv=None)
 
 
 def test_settings_never_show_secrets_in_their_repr() -> None:

@@ -76,13 +76,15 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
         ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.delay_queue = PriorityQueue()"),
         ("_WorkQueueItem", _source(dramatiq_worker._WorkQueueItem), "message: MessageProxy"),
         ("Retries.after_process_message", _source(Retries.after_process_message), "broker.enqueue(message"),
-        # adapters.queue.Consumer widens a delay queue's back-off cap through this attribute.
-        ("_RedisConsumer.__next__", _source(_RedisConsumer.__next__), "max_backoff=self.timeout"),
-        # ... and lets a yielding queue hold fewer messages through these, read before each fetch.
+        # adapters.queue.Consumer fetches with its own script, keyed as dispatch.lua keys its data,
+        # and keeps the state Dramatiq's consumer starts with (its ack, nack and counts read it).
+        (script, lua_text, 'local queue_messages = queue_full_name .. ".msgs"'),
+        ("_RedisConsumer.__init__", _source(_RedisConsumer.__init__), "self.message_cache = []"),
+        ("_RedisConsumer.__init__", _source(_RedisConsumer.__init__), "self.queued_message_ids = set()"),
         (
-            "_RedisConsumer.__next__",
-            _source(_RedisConsumer.__next__),
-            "if self.outstanding_message_count < self.prefetch",
+            "_RedisConsumer.outstanding_message_count",
+            _source(vars(_RedisConsumer)["outstanding_message_count"].fget),
+            "len(self.queued_message_ids) + len(self.message_cache)",
         ),
         ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.handle_delayed_messages()"),
     ]
