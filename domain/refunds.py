@@ -13,6 +13,11 @@ from domain.payments import COMPLETED, DISPUTED, PARTIALLY_REFUNDED, REFUNDED, P
 #: The reasons Stripe's Refunds API takes; any other text is kept on our side only.
 STRIPE_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
+#: Reasons a customer may not give. Stripe takes ``fraudulent`` as a report of fraud: the card and
+#: email go on the account's block lists. A buyer refunding their own purchase reports no fraud;
+#: the specialist or an admin may.
+STAFF_ONLY_REASONS = frozenset({"fraudulent"})
+
 #: Statuses from which money can still go back.
 REFUNDABLE = frozenset({COMPLETED, PARTIALLY_REFUNDED})
 
@@ -46,6 +51,12 @@ def refund_amount(payment: Payment, requested: int | None, *, customer: bool, no
     if amount <= 0 or amount > left:
         raise RequestRefused("not_refundable", f"{left} is left to refund", "amount")
     return amount
+
+
+def check_reason(reason: str | None, *, customer: bool) -> None:
+    """Refuse (422 ``validation_error`` on ``reason``) a reason the requester may not give."""
+    if customer and reason in STAFF_ONLY_REASONS:
+        raise RequestRefused("validation_error", f"a customer may not give {reason} as the reason", "reason")
 
 
 def stripe_reason(reason: str | None) -> str | None:

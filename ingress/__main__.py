@@ -10,6 +10,7 @@ import uvicorn
 from adapters.logs import configure_logging
 from adapters.settings import load_or_exit
 from ingress.app import create_app
+from ingress.server import EdgeLimits, protocol_class
 
 #: Allocations between young collections (Python's default is 700), then the older generations'.
 GC_THRESHOLDS = (20_000, 20, 100)
@@ -38,10 +39,12 @@ def main() -> int:
         app,
         host=settings.host,
         port=settings.port,
-        # uvloop and httptools when installed (uvicorn[standard]): the bare HTTP cycle costs about
-        # half as much CPU; without them uvicorn falls back to asyncio and h11 by itself.
+        # uvloop when installed (uvicorn[standard]; else asyncio): the bare HTTP cycle costs about half
+        # as much CPU. HTTP/1.1 is httptools (always in uvicorn[standard]) held to the head size cap
+        # and the head and body deadlines (ingress/server.py); no WebSocket upgrades.
         loop="auto",
-        http="auto",
+        http=protocol_class(EdgeLimits.of(settings)),
+        ws="none",
         log_config=None,
         access_log=False,
         proxy_headers=True,

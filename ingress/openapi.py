@@ -40,7 +40,9 @@ _REQUEST_ID = {"X-Request-Id": {"description": "this request's id in the logs", 
 
 #: Answers every route may give.
 _ALWAYS = {
+    "408": _error("head or body not received in time (`request_timeout`); the connection is closed"),
     "413": _error("body larger than the route's cap (`payload_too_large`)"),
+    "431": _error("request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed"),
     "500": _error("unexpected failure (`internal_error`, no detail; the log has it under X-Request-Id)", _REQUEST_ID),
 }
 _AUTHED = {
@@ -204,7 +206,8 @@ SCHEMA: dict[str, Any] = {
                                     "reason": {
                                         "type": "string",
                                         "maxLength": 500,
-                                        "description": "duplicate, fraudulent, requested_by_customer, or free text",
+                                        "description": "duplicate, fraudulent (never from a customer: 422), "
+                                        "requested_by_customer, or free text",
                                     },
                                 },
                             }
@@ -222,6 +225,7 @@ SCHEMA: dict[str, Any] = {
                     ),
                     "404": _error("no such payment, or not the caller's to refund (`not_found`)"),
                     "409": _error("more than is left, not paid, under dispute, or past the window (`not_refundable`)"),
+                    "429": _error("rate limited per user or per payment (`rate_limited`)", _RETRY_AFTER),
                     **_BODY,
                     **_AUTHED,
                 },

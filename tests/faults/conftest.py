@@ -26,8 +26,15 @@ FAULT_PAYMENTS = int(os.environ.get("FAULT_PAYMENTS", "200"))
 #: Backoff is 100, 200, then 400 ms between attempts, so 60 retries span at least 23 s of
 #: backoff alone (plus each attempt's own time: Stripe's tenacity retries, MongoDB's server
 #: selection); an email attempt against a closed SMTP port takes about 1 s with the mailer's
-#: own retries, and the sweep adds attempts to the same count, hence 100 for emails.
-FAULT_TUNING = {**TUNING, "RETRY_MAX_RETRIES": "60", "EMAIL_MAX_RETRIES": "100"}
+#: own retries, and the sweep adds attempts to the same count, hence 100 for emails. The stream
+#: asks again for a refund answered 5xx or lost every 0.25 s: refund rate limits out of its way.
+FAULT_TUNING = {
+    **TUNING,
+    "RETRY_MAX_RETRIES": "60",
+    "EMAIL_MAX_RETRIES": "100",
+    "REFUND_RATE_LIMIT_PER_MINUTE": "1000",
+    "REFUND_PAYMENT_RATE_LIMIT_PER_MINUTE": "1000",
+}
 
 #: The parts as ``Stack.start`` leaves them; each test starts with all of them alive.
 PARTS = ("redis", "mongo", "stripe", "smtp", "ingress", "worker")

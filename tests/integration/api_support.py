@@ -60,9 +60,14 @@ class FakeGateway(StripeGateway):
 
 
 def api_settings(settings: Settings) -> Settings:
-    """The integration settings with a long JWT secret, a rate limit examples never reach, the default webhook cap."""
+    """The integration settings with a long JWT secret, rate limits examples never reach, the default webhook cap."""
     return dataclasses.replace(
-        settings, jwt_secret=JWT_SECRET, rate_limit_per_minute=1_000_000, webhook_max_bytes=1_048_576
+        settings,
+        jwt_secret=JWT_SECRET,
+        rate_limit_per_minute=1_000_000,
+        refund_rate_limit_per_minute=1_000_000,
+        refund_payment_rate_limit_per_minute=1_000_000,
+        webhook_max_bytes=1_048_576,
     )
 
 
