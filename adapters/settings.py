@@ -45,8 +45,11 @@ class Settings:
     mongodb_db: str
     redis_url: str = field(repr=False)
     jwt_secret: str = field(repr=False)
+    #: Furthest ahead a JWT's ``exp`` may be, in days (a token "valid for ever" is refused).
+    jwt_max_age_days: int
     #: HMAC key over every queued message (DESIGN §5: Redis is not a trust boundary); never in Redis.
-    queue_signing_key: bytes = field(repr=False)
+    #: The first signs queued messages, every one verifies them (rotation).
+    queue_signing_keys: tuple[bytes, ...] = field(repr=False)
     ops_token: str | None = field(repr=False)
     metrics_token: str | None = field(repr=False)
     smtp_url: str | None = field(repr=False)
@@ -56,6 +59,14 @@ class Settings:
     refund_window_days: int
     webhook_max_bytes: int
     rate_limit_per_minute: int
+    #: Refund requests per user, and per payment whoever asks, per minute (429 beyond).
+    refund_rate_limit_per_minute: int
+    refund_payment_rate_limit_per_minute: int
+    #: The request line and headers of one request, in bytes (431 beyond).
+    max_header_bytes: int
+    #: How long a client may take to send a request's head, then its body, before it is cut off (408).
+    header_timeout_seconds: int
+    body_timeout_seconds: int
     # Tuning knobs (README): retries, broker timing, worker size.
     retry_min_backoff_ms: int
     retry_max_backoff_ms: int
@@ -167,7 +178,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         mongodb_db=r.text("MONGODB_DB", "app") or "app",
         redis_url=r.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")) or "",
         jwt_secret=r.required("JWT_SECRET"),
-        queue_signing_key=_signing_key(r, production=app_env == "production"),
+        jwt_max_age_days=r.integer("JWT_MAX_AGE_DAYS", 30, minimum=1),
+        queue_signing_keys=_signing_keys(r, production=app_env == "production"),
         ops_token=r.text("OPS_TOKEN"),
         metrics_token=r.text("METRICS_TOKEN"),
         smtp_url=r.url("SMTP_URL", None, ("smtp", "smtps")),
@@ -177,6 +189,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         refund_window_days=r.integer("REFUND_WINDOW_DAYS", 30),
         webhook_max_bytes=r.integer("WEBHOOK_MAX_BYTES", 1_048_576, minimum=1024),
         rate_limit_per_minute=r.integer("RATE_LIMIT_PER_MINUTE", 10, minimum=1),
+        refund_rate_limit_per_minute=r.integer("REFUND_RATE_LIMIT_PER_MINUTE", 5, minimum=1),
+        refund_payment_rate_limit_per_minute=r.integer("REFUND_PAYMENT_RATE_LIMIT_PER_MINUTE", 3, minimum=1),
+        max_header_bytes=r.integer("MAX_HEADER_BYTES", 16_384, minimum=1024),
+        header_timeout_seconds=r.integer("HEADER_TIMEOUT_SECONDS", 10, minimum=1),
+        body_timeout_seconds=r.integer("BODY_TIMEOUT_SECONDS", 30, minimum=1),
         retry_min_backoff_ms=r.integer("RETRY_MIN_BACKOFF_MS", 5_000, minimum=1),
         retry_max_backoff_ms=r.integer("RETRY_MAX_BACKOFF_MS", 600_000, minimum=1),
         retry_max_retries=r.integer("RETRY_MAX_RETRIES", 12),
@@ -195,24 +212,26 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     return settings
 
 
-def _signing_key(r: _Reader, production: bool) -> bytes:
-    """``QUEUE_SIGNING_KEY``; outside production it defaults to a key derived from ``JWT_SECRET``.
+def _signing_keys(r: _Reader, production: bool) -> tuple[bytes, ...]:
+    """``QUEUE_SIGNING_KEY``, one or more comma-separated keys: the first signs, all verify. Outside
+    production it defaults to a key derived from ``JWT_SECRET``.
 
-    Every process that enqueues or consumes (ingress, workers, ops) must share it; deriving it
-    from a secret they already share keeps development and tests at three variables.
+    Every process that enqueues or consumes (ingress, workers, ops) must share them; deriving the
+    key from a secret they already share keeps development and tests at three variables.
     """
-    if production:
-        return r.required("QUEUE_SIGNING_KEY").encode()
-    given = r.text("QUEUE_SIGNING_KEY")
-    if given is not None:
-        return given.encode()
-    return hashlib.sha256(b"payments-pipeline queue signing:" + r.required("JWT_SECRET").encode()).digest()
+    given = r.required("QUEUE_SIGNING_KEY") if production else r.text("QUEUE_SIGNING_KEY")
+    if given is None:
+        return (hashlib.sha256(b"payments-pipeline queue signing:" + r.required("JWT_SECRET").encode()).digest(),)
+    keys = tuple(key.strip().encode() for key in given.split(","))
+    if not all(keys):
+        raise ConfigError("QUEUE_SIGNING_KEY must be one or more comma-separated keys, none of them empty")
+    return keys
 
 
 def _check_production(s: Settings) -> None:
     secrets = {
         "JWT_SECRET": s.jwt_secret,
-        "QUEUE_SIGNING_KEY": s.queue_signing_key.decode(),
+        "QUEUE_SIGNING_KEY": min(s.queue_signing_keys, key=len).decode(errors="replace"),
         "STRIPE_WEBHOOK_SECRET": min(s.stripe_webhook_secrets, key=len),
         "OPS_TOKEN": s.ops_token,
         "METRICS_TOKEN": s.metrics_token,

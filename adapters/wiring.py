@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dramatiq import Broker
-from dramatiq.brokers.redis import RedisBroker
 from pymongo.database import Database
 
 from adapters.audit import MongoAudit
@@ -13,8 +11,10 @@ from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
 from adapters.failures import FailureRecords
 from adapters.inbox import MongoInbox
 from adapters.mongo import Doc, MongoPayments, ensure_indexes
+from adapters.ops_jobs import MongoOpsJobs, ensure_ops_job_indexes
+from adapters.ops_sessions import ensure_ops_session_indexes
 from adapters.outbox import MongoOutbox, ensure_outbox_indexes
-from adapters.queue import BrokerJobs
+from adapters.queue import Broker, BrokerJobs
 from adapters.queue_admin import RedisQueueAdmin
 from adapters.refunds import MongoRefunds, ensure_refund_indexes
 from adapters.settings import Settings
@@ -32,6 +32,8 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_outbox_indexes(db)
     ensure_refund_indexes(db)
     ensure_statistics_indexes(db)
+    ensure_ops_session_indexes(db)
+    ensure_ops_job_indexes(db)
 
 
 def build_deps(
@@ -54,14 +56,15 @@ def build_deps(
     )
 
 
-def build_ops(settings: Settings, db: Database[Doc], broker: RedisBroker) -> OpsDeps:
+def build_ops(settings: Settings, db: Database[Doc], broker: Broker) -> OpsDeps:
     """The ops service's adapters: failure records, Dramatiq's queues, the audit, the inbox."""
     return OpsDeps(
         failures=FailureRecords(db),
-        queues=RedisQueueAdmin(broker, settings.queue_signing_key),
+        queues=RedisQueueAdmin(broker),
         audit=MongoAudit(db),
         events=MongoInbox(db),
         jobs=BrokerJobs(broker),
+        runs=MongoOpsJobs(db),
     )
 
 

@@ -29,7 +29,7 @@ from pymongo import MongoClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.mongo import now
-from adapters.queue import build_broker, event_message
+from adapters.queue import build_broker, event_message, send
 from adapters.settings import load_settings
 from adapters.wiring import build_deps, build_ops
 from devstack import events
@@ -37,7 +37,7 @@ from devstack.procs import free_port
 from devstack.send_event import pending_payment
 from devstack.stack import LOCAL_STRIPE_KEY, Stack
 from usecases import ops
-from usecases.ops import FailureSelection
+from usecases.ops import FailureSelection, Operator
 from usecases.reconcile import reconcile
 
 
@@ -59,7 +59,7 @@ def main() -> None:
                 event_message(events.event("payment_intent.succeeded", {"id": f"pi_{i}"})) for i in range(args.failures)
             ]
             started = time.perf_counter()
-            messages = [broker.enqueue(message) for message in messages]  # as enqueued: signed
+            messages = [send(broker, message) for message in messages]  # as enqueued: signed
             baseline = len(messages) / (time.perf_counter() - started)
             broker.flush_all()
             db.job_failures.insert_many(
@@ -80,7 +80,7 @@ def main() -> None:
             )
             deps = build_ops(settings, db, broker)
             started = time.perf_counter()
-            result = ops.replay(FailureSelection(), deps, who="bench", dry_run=False)
+            result = ops.replay(FailureSelection(), deps, who=Operator("bench", "bench"), dry_run=False)
             replay_rate = result.done / (time.perf_counter() - started)
             broker.flush_all()
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import stripe
-from dramatiq.brokers.redis import RedisBroker
 from pymongo.database import Database
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +18,8 @@ from starlette.routing import Route
 
 from adapters.async_queue import build_enqueuer
 from adapters.mongo import connect
-from adapters.queue import build_broker
+from adapters.ops_sessions import MongoOpsSessions
+from adapters.queue import Broker, build_broker
 from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
@@ -31,6 +31,7 @@ from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
 from ingress.dashboard import Dashboard
 from ingress.health import Health
+from ingress.login_throttle import LoginThrottle
 from ingress.metrics import MetricsRoute
 from ingress.openapi import openapi
 from ingress.ops import OpsRoutes
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 def create_app(
     settings: Settings,
     *,
-    broker: RedisBroker | None = None,
+    broker: Broker | None = None,
     db: Database[Any] | None = None,
     stripe_gateway: StripeGateway | None = None,
 ) -> Starlette:
@@ -70,6 +71,9 @@ def create_app(
         find_user=MongoUsers(db).find,
         refund_window=timedelta(days=settings.refund_window_days),
         stats=MongoStatistics(db),
+        refunds_per_user=settings.refund_rate_limit_per_minute,
+        refunds_per_payment=settings.refund_payment_rate_limit_per_minute,
+        jwt_max_age_days=settings.jwt_max_age_days,
     )
 
     @contextlib.asynccontextmanager
@@ -79,12 +83,13 @@ def create_app(
         except Exception as exc:  # webhooks need only Redis: start anyway, the worker creates them too
             log.error("indexes not ensured at start-up", extra={"error": repr(exc)})
         yield
+        await run_in_threadpool(ops.background.stop)  # replay jobs stop between two messages
         await enqueuer.aclose()
         for close in owned:
             close()
 
     ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
-    dashboard = Dashboard(ops, db.stripe_events)
+    dashboard = Dashboard(ops, db.stripe_events, MongoOpsSessions(db), LoginThrottle(broker.client))
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         # Listed for the router's 405 and the reader; RequestGuard hands their POSTs to the webhook directly.
@@ -109,6 +114,7 @@ def create_app(
         Route("/ops/api/stuck/requeue", ops.requeue_stuck, methods=["POST"]),
         Route("/ops/api/reviews", ops.reviews, methods=["GET"]),
         Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
+        Route("/ops/api/jobs/{job_id}", ops.job, methods=["GET"]),
         *dashboard.routes,
     ]
     handlers: dict[Any, Any] = {
@@ -126,4 +132,8 @@ def create_app(
         Middleware(RequestGuard, direct=dict.fromkeys(webhook_paths, webhook)),
         Middleware(BodyLimit, caps=dict.fromkeys(webhook_paths, settings.webhook_max_bytes)),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host header, so
+    # any client could make the ingress point elsewhere; such a path is a 404 like any other unknown one.
+    app.router.redirect_slashes = False
+    return app

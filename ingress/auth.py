@@ -1,16 +1,19 @@
-"""The MERN backend's JWTs: HS256 with ``JWT_SECRET``, algorithm pinned, ``exp`` required and checked.
+"""The MERN backend's JWTs: HS256 with ``JWT_SECRET``, algorithm pinned, ``exp`` required and bounded.
 
-Tokens carry the user id as ``id`` (or ``sub``, or ``_id``) and usually ``role``; without a role
-claim the role is read from ``users``. The user must exist in ``users``: every request looks it up
-once (one ``find_one`` by ``_id`` projecting ``role``; nothing is cached across requests), so a
-token for a deleted or invented user id gets nothing. Anything wrong with a token (no ``exp``, a
-claim of the wrong type, a role that is not one of ``ROLES``) is a plain 401: the reason is logged,
-never told to the caller.
+Tokens carry the user id as ``id`` (or ``sub``, or ``_id``) and often ``role``. The user must
+exist in ``users``: every request looks it up once (one ``find_one`` by ``_id`` projecting
+``role``; nothing is cached across requests), so a token for a deleted or invented user id gets
+nothing. The role in ``users`` decides, never the token: a role claim that disagrees with it is
+refused (a customer's token claiming ``admin`` read admin statistics), so a demoted user's old
+token stops working at once. ``exp`` must be a whole number of seconds no further ahead than
+``JWT_MAX_AGE_DAYS``: ``1e308`` or ``10**30`` would make a leaked token valid for ever. Anything
+wrong with a token is a plain 401: the reason is logged, never told to the caller.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 ROLES = frozenset({"customer", "specialist", "admin"})
 #: Longest token accepted; the MERN backend's are a few hundred bytes.
 MAX_TOKEN = 8192
+#: ``JWT_MAX_AGE_DAYS``'s default: how far ahead a token's ``exp`` may be.
+DEFAULT_MAX_AGE_DAYS = 30
 
 #: ``users`` lookup by ``_id``: the document (at least its ``role``), or None when there is no such user.
 UserLookup = Callable[[ObjectId], Mapping[str, Any] | None]
@@ -52,8 +57,11 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def decode(token: str, secret: str) -> dict[str, Any]:
-    """The verified claims; raises ``Unauthorized`` for a bad signature, algorithm, expiry or no ``exp``.
+def decode(
+    token: str, secret: str, max_age_days: int = DEFAULT_MAX_AGE_DAYS, clock: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    """The verified claims; raises ``Unauthorized`` for a bad signature, algorithm or expiry, or an ``exp``
+    that is missing, not an integer, or more than ``max_age_days`` ahead.
 
     Anything the JWT library raises on a hostile token is a bad token, not a server error.
     """
@@ -65,8 +73,11 @@ def decode(token: str, secret: str) -> dict[str, Any]:
         raise Unauthorized(f"invalid token: {type(error).__name__}") from None
     if not isinstance(claims, dict):
         raise Unauthorized("claims are not an object")
-    if isinstance(claims["exp"], bool) or not isinstance(claims["exp"], int | float):
-        raise Unauthorized("exp is not a NumericDate")  # PyJWT also takes "1900000000" and true
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int):
+        raise Unauthorized("exp is not a whole number of seconds")  # PyJWT also takes "1900000000", true, 1e308
+    if exp > clock() + max_age_days * 86400:
+        raise Unauthorized(f"exp is more than {max_age_days} days ahead")
     return claims
 
 
@@ -77,7 +88,10 @@ def _role(value: object, source: str) -> str:
 
 
 def caller_from_claims(claims: Mapping[str, Any], find_user: UserLookup) -> Caller:
-    """Who is calling: the id claim as an ObjectId of an existing user, and the role (claim, else ``users``)."""
+    """Who is calling: the id claim as an ObjectId of an existing user, and that user's role in ``users``.
+
+    A role claim is only a cross-check: when present it must be the role ``users`` holds.
+    """
     raw_id = claims.get("id") or claims.get("sub") or claims.get("_id")
     try:
         user_id = parse.object_id(raw_id, "id")
@@ -86,6 +100,8 @@ def caller_from_claims(claims: Mapping[str, Any], find_user: UserLookup) -> Call
     user = find_user(user_id)
     if user is None:
         raise Unauthorized("token's user is not in users")
+    role = _role(user.get("role"), "users")
     claimed = claims.get("role")
-    role = _role(claimed, "token") if claimed is not None else _role(user.get("role"), "users")
+    if claimed is not None and claimed != role:
+        raise Unauthorized("token's role claim is not the user's role in users")
     return Caller(id=user_id, role=role)

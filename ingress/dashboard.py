@@ -1,11 +1,15 @@
 """``/ops``: the ops dashboard, server-rendered HTML over the same ops service as ``/ops/api``.
 
-Logging in with ``OPS_TOKEN`` gives a session cookie signed with HMAC-SHA256 under a key derived
-from the token (8 hours; ``HttpOnly``, ``SameSite=Strict``, ``Path=/ops``, ``Secure`` over https).
-Every form carries the session's CSRF token, and a POST without it is refused (403). When
-``OPS_TOKEN`` is unset every page is 404, as the API's routes are. Nothing is decided here: each
-button calls the function the API calls (``usecases.ops``, ``usecases.reviews``, ``reconcile``),
-and replay and purge show their dry run for confirmation first.
+Logging in takes the person's name and ``OPS_TOKEN``. The session is kept on the server
+(``adapters.ops_sessions``: the cookie holds a random id, 8 hours; ``HttpOnly``,
+``SameSite=Strict``, ``Path=/ops``, ``Secure`` over https), so logging out ends it: a copy of the
+cookie kept after logout opens nothing. Failed logins are throttled per client address
+(``ingress.login_throttle``: 429 with ``Retry-After`` after 5 a minute). Every form carries the
+session's CSRF token, and a POST without it is refused (403); the login form's own CSRF token
+travels in a short signed cookie, as nothing is stored for a visitor who has not logged in.
+When ``OPS_TOKEN`` is unset every page is 404, as the API's routes are. Nothing is decided here:
+each button calls the function the API calls (``usecases.ops``, ``usecases.reviews``), in the
+name of the person logged in, and replay and purge show their dry run for confirmation first.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 from anyio import to_thread
@@ -35,21 +39,25 @@ from starlette.templating import Jinja2Templates
 
 from adapters.mailer import TEMPLATES_DIR
 from adapters.mongo import Doc
+from adapters.ops_sessions import OpsSession
 from domain.errors import RequestRefused
 from ingress import parse
 from ingress.errors import REFUSAL_STATUS, ApiError, error
+from ingress.login_throttle import LoginThrottle
 from ingress.ops import OpsRoutes, parse_selection
 from ingress.serialize import payment_json
 from usecases import ops, reviews
-from usecases.reconcile import reconcile
+from usecases.ops import Operator
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: Who the audit names for actions taken in the dashboard.
-WHO = "ops-dashboard"
+#: The door the audit names for actions taken in the dashboard.
+VIA = "ops-dashboard"
 COOKIE = "ops_session"
 SESSION_SECONDS = 8 * 3600
+#: Life of the login form's signed cookie (it carries only the form's CSRF token).
+LOGIN_FORM_SECONDS = 3600
 FAILURES_PER_PAGE = 50
 RECENT_EVENTS = 20
 #: The filter fields of the failures list and of a replay or purge of "all matching".
@@ -95,29 +103,44 @@ def _unb64(text: str) -> bytes:
 @dataclass(frozen=True)
 class Session:
     csrf: str
-    exp: int
-    auth: bool  # False: the session a login form is served with, for its CSRF token
+    #: The person logged in; None for the login form's session, which exists for its CSRF token only.
+    who: str | None = None
+    #: The server-side session's id (the cookie), for logout.
+    id: str | None = None
+
+    @property
+    def auth(self) -> bool:
+        return self.who is not None
+
+
+class SessionStore(Protocol):
+    def create(self, who: str, ttl: timedelta, address: str | None) -> tuple[str, OpsSession]: ...
+
+    def find(self, session_id: str) -> OpsSession | None: ...
+
+    def delete(self, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
-class Sessions:
-    """Session cookies signed with HMAC-SHA256 under a key derived from the ops token."""
+class LoginCookies:
+    """The login form's cookie: its CSRF token and expiry, signed with HMAC-SHA256 under a key derived
+    from the ops token. It is never a logged-in session: those are only ever looked up on the server."""
 
     token: str
     clock: Callable[[], float] = time.time
 
     @property
     def key(self) -> bytes:
-        return hmac.new(self.token.encode(), b"dashboard-session", hashlib.sha256).digest()
+        return hmac.new(self.token.encode(), b"dashboard-login-form", hashlib.sha256).digest()
 
-    def issue(self, auth: bool) -> tuple[Session, str]:
-        session = Session(secrets.token_urlsafe(32), int(self.clock()) + SESSION_SECONDS, auth)
-        body = _b64(json.dumps({"exp": session.exp, "csrf": session.csrf, "auth": auth}).encode())
-        return session, f"{body}.{self._sign(body)}"
+    def issue(self) -> tuple[Session, str]:
+        csrf = secrets.token_urlsafe(32)
+        body = _b64(json.dumps({"exp": int(self.clock()) + LOGIN_FORM_SECONDS, "csrf": csrf}).encode())
+        return Session(csrf), f"{body}.{self._sign(body)}"
 
-    def read(self, cookie: str | None) -> Session | None:
-        """The session a cookie holds, if it is signed with our key and not expired."""
-        body, _, signature = (cookie or "").partition(".")
+    def read(self, cookie: str) -> Session | None:
+        """The login form's session a cookie holds, if it is signed with our key and not expired."""
+        body, _, signature = cookie.partition(".")
         if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return None
         try:
@@ -126,10 +149,10 @@ class Sessions:
             return None
         if not isinstance(data, dict):
             return None
-        exp, csrf, auth = data.get("exp"), data.get("csrf"), data.get("auth")
-        if not isinstance(exp, int) or not isinstance(csrf, str) or not isinstance(auth, bool):
+        exp, csrf = data.get("exp"), data.get("csrf")
+        if not isinstance(exp, int) or not isinstance(csrf, str):
             return None
-        return Session(csrf, exp, auth) if exp > self.clock() else None
+        return Session(csrf) if exp > self.clock() else None
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest())
@@ -157,16 +180,26 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _set_cookie(response: Response, request: Request, value: str) -> None:
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _set_cookie(response: Response, request: Request, value: str, max_age: int = SESSION_SECONDS) -> None:
     response.set_cookie(
         COOKIE,
         value,
-        max_age=SESSION_SECONDS,
+        max_age=max_age,
         path="/ops",
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
     )
+
+
+def _operator(session: Session | None) -> Operator:
+    """The person logged in (every action page is behind a logged-in session)."""
+    assert session is not None and session.who is not None
+    return Operator(session.who, VIA)
 
 
 def _see(path: str, **query: Any) -> RedirectResponse:
@@ -181,6 +214,8 @@ class Dashboard:
 
     api: OpsRoutes
     events: Collection[Doc]
+    sessions: SessionStore
+    throttle: LoginThrottle
     clock: Callable[[], float] = time.time
     routes: list[Route] = field(init=False)
 
@@ -203,7 +238,8 @@ class Dashboard:
 
     def render(self, name: str, session: Session | None, code: int = 200, **context: Any) -> HTMLResponse:
         authed = session is not None and session.auth
-        html = TEMPLATES.get_template(name).render(csrf=session.csrf if session else "", authed=authed, **context)
+        csrf, who = (session.csrf, session.who) if session else ("", None)
+        html = TEMPLATES.get_template(name).render(csrf=csrf, authed=authed, who=who, **context)
         return HTMLResponse(html, status_code=code, headers=HEADERS)
 
     def problem(self, status: int, message: str, session: Session | None = None) -> HTMLResponse:
@@ -217,7 +253,7 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             if self.api.token is None:  # no ops: answered as any unknown path is
                 return error(404, "not_found", "Not Found")
-            session = Sessions(self.api.token, self.clock).read(request.cookies.get(COOKIE))
+            session = await self.session_of(request)
             authed = session is not None and session.auth
             if not authed and not open_:
                 if not post and _wants_html(request):
@@ -239,6 +275,15 @@ class Dashboard:
 
         return endpoint
 
+    async def session_of(self, request: Request) -> Session | None:
+        """The request's session: a logged-in one from the server, or the login form's from its signed cookie."""
+        assert self.api.token is not None
+        cookie = request.cookies.get(COOKIE) or ""
+        if "." in cookie:
+            return LoginCookies(self.api.token, self.clock).read(cookie)
+        found = await self.call(self.sessions.find, cookie) if cookie else None
+        return Session(found.csrf, found.who, cookie) if found else None
+
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await to_thread.run_sync(partial(fn, *args, **kwargs))
 
@@ -254,23 +299,44 @@ class Dashboard:
             return _see("/ops")
         assert self.api.token is not None
         if session is None:
-            session, cookie = Sessions(self.api.token, self.clock).issue(auth=False)
+            session, cookie = LoginCookies(self.api.token, self.clock).issue()
             response = self.render("login.html", session)
-            _set_cookie(response, request, cookie)
+            _set_cookie(response, request, cookie, LOGIN_FORM_SECONDS)
             return response
         return self.render("login.html", session)
 
     async def login(self, request: Request, session: Session | None, form: Form) -> Response:
+        """The person's name and the ops token; refused while the address has failed too often."""
         assert self.api.token is not None
+        address = _address(request)
+        wait = await self.call(self.throttle.wait, address)
+        if wait:
+            log.warning("dashboard login throttled", extra={"address": address})
+            message = f"Too many failed logins from your address: try again in {wait} seconds."
+            headers = {"Retry-After": str(wait)}
+            if not _wants_html(request):
+                return error(429, "rate_limited", message, headers={**HEADERS, **headers})
+            page = self.render("login.html", session, 429, error=message)
+            page.headers.update(headers)
+            return page
+        name = _first(form, "name").strip()
+        if not parse.NAME.fullmatch(name):
+            return self.render("login.html", session, 422, error="Give your name (at most 64 characters).")
         if not hmac.compare_digest(_first(form, "token").strip().encode(), self.api.token.encode()):
-            log.warning("dashboard login refused")
-            return self.render("login.html", session, 401, error="That is not the ops token.")
-        _, cookie = Sessions(self.api.token, self.clock).issue(auth=True)
+            await self.call(self.throttle.failed, address)
+            log.warning("dashboard login refused", extra={"address": address})
+            return self.render("login.html", session, 401, error="That is not the ops token.", person=name)
+        await self.call(self.throttle.succeeded, address)
+        session_id, _ = await self.call(self.sessions.create, name, timedelta(seconds=SESSION_SECONDS), address)
+        log.info("dashboard login", extra={"who": name, "address": address})
         response = _see("/ops")
-        _set_cookie(response, request, cookie)
+        _set_cookie(response, request, session_id)
         return response
 
     async def logout(self, request: Request, session: Session | None, form: Form) -> Response:
+        """Ends the session on the server, so the cookie is worthless even if a copy was kept."""
+        if session is not None and session.id is not None:
+            await self.call(self.sessions.delete, session.id)
         response = _see("/ops/login")
         response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
         return response
@@ -327,26 +393,27 @@ class Dashboard:
         filters = {name: _first(form, name) for name in FILTER_FIELDS}
         selection = parse_selection(filters, ids or None)
         run = ops.replay if action == "replay" else ops.purge
+        who = _operator(session)
         if _first(form, "confirm") != "yes":
-            dry = await self.call(run, selection, self.api.deps, who=WHO, dry_run=True)
+            dry = await self.call(run, selection, self.api.deps, who=who, dry_run=True)
             return self.render("confirm.html", session, action=action, result=dry, ids=ids, filters=filters)
-        done = await self.call(run, selection, self.api.deps, who=WHO, dry_run=False)
+        done = await self.call(run, selection, self.api.deps, who=who, dry_run=False)
         return _see("/ops", done=action, count=done.done, refused=done.refused)
 
     async def replay_event(self, request: Request, session: Session | None, form: Form) -> Response:
         event_id = parse.stripe_id(request.path_params["event_id"], "event_id", "evt")
-        if not await self.call(ops.replay_event, event_id, self.api.deps, who=WHO):
+        if not await self.call(ops.replay_event, event_id, self.api.deps, who=_operator(session)):
             return self.problem(404, "No stored event with that id.", session)
         return _see("/ops", done="event")
 
     async def reconcile(self, request: Request, session: Session | None, form: Form) -> Response:
-        report = await self.call(reconcile, self.api.core, now=datetime.now(UTC))
-        self.api.deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
+        now = datetime.now(UTC)
+        report = await self.call(ops.reconcile_audited, self.api.core, self.api.deps, who=_operator(session), now=now)
         return _see("/ops", done="reconcile", count=report.events_enqueued)
 
     async def review(self, request: Request, session: Session | None, form: Form) -> Response:
         intent_id = parse.intent_id(request.path_params["payment_id"], "paymentId")
         action = request.path_params["action"]
         now = datetime.now(UTC)
-        await self.call(reviews.act, intent_id, action, WHO, self.api.core, self.api.deps.audit, now=now)
+        await self.call(reviews.act, intent_id, action, _operator(session), self.api.core, self.api.deps.audit, now=now)
         return _see("/ops", done=action)

@@ -1,15 +1,22 @@
-"""``/ops/api/*``: the ops service over HTTP for ops people and their scripts (CONTRACT §3 Ops).
+"""``/ops/api/*``: the ops service over HTTP for ops people and their scripts.
 
 Every route needs ``Authorization: Bearer $OPS_TOKEN`` (compared in constant time): 401 without
 it. When ``OPS_TOKEN`` is unset the routes do not exist (404), so a deployment without ops
-exposes nothing. Replay and purge are dry runs unless the body says ``"dry_run": false``.
+exposes nothing. Callers name themselves in ``X-Ops-Actor`` (else "token"), which the audit
+records. Replay and purge are dry runs unless the body says ``"dry_run": false``. A real replay
+at a ``rate`` (0.1 to 1,000 a second) is a background job: 202 with its id at once, its progress
+at ``GET /ops/api/jobs/{jobId}``, so no request is held for as long as the replay takes.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -23,14 +30,21 @@ from ingress import parse
 from ingress.errors import ApiError
 from ingress.serialize import jsonable, payment_json
 from usecases import ops, reviews
-from usecases.ops import FailureSelection, OpsDeps
+from usecases.ops import FailureSelection, Operator, OpsDeps
 from usecases.ports import Deps
-from usecases.reconcile import reconcile
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-#: Who the audit names for runs through the API.
-WHO = "ops-api"
+#: The door the audit names for runs through the API.
+VIA = "ops-api"
+#: The header callers name themselves in, and the name when they do not.
+ACTOR_HEADER = "X-Ops-Actor"
+DEFAULT_ACTOR = "token"
+#: Background jobs one ingress process runs at once; more are refused (409) until one ends.
+MAX_JOBS = 4
+#: Seconds the ingress waits, at shutdown, for its jobs to stop between two messages.
+STOP_WAIT = 5.0
 STATES = frozenset({"dead", "replayed", "purged"})
 #: Seconds after which an unfinished inbox event counts as stuck, unless ``olderThan`` says otherwise.
 STUCK_AFTER = 600
@@ -58,12 +72,84 @@ def parse_selection(fields: dict[str, Any], ids: Any = None) -> FailureSelection
     )
 
 
+def parse_rate(value: object) -> float | None:
+    """A replay's rate from a JSON body: absent, or a finite number from 0.1 to 1,000 per second."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise parse.Invalid("rate must be a number of messages per second", "rate")
+    if not ops.MIN_RATE <= value <= ops.MAX_RATE:
+        raise parse.Invalid(f"rate must be from {ops.MIN_RATE:g} to {ops.MAX_RATE:g} messages per second", "rate")
+    return float(value)
+
+
+def actor(request: Request) -> Operator:
+    """The person an API call names in ``X-Ops-Actor`` (printable, at most 64 characters), else "token"."""
+    given = request.headers.get(ACTOR_HEADER)
+    name = DEFAULT_ACTOR if given is None else parse.name(given.strip(), ACTOR_HEADER)
+    return Operator(name, VIA)
+
+
+class Background:
+    """The ops jobs this process runs, each in a daemon thread, at most ``MAX_JOBS`` at once.
+
+    ``stop`` (at shutdown) asks every job to stop before its next message (their waits between
+    messages end at once) and waits up to ``STOP_WAIT`` seconds: a stopped job is recorded
+    ``stopped`` in ``ops_jobs`` and the audit. A process killed outright leaves its jobs
+    ``running``; what they had not replayed is still ``dead`` and can be replayed again.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.slots = threading.BoundedSemaphore(MAX_JOBS)
+        self.threads: set[threading.Thread] = set()
+        self.lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        self.stopping.wait(seconds)
+
+    def reserve(self) -> bool:
+        """Hold a place for a job; False when ``MAX_JOBS`` are running or the process is stopping."""
+        return not self.stopping.is_set() and self.slots.acquire(blocking=False)
+
+    def release(self) -> None:
+        """Give back a place reserved for a job that was not started."""
+        self.slots.release()
+
+    def start(self, name: str, work: Callable[[], object]) -> None:
+        """Run ``work`` in a new thread, in the place ``reserve`` held for it."""
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("ops job failed", extra={"job_id": name})
+            finally:
+                with self.lock:
+                    self.threads.discard(threading.current_thread())
+                self.slots.release()
+
+        thread = threading.Thread(target=run, name=f"ops-job-{name}", daemon=True)
+        with self.lock:
+            self.threads.add(thread)
+        thread.start()
+
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        self.stopping.set()
+        deadline = time.monotonic() + wait
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 @dataclass
 class OpsRoutes:
     token: str | None
     deps: OpsDeps
     core: Deps
     reads: MongoPaymentReads
+    background: Background = field(default_factory=Background)
 
     def check(self, request: Request) -> None:
         if self.token is None:
@@ -107,16 +193,38 @@ class OpsRoutes:
         if not isinstance(filters, dict):
             raise parse.Invalid("filter must be an object", "filter")
         selection = parse_selection(filters, body.get("ids"))
+        who = actor(request)
         if action == "replay":
-            rate = body.get("rate")
-            if rate is not None and (
-                isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1000
-            ):
-                raise parse.Invalid("rate must be a number of messages per second, up to 1000", "rate")
-            result = await self.run(request, ops.replay, selection, self.deps, who=WHO, dry_run=dry_run, rate=rate)
+            rate = parse_rate(body.get("rate"))
+            if rate is not None and not dry_run:
+                return await self._replay_job(request, selection, who, rate)
+            result = await self.run(request, ops.replay, selection, self.deps, who=who, dry_run=dry_run, rate=rate)
         else:
-            result = await self.run(request, ops.purge, selection, self.deps, who=WHO, dry_run=dry_run)
+            result = await self.run(request, ops.purge, selection, self.deps, who=who, dry_run=dry_run)
         return JSONResponse(jsonable(asdict(result)))
+
+    async def _replay_job(self, request: Request, selection: FailureSelection, who: Operator, rate: float) -> Response:
+        """A real replay at a rate, as a background job: 202 ``{jobId, count}`` once it is recorded and audited."""
+        if not self.background.reserve():
+            raise ApiError(409, "conflict", f"{MAX_JOBS} ops jobs are running here already; wait for one to end")
+        deps = replace(self.deps, sleep=self.background.sleep)
+        stop = self.background.stopping.is_set
+        try:
+            job = await self.run(request, ops.replay_job, selection, deps, who=who, rate=rate, stop=stop)
+        except BaseException:
+            self.background.release()
+            raise
+        self.background.start(job.id, job.work)
+        location = f"/ops/api/jobs/{job.id}"
+        return JSONResponse({"jobId": job.id, "count": job.count}, status_code=202, headers={"Location": location})
+
+    async def job(self, request: Request) -> Response:
+        self.check(request)
+        job_id = str(parse.object_id(request.path_params["job_id"], "job_id"))
+        found = await self.run(request, self.deps.runs.get, job_id)
+        if found is None:
+            raise ApiError(404, "not_found", "no such job")
+        return JSONResponse(jsonable(found))
 
     async def replay(self, request: Request) -> Response:
         return await self._bulk(request, "replay")
@@ -131,8 +239,9 @@ class OpsRoutes:
         if since is not None and not isinstance(since, str):
             raise parse.Invalid("since must be an ISO 8601 date or time", "since")
         start = parse.query_moment({"since": since} if since else {}, "since")
-        report = await self.run(request, reconcile, self.core, now=datetime.now(UTC), since=start)
-        self.deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
+        who = actor(request)
+        now = datetime.now(UTC)
+        report = await self.run(request, ops.reconcile_audited, self.core, self.deps, who=who, now=now, since=start)
         return JSONResponse(jsonable({"count": report.events_enqueued, **asdict(report)}))
 
     async def stuck(self, request: Request) -> Response:
@@ -143,7 +252,8 @@ class OpsRoutes:
     async def requeue_stuck(self, request: Request) -> Response:
         self.check(request)
         older = timedelta(seconds=parse.query_int(request.query_params, "olderThan", STUCK_AFTER, 0, 10**7))
-        return JSONResponse(await self.run(request, ops.requeue_stuck, self.deps, who=WHO, older_than=older))
+        who = actor(request)
+        return JSONResponse(await self.run(request, ops.requeue_stuck, self.deps, who=who, older_than=older))
 
     async def reviews(self, request: Request) -> Response:
         docs = await self.run(request, self.reads.under_review)
@@ -154,12 +264,13 @@ class OpsRoutes:
         intent_id = parse.intent_id(request.path_params["payment_id"], "paymentId")
         action = request.path_params["action"]
         now = datetime.now(UTC)
-        outcome = await self.run(request, reviews.act, intent_id, action, WHO, self.core, self.deps.audit, now=now)
+        who = actor(request)
+        outcome = await self.run(request, reviews.act, intent_id, action, who, self.core, self.deps.audit, now=now)
         return JSONResponse({"paymentId": intent_id, "action": action, "outcome": outcome})
 
     async def replay_event(self, request: Request) -> Response:
         self.check(request)
         event_id = parse.stripe_id(request.path_params["event_id"], "event_id", "evt")
-        if not await self.run(request, ops.replay_event, event_id, self.deps, who=WHO):
+        if not await self.run(request, ops.replay_event, event_id, self.deps, who=actor(request)):
             raise ApiError(404, "not_found", "no stored event with that id")
         return JSONResponse({"replayed": event_id}, status_code=202)

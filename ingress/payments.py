@@ -24,8 +24,9 @@ from starlette.responses import JSONResponse, Response
 from adapters.reads import BadCursor, MongoPaymentReads
 from adapters.statistics import MongoStatistics
 from domain.payments import TRANSITIONS
+from domain.refunds import check_reason
 from ingress import parse
-from ingress.auth import Caller, UserLookup, bearer_token, caller_from_claims, decode
+from ingress.auth import DEFAULT_MAX_AGE_DAYS, Caller, UserLookup, bearer_token, caller_from_claims, decode
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
 from ingress.serialize import jsonable, payment_json, view_of
@@ -60,6 +61,12 @@ class PaymentRoutes:
     #: How long after paying a customer may ask for a refund (``REFUND_WINDOW_DAYS``).
     refund_window: timedelta
     stats: MongoStatistics
+    #: How far ahead a token's ``exp`` may be (``JWT_MAX_AGE_DAYS``).
+    jwt_max_age_days: int = DEFAULT_MAX_AGE_DAYS
+    #: Refund requests a minute per user (``REFUND_RATE_LIMIT_PER_MINUTE``) and per payment, whoever
+    #: asks (``REFUND_PAYMENT_RATE_LIMIT_PER_MINUTE``): each taken one is a Stripe refund and two emails.
+    refunds_per_user: int = 5
+    refunds_per_payment: int = 3
     _pool: CapacityLimiter | None = field(default=None, init=False)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -69,14 +76,17 @@ class PaymentRoutes:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._pool)
 
     async def caller(self, request: Request, *roles: str) -> Caller:
-        claims = decode(bearer_token(request), self.jwt_secret)
+        claims = decode(bearer_token(request), self.jwt_secret, self.jwt_max_age_days)
         who = await self.blocking(caller_from_claims, claims, self.find_user)
         if roles and who.role not in roles:
             raise ApiError(403, "forbidden", f"only a {' or '.join(roles)} may do this")
         return who
 
-    async def limit(self, caller: Caller, action: str) -> None:
-        wait = await self.blocking(self.limiter.hit, f"{action}:{caller.id}")
+    async def limit(self, caller: Caller, action: str, per_minute: int | None = None) -> None:
+        await self.limit_key(f"{action}:{caller.id}", per_minute)
+
+    async def limit_key(self, key: str, per_minute: int | None = None) -> None:
+        wait = await self.blocking(self.limiter.hit, key, per_minute)
         if wait:
             raise ApiError(429, "rate_limited", "too many requests; slow down", headers={"Retry-After": str(wait)})
 
@@ -107,13 +117,23 @@ class PaymentRoutes:
         return JSONResponse({"status": status, "enrollmentId": jsonable(enrollment_id)})
 
     async def refund(self, request: Request) -> Response:
+        """A refund request, limited per user and then per payment.
+
+        The payment's own limit is counted only for a caller who may see the payment (anyone else
+        gets the 404 the use case would give), so nobody can spend the limit of someone else's.
+        """
         caller = await self.caller(request)
+        await self.limit(caller, "refund", self.refunds_per_user)
         pid = parse.intent_id(request.path_params["payment_id"], "paymentId")
         body = await json_body(request)
         amount = parse.minor_amount(body.get("amount"), "amount")
         if amount == 0:
             raise parse.Invalid("amount must be at least 1 minor unit", "amount")
         reason = parse.text(body.get("reason"), "reason")
+        check_reason(reason, customer=caller.role == "customer")
+        if await self.blocking(self.reads.visible, pid, caller.id, caller.admin) is None:
+            raise ApiError(404, "not_found", "payment not found")
+        await self.limit_key(f"refund-payment:{pid}", self.refunds_per_payment)
         who = refunds.Requester(caller.id, caller.role)
         request_id = await self.blocking(
             partial(refunds.request_refund, now=datetime.now(UTC), window=self.refund_window),

@@ -3,7 +3,7 @@
     payments-ops queues
     payments-ops failures list [--queue Q] [--actor A] [--error TEXT] [--since T] [--until T] [--state S]
     payments-ops failures show ID
-    payments-ops failures replay [filters | --id ID …] [--rate N] [--yes]   (a dry run without --yes)
+    payments-ops failures replay [filters | --id ID …] [--rate N] [--yes]   (a dry run without --yes; N: 0.1-1000/s)
     payments-ops failures purge  [filters | --id ID …] [--yes]
     payments-ops failures export [filters | --id ID …]                      (JSON lines on stdout)
     payments-ops events replay EVT
@@ -12,13 +12,16 @@
     payments-ops stuck list | requeue [--older-than SECONDS]                 (dead workers' messages, unfinished events)
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
 
-Every command takes ``--json`` for scripts. Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
+Every command takes ``--json`` for scripts, and ``--as NAME``: the person the audit names (by
+default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,12 +41,11 @@ from ingress.serialize import payment_json
 from payments_ops import simulate
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
-from usecases.ops import FailureSelection, OpsDeps
+from usecases.ops import MAX_RATE, MIN_RATE, FailureSelection, Operator, OpsDeps
 from usecases.ports import Deps
-from usecases.reconcile import reconcile
 
-#: Who the audit names for runs from this command.
-WHO = "payments-ops"
+#: The door the audit names for runs from this command.
+VIA = "payments-ops"
 
 
 class Usage(Exception):
@@ -58,6 +60,33 @@ def _moment(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _rate(raw: str) -> float:
+    """``--rate``: a finite number of messages per second from 0.1 to 1000 (1e-9 would wait 31 years)."""
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or not MIN_RATE <= rate <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be a number from {MIN_RATE:g} to {MAX_RATE:g} per second, got {raw!r}")
+    return rate
+
+
+def _person(raw: str) -> str:
+    """``--as``: a name of 1 to 64 printable characters."""
+    name = raw.strip()
+    if not 1 <= len(name) <= 64 or not name.isprintable():
+        raise argparse.ArgumentTypeError(f"must be a name of 1 to 64 printable characters, got {raw!r}")
+    return name
+
+
+def os_user() -> str:
+    """Who runs the command, by default: the OS user (``getpass`` reads LOGNAME, USER, … then the password database)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no such variable and no passwd entry (a bare container)
+        return "unknown"
+
+
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", dest="ids", action="append", default=[], help="a failure id (repeatable)")
     parser.add_argument("--queue")
@@ -70,9 +99,12 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="payments-ops", description=__doc__.splitlines()[0] if __doc__ else None)
     root.add_argument("--json", action="store_true", help="machine-readable output")
-    # --json may also come after the command, where people put it.
+    who = "the person the audit names (default: the OS user)"
+    root.add_argument("--as", dest="who", type=_person, metavar="NAME", help=who)
+    # --json and --as may also come after the command, where people put them.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument("--as", dest="who", type=_person, metavar="NAME", default=argparse.SUPPRESS, help=who)
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("queues", parents=[common], help="ready, delayed, in flight and dead per queue")
     failures = commands.add_parser("failures", help="failed jobs").add_subparsers(dest="action", required=True)
@@ -84,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     failures.add_parser("show", parents=[common]).add_argument("failure_id")
     replay = failures.add_parser("replay", parents=[common])
     _filters(replay)
-    replay.add_argument("--rate", type=float, help="at most this many per second")
+    replay.add_argument("--rate", type=_rate, help="at most this many per second (0.1 to 1000)")
     replay.add_argument("--yes", action="store_true", help="act (without it: a dry run)")
     purge = failures.add_parser("purge", parents=[common])
     _filters(purge)
@@ -149,10 +181,13 @@ def _bulk(result: ops.BulkResult, verb: str) -> str:
     return f"{result.done} of {result.count} failures {verb}{refused}"
 
 
+def operator(args: argparse.Namespace) -> Operator:
+    return Operator(args.who or os_user(), VIA)
+
+
 def run_reconcile(args: argparse.Namespace, core: Deps, deps: OpsDeps) -> int:
     while True:
-        report = reconcile(core, now=datetime.now(UTC), since=args.since)
-        deps.audit.record(WHO, "reconcile", {"since": report.since}, report.events_enqueued)
+        report = ops.reconcile_audited(core, deps, who=operator(args), now=datetime.now(UTC), since=args.since)
         body = asdict(report)
         _print(body, args.json, lambda b: "  ".join(f"{k}={v}" for k, v in b.items()))
         sys.stdout.flush()
@@ -183,7 +218,7 @@ def run_review(args: argparse.Namespace, core: Deps, deps: OpsDeps, reads: Mongo
         _print(items, args.json, lambda _: _table(rows, ("paymentId", "status", "reason", "eventId", "at")))
         return 0
     try:
-        outcome = reviews.act(args.payment_id, args.action, WHO, core, deps.audit, now=datetime.now(UTC))
+        outcome = reviews.act(args.payment_id, args.action, operator(args), core, deps.audit, now=datetime.now(UTC))
     except RequestRefused as refused:
         print(f"payments-ops: {refused.code}: {refused.message}", file=sys.stderr)
         return 1
@@ -198,13 +233,13 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
         if args.action == "list":
             _print(ops.stuck(deps, older), True, str)
         else:
-            _print(ops.requeue_stuck(deps, who=WHO, older_than=older), as_json, str)
+            _print(ops.requeue_stuck(deps, who=operator(args), older_than=older), as_json, str)
     elif args.command == "queues":
         depths = deps.queues.depths()
         rows = [{"queue": q, **d} for q, d in depths.items()]
         _print(depths, as_json, lambda _: _table(rows, ("queue", "ready", "delayed", "in_flight", "dead")))
     elif args.command == "events":
-        if not ops.replay_event(args.event_id, deps, who=WHO):
+        if not ops.replay_event(args.event_id, deps, who=operator(args)):
             print(f"no stored event {args.event_id}", file=sys.stderr)
             return 1
         _print({"replayed": args.event_id}, as_json, lambda _: f"event {args.event_id} queued again")
@@ -221,10 +256,11 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
         _print(found, True, str)
     elif args.action == "replay":
         bar = None if as_json or not sys.stderr.isatty() else _progress
-        result = ops.replay(selection(args), deps, who=WHO, dry_run=not args.yes, rate=args.rate, progress=bar)
+        who = operator(args)
+        result = ops.replay(selection(args), deps, who=who, dry_run=not args.yes, rate=args.rate, progress=bar)
         _print(asdict(result), as_json, lambda _: _bulk(result, "replayed"))
     elif args.action == "purge":
-        result = ops.purge(selection(args), deps, who=WHO, dry_run=not args.yes)
+        result = ops.purge(selection(args), deps, who=operator(args), dry_run=not args.yes)
         _print(asdict(result), as_json, lambda _: _bulk(result, "purged"))
     else:  # export
         for record in ops.export(selection(args), deps):

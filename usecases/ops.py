@@ -6,20 +6,65 @@ the stored message first (retries and age reset, signed again) and marks the rec
 replay killed half-way duplicates rather than loses: every actor is idempotent, so replaying work
 already done changes nothing. A stored message the project never signed (a forgery that was
 dead-lettered for it) is never replayed: re-signing it would make it trusted. Replay and purge
-also remove Dramatiq's dead letter of the message. Every real run is audited (who, when, the
-selection, how many).
+also remove Dramatiq's dead letter of the message.
+
+Every action names the person who took it (``Operator``: a name, and the door it came through).
+Every real run is audited twice, append-only: a ``started`` record before it touches anything
+(what it selected) and a ``finished`` (or ``stopped``, ``failed``) record after (how many it did),
+so a run that died half-way still shows who began it. A replay's rate is bounded (``MIN_RATE`` to
+``MAX_RATE`` per second): a tiny one would sleep for years between two messages, or overflow.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from domain.errors import RequestRefused
+from usecases.ports import Deps
+from usecases.reconcile import ReconcileReport, reconcile
+
+T = TypeVar("T")
 
 #: How many failures a dry run shows.
 SAMPLE = 5
+#: Bounds of a replay's rate, in messages per second: below a tenth a run of a few messages takes
+#: minutes between each; above a thousand the rate limits nothing (an unlimited replay does ~600/s).
+MIN_RATE = 0.1
+MAX_RATE = 1000.0
+#: Seconds between two progress writes of a background job (and one at its end).
+PROGRESS_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who acts: the person's name, and the door (``payments-ops``, ``ops-api``, ``ops-dashboard``)."""
+
+    name: str
+    via: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def check_rate(rate: object) -> float | None:
+    """A replay's rate: None (as fast as it goes) or a finite number from ``MIN_RATE`` to ``MAX_RATE``.
+
+    The doors parse it first (422, exit 2); this is the last line, before any work.
+    """
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        raise RequestRefused("validation_error", "rate must be a number of messages per second", "rate")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise RequestRefused(
+            "validation_error", f"rate must be from {MIN_RATE:g} to {MAX_RATE:g} messages per second", "rate"
+        )
+    return float(rate)
 
 
 @dataclass(frozen=True)
@@ -96,8 +141,28 @@ class EventJobs(Protocol):
     def enqueue_event(self, payload: Mapping[str, Any]) -> None: ...
 
 
+class AuditRun(Protocol):
+    def finish(self, count: int, state: str = "finished", detail: Mapping[str, Any] | None = None) -> None:
+        """The run's end record: how many it did, ``finished``, ``stopped`` or ``failed``, and what it found."""
+
+
 class Audit(Protocol):
-    def record(self, who: str, action: str, selection: Mapping[str, Any], count: int) -> None: ...
+    def record(self, who: Operator, action: str, selection: Mapping[str, Any], count: int) -> None:
+        """A one-step action, done: one record."""
+
+    def start(self, who: Operator, action: str, selection: Mapping[str, Any], count: int) -> AuditRun:
+        """A run begins (``count``: what it selected): its start record, now; ``finish`` writes its end."""
+
+
+class JobStore(Protocol):
+    """Background ops jobs (``ops_jobs``): who started which run, how far it got."""
+
+    def create(self, who: Operator, action: str, selection: Mapping[str, Any], total: int) -> str: ...
+
+    def update(self, job_id: str, done: int, state: str = "running", result: Mapping[str, Any] | None = None) -> None:
+        """Progress (``done`` of the total); with a state other than ``running``, its end."""
+
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +172,8 @@ class OpsDeps:
     audit: Audit
     events: StoredEvents
     jobs: EventJobs
-    sleep: Callable[[float], None] = time.sleep
+    runs: JobStore
+    sleep: Callable[[float], object] = time.sleep
 
 
 def _dead(selection: FailureSelection) -> FailureSelection:
@@ -123,44 +189,159 @@ def replay(
     selection: FailureSelection,
     deps: OpsDeps,
     *,
-    who: str,
+    who: Operator,
     dry_run: bool = True,
     rate: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BulkResult:
     """Enqueue a fresh copy of each dead failure selected, at most ``rate`` per second, then mark it ``replayed``."""
+    rate = check_rate(rate)
     rows = deps.failures.select(_dead(selection))
     if dry_run:
         return BulkResult(len(rows), True, _sample(rows, deps))
+    run = deps.audit.start(who, "replay", _described(selection, rate=rate), len(rows))
+    return _replay_rows(rows, run, deps, who=who, rate=rate, progress=progress, stop=stop)
+
+
+def _replay_rows(
+    rows: list[StoredFailure],
+    run: AuditRun,
+    deps: OpsDeps,
+    *,
+    who: Operator,
+    rate: float | None,
+    progress: Callable[[int, int], None] | None,
+    stop: Callable[[], bool] | None,
+) -> BulkResult:
+    """The real replay of ``rows``, its start audited already; its end is audited whatever happens."""
     done = refused = 0
-    for row in rows:
-        if not deps.queues.authentic(row.message):
-            refused += 1
-            continue
-        deps.queues.enqueue_copy(row.message)
-        deps.failures.mark(row.id, "replayed", who)
-        if row.redis_message_id:  # the fresh copy replaces Dramatiq's dead letter
-            deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
-        done += 1
-        if progress:
-            progress(done, len(rows))
-        if rate:
-            deps.sleep(1 / rate)
-    deps.audit.record(who, "replay", _described(selection, rate=rate), done)
+    state = "failed"
+    try:
+        for index, row in enumerate(rows, start=1):
+            if stop and stop():
+                break
+            authentic = deps.queues.authentic(row.message)
+            if authentic:
+                deps.queues.enqueue_copy(row.message)
+                deps.failures.mark(row.id, "replayed", who.name)
+                if row.redis_message_id:  # the fresh copy replaces Dramatiq's dead letter
+                    deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
+                done += 1
+            else:
+                refused += 1
+            if progress:
+                progress(index, len(rows))
+            if rate and authentic and index < len(rows):  # pace what is enqueued; no wait after the last
+                deps.sleep(1 / rate)
+        state = "stopped" if done + refused < len(rows) else "finished"
+    except KeyboardInterrupt:
+        state = "stopped"
+        raise
+    finally:
+        run.finish(done, state)
     return BulkResult(len(rows), False, done=done, refused=refused)
 
 
-def purge(selection: FailureSelection, deps: OpsDeps, *, who: str, dry_run: bool = True) -> BulkResult:
+@dataclass(frozen=True)
+class ReplayJob:
+    """A replay begun as a background job: its id and count, and ``work`` for a thread to run."""
+
+    id: str
+    count: int
+    work: Callable[[], BulkResult]
+
+
+def replay_job(
+    selection: FailureSelection,
+    deps: OpsDeps,
+    *,
+    who: Operator,
+    rate: float | None,
+    stop: Callable[[], bool],
+    clock: Callable[[], float] = time.monotonic,
+) -> ReplayJob:
+    """Select, record the job and audit its start now; ``work`` replays, writing progress to the job.
+
+    If the process dies during ``work``, the job stays ``running`` with its last progress and
+    the audit has no end record; the failures not yet replayed are still ``dead``, so the same
+    replay can simply be asked for again (it picks up only those).
+    """
+    rate = check_rate(rate)
+    rows = deps.failures.select(_dead(selection))
+    described = _described(selection, rate=rate)
+    job_id = deps.runs.create(who, "replay", described, len(rows))
+    run = deps.audit.start(who, "replay", {**described, "jobId": job_id}, len(rows))
+    handled, written = 0, clock()
+
+    def progress(count: int, total: int) -> None:
+        nonlocal handled, written
+        handled = count
+        if clock() - written >= PROGRESS_EVERY:
+            written = clock()
+            deps.runs.update(job_id, handled)
+
+    def work() -> BulkResult:
+        try:
+            result = _replay_rows(rows, run, deps, who=who, rate=rate, progress=progress, stop=stop)
+        except BaseException as error:
+            deps.runs.update(job_id, handled, "failed", {"error": type(error).__name__})
+            raise
+        through = result.done + result.refused
+        state = "finished" if through == result.count else "stopped"
+        deps.runs.update(job_id, through, state, {"replayed": result.done, "refused": result.refused})
+        return result
+
+    return ReplayJob(job_id, len(rows), work)
+
+
+def purge(selection: FailureSelection, deps: OpsDeps, *, who: Operator, dry_run: bool = True) -> BulkResult:
     """Mark each dead failure selected ``purged`` and remove Dramatiq's dead letter of it."""
     rows = deps.failures.select(_dead(selection))
     if dry_run:
         return BulkResult(len(rows), True, _sample(rows, deps))
-    for row in rows:
-        if row.redis_message_id:
-            deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
-        deps.failures.mark(row.id, "purged", who)
-    deps.audit.record(who, "purge", _described(selection), len(rows))
-    return BulkResult(len(rows), False, done=len(rows))
+
+    def work() -> tuple[BulkResult, int]:
+        for row in rows:
+            if row.redis_message_id:
+                deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
+            deps.failures.mark(row.id, "purged", who.name)
+        return BulkResult(len(rows), False, done=len(rows)), len(rows)
+
+    return audited(deps.audit, who, "purge", _described(selection), len(rows), work)
+
+
+def audited(
+    audit: Audit,
+    who: Operator,
+    action: str,
+    selection: Mapping[str, Any],
+    total: int,
+    work: Callable[[], tuple[T, int]],
+    detail: Callable[[T], Mapping[str, Any]] | None = None,
+) -> T:
+    """Run ``work`` (which returns its result and how many it did) between a start and an end record."""
+    run = audit.start(who, action, selection, total)
+    try:
+        result, count = work()
+    except BaseException:
+        run.finish(0, "failed")
+        raise
+    run.finish(count, "finished", detail(result) if detail else None)
+    return result
+
+
+def reconcile_audited(
+    core: Deps, deps: OpsDeps, *, who: Operator, now: datetime, since: datetime | None = None
+) -> ReconcileReport:
+    """Reconcile with Stripe (it can take a while) between a start and an end record."""
+
+    def work() -> tuple[ReconcileReport, int]:
+        report = reconcile(core, now=now, since=since)
+        return report, report.events_enqueued
+
+    asked = {"since": since} if since else {}
+    return audited(deps.audit, who, "reconcile", asked, 0, work, lambda report: {"since": report.since})
 
 
 def export(selection: FailureSelection, deps: OpsDeps) -> Iterator[dict[str, Any]]:
@@ -171,7 +352,7 @@ def export(selection: FailureSelection, deps: OpsDeps) -> Iterator[dict[str, Any
             yield {**view, "encoded": row.message}
 
 
-def replay_event(event_id: str, deps: OpsDeps, *, who: str) -> bool:
+def replay_event(event_id: str, deps: OpsDeps, *, who: Operator) -> bool:
     """Process a stored Stripe event again (the inbox makes it a no-op if it was processed); False if unknown."""
     payload = deps.events.payload(event_id)
     if payload is None:
@@ -186,7 +367,7 @@ def stuck(deps: OpsDeps, older_than: timedelta) -> dict[str, Any]:
     return {"deadWorkers": deps.queues.dead_workers(), "unfinishedEvents": deps.events.unfinished(older_than)}
 
 
-def requeue_stuck(deps: OpsDeps, *, who: str, older_than: timedelta) -> dict[str, int]:
+def requeue_stuck(deps: OpsDeps, *, who: Operator, older_than: timedelta) -> dict[str, int]:
     """Give dead workers' messages back and queue every unfinished inbox event again (failed ones too)."""
     held = deps.queues.requeue_dead_workers()
     unfinished = deps.events.unfinished(older_than)

@@ -25,12 +25,14 @@ from typing import Any
 from uuid import uuid4
 
 from domain.errors import PermanentError, ProviderRefused, RequestRefused, RetryLater
+from domain.events import check_refund
 from domain.payments import REFUNDED, Payment, Refund, can_move
 from domain.refunds import (
     NOT_REFUNDED,
     PENDING,
     REFUNDABLE,
     SUCCEEDED,
+    check_reason,
     refund_amount,
     remainder,
     status_after_refunds,
@@ -72,8 +74,9 @@ def request_refund(
 
     Raises ``RequestRefused``: ``not_found`` for a payment the caller may not refund (existence
     is not told), ``not_refundable`` for more than is left, a payment not paid or under dispute,
-    or a customer past the refund window.
+    or a customer past the refund window; ``validation_error`` for a reason the requester may not give.
     """
+    check_reason(reason, customer=who.role == "customer")
     for _ in range(_ATTEMPTS):
         payment = deps.payments.by_intent(intent_id)
         if payment is None or not who.may_refund(payment):
@@ -159,7 +162,11 @@ def _refused(payment: Payment, entry: Refund, reason: str, deps: Deps) -> None:
 
 
 def record_refund(payment: Payment, refund: Mapping[str, Any], deps: Deps) -> None:
-    """Bring the payment to what Stripe says of one of its refunds (idempotent, any order)."""
+    """Bring the payment to what Stripe says of one of its refunds (idempotent, any order).
+
+    A refund from the API (``charge.refunded``, the refunds actor) is checked as an event's is.
+    """
+    check_refund(refund, "refund")
     stripe_id, status = str(refund["id"]), str(refund.get("status"))
     request_id = (refund.get("metadata") or {}).get("refundRequestId")
     entry = payment.refund(stripe_id=stripe_id) or payment.refund(request_id=request_id)

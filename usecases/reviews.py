@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from domain.activation import DUPLICATE_PAYMENT
 from domain.errors import RequestRefused
 from usecases.activation import activate
-from usecases.ops import Audit
+from usecases.ops import Audit, Operator
 from usecases.ports import Deps
 from usecases.refunds import Requester, request_refund
 from usecases.transitions import reload
@@ -20,7 +20,7 @@ from usecases.transitions import reload
 ACTIONS = ("activate", "refund", "dismiss")
 
 
-def act(intent_id: str, action: str, who: str, deps: Deps, audit: Audit, *, now: datetime) -> str | None:
+def act(intent_id: str, action: str, who: Operator, deps: Deps, audit: Audit, *, now: datetime) -> str | None:
     """Resolve the payment's review with ``action``; returns the enrollment id or refund request id, if any.
 
     Raises ``RequestRefused``: ``not_found`` for a payment not under review, ``conflict`` for an
@@ -36,9 +36,9 @@ def act(intent_id: str, action: str, who: str, deps: Deps, audit: Audit, *, now:
         raise RequestRefused("conflict", "the customer is already enrolled through another payment; refund it instead")
     outcome = None
     if action == "refund":
-        outcome = request_refund(intent_id, Requester(who, "admin"), None, "requested_by_customer", deps, now=now,
+        outcome = request_refund(intent_id, Requester(who.name, "admin"), None, "requested_by_customer", deps, now=now,
                                  window=timedelta(0))  # fmt: skip
-    if not deps.payments.resolve_review(payment, action, who):
+    if not deps.payments.resolve_review(payment, action, who.name):
         raise RequestRefused("conflict", "someone else resolved this review just now")
     if action == "activate":
         outcome = activate(reload(payment, deps), deps, verified=False, event_id=None)

@@ -11,7 +11,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.test_dashboard import broken_failures
+from tests.integration.test_dashboard import NAME, broken_failures
 from tests.integration.test_ops_api import TOKEN
 from workers.bootstrap import Worker
 
@@ -40,6 +40,7 @@ def test_log_in_see_the_failures_replay_one_and_see_it_gone(
     first, second = broken_failures(db, worker, 2)
     browser.get(f"{served}/ops")
     assert browser.current_url == f"{served}/ops/login"
+    browser.find_element(By.ID, "name").send_keys(NAME)
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit].primary").click()
     arrived(browser, lambda url: url == f"{served}/ops")
@@ -55,7 +56,7 @@ def test_log_in_see_the_failures_replay_one_and_see_it_gone(
     arrived(browser, lambda url: url.startswith(f"{served}/ops?done=replay"))
     assert "Replayed 1 failure(s)." in browser.find_element(By.CLASS_NAME, "notice").text
     assert rows(browser) == {second}
-    assert db.job_failures.find_one({"state": "replayed"})["replayedBy"] == "ops-dashboard"
+    assert db.job_failures.find_one({"state": "replayed"})["replayedBy"] == NAME
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT)) and SCREENSHOT.stat().st_size > 10_000
 
@@ -63,6 +64,7 @@ def test_log_in_see_the_failures_replay_one_and_see_it_gone(
 def test_a_form_posted_without_its_csrf_token_is_refused(browser: webdriver.Chrome, served: str, db: Any) -> None:
     """The reconcile form with its hidden CSRF field removed is answered 403, and nothing runs."""
     browser.get(f"{served}/ops/login")
+    browser.find_element(By.ID, "name").send_keys(NAME)
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit].primary").click()
     arrived(browser, lambda url: url == f"{served}/ops")

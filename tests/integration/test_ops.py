@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from adapters.queue import notification_message
+from adapters.queue import notification_message, send
 from adapters.settings import Settings
 from adapters.wiring import build_ops
 from devstack import events
 from devstack.send_event import pending_payment
 from tests.support import wait_for
 from usecases import ops
-from usecases.ops import FailureSelection, OpsDeps
+from usecases.ops import FailureSelection, Operator, OpsDeps
 from workers.bootstrap import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
+WHO = Operator("test", "tests")
 NOT_YET = "not found yet"
 
 
@@ -46,7 +47,7 @@ def failing_emails(worker: Worker, db: Any, count: int) -> None:
         key = f"broken-{i}"
         db.notifications.insert_one({"dedupeKey": key, "template": "no_such_template", "recipient": "x@example.test",
                                      "context": {}, "status": "pending", "attempts": 0})  # fmt: skip
-        worker.broker.enqueue(notification_message(key))
+        send(worker.broker, notification_message(key))
 
 
 class Sleeps(list[float]):
@@ -81,7 +82,7 @@ def test_fifty_failures_are_listed_filtered_shown_replayed_and_purged(
     assert detail["paymentId"] in {p["paymentId"] for p in payments}
     assert deps.queues.depths()["stripe-events"]["dead"] == 20
 
-    dry = ops.replay(events_only, deps, who="test")
+    dry = ops.replay(events_only, deps, who=WHO)
     assert (dry.count, dry.dry_run, len(dry.sample), db.job_failures.count_documents({"state": "replayed"})) == (
         20,
         True,
@@ -89,18 +90,19 @@ def test_fifty_failures_are_listed_filtered_shown_replayed_and_purged(
         0,
     )
     db.payments.insert_many(payments)  # what the events were missing
-    result = ops.replay(events_only, deps, who="test", dry_run=False, rate=40)
-    assert (result.done, result.refused, sleeps) == (20, 0, [1 / 40] * 20)
+    result = ops.replay(events_only, deps, who=WHO, dry_run=False, rate=40)
+    assert (result.done, result.refused, sleeps) == (20, 0, [1 / 40] * 19)  # between two messages
     ids = [p["paymentId"] for p in payments]
     done = {"paymentId": {"$in": ids}, "activatedAt": {"$ne": None}}
     wait_for(lambda: db.payments.count_documents(done) == 20, 30, "the replayed events' work")
-    assert ops.replay(events_only, deps, who="test", dry_run=False).count == 0  # replayed ones are done
+    assert ops.replay(events_only, deps, who=WHO, dry_run=False).count == 0  # replayed ones are done
 
-    purged = ops.purge(FailureSelection(), deps, who="test", dry_run=False)
+    purged = ops.purge(FailureSelection(), deps, who=WHO, dry_run=False)
     assert purged.done == 30 and db.job_failures.count_documents({"state": "purged"}) == 30
     assert {q: d["dead"] for q, d in deps.queues.depths().items()} == {"emails": 0, "refunds": 0, "stripe-events": 0}
-    audit = [(a["action"], a["count"], a["who"]) for a in db.ops_audit.find().sort("at", 1)]
+    audit = [(a["action"], a["count"], a["who"]) for a in db.ops_audit.find({"state": "finished"}).sort("at", 1)]
     assert audit == [("replay", 20, "test"), ("replay", 0, "test"), ("purge", 30, "test")]  # every real run
+    assert db.ops_audit.count_documents({"state": "started"}) == 3  # and each one's start
 
 
 def test_a_forged_message_is_never_replayed(worker: Worker, db: Any, settings: Settings) -> None:
@@ -114,7 +116,7 @@ def test_a_forged_message_is_never_replayed(worker: Worker, db: Any, settings: S
     forger.enqueue(event_message(events.event("payment_intent.succeeded", {"id": "pi_forged"})))
     forger.close()
     wait_for(lambda: db.job_failures.find_one({"error": {"$regex": "^Unsigned"}}), 20, "the forged message's failure")
-    result = ops.replay(FailureSelection(), build_ops(settings, db, worker.broker), who="test", dry_run=False)
+    result = ops.replay(FailureSelection(), build_ops(settings, db, worker.broker), who=WHO, dry_run=False)
     assert (result.done, result.refused) == (0, 1)
     assert db.job_failures.find_one()["state"] == "dead"
 

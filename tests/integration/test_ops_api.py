@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.queue import build_broker, notification_message
+from adapters.queue import build_broker, notification_message, send
 from adapters.settings import Settings
 from devstack import events
 from ingress.app import create_app
@@ -69,7 +69,7 @@ def test_failures_are_listed_shown_replayed_and_purged_over_http(client: TestCli
         key = f"api-broken-{i}"
         db.notifications.insert_one({"dedupeKey": key, "template": "nope", "recipient": "x@example.test",
                                      "context": {}, "status": "pending", "attempts": 0})  # fmt: skip
-        worker.broker.enqueue(notification_message(key))
+        send(worker.broker, notification_message(key))
     wait_for(lambda: db.job_failures.count_documents({}) == 3, 20, "three failures")
     listed = client.get("/ops/api/failures", params={"actor": "send_notification", "limit": "2"}, headers=AUTH)
     assert listed.status_code == 200 and len(listed.json()["items"]) == 2 and listed.json()["nextCursor"]
@@ -81,7 +81,7 @@ def test_failures_are_listed_shown_replayed_and_purged_over_http(client: TestCli
     real = client.post("/ops/api/failures/purge", json={"ids": [shown["id"]], "dry_run": False}, headers=AUTH).json()
     assert (real["done"], db.job_failures.count_documents({"state": "purged"})) == (1, 1)
     assert client.get("/ops/api/queues", headers=AUTH).json()["emails"]["dead"] == 2
-    assert db.ops_audit.find_one({"who": "ops-api"})["action"] == "purge"
+    assert db.ops_audit.find_one({"who": "token", "via": "ops-api", "state": "finished"})["action"] == "purge"
 
 
 def test_a_stored_event_is_replayed_and_an_unknown_one_is_404(client: TestClient, db: Any) -> None:
@@ -116,7 +116,7 @@ def test_stuck_work_is_listed_and_requeued(client: TestClient, db: Any, settings
     quick = dataclasses.replace(settings, broker_heartbeat_timeout_ms=300)
     victim = build_broker(quick)
     victim.flush_all()
-    victim.enqueue(event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
+    send(victim, event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
     assert len(victim.do_fetch(STRIPE_EVENTS_QUEUE, 1)) == 1  # taken, never acknowledged: then the worker "dies"
     old = events.event("payment_intent.processing", {"id": "pi_2", "object": "payment_intent"})
     db.stripe_events.insert_one({"_id": old["id"], "type": old["type"], "status": "failed", "payload": old,
