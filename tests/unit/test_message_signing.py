@@ -7,8 +7,10 @@ ones with options added, names or arguments changed, signatures that are not eve
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
+import dramatiq
 import pytest
 from dramatiq import Message
 from hypothesis import given, settings
@@ -185,3 +187,74 @@ def test_no_hostile_message_is_let_in(
         and honest.options.get("redis_message_id") == REDIS_ID
     )
     assert (door(honest) is None) == rules_hold
+
+
+class Door:
+    """A worker's consumer of ``stripe-events`` with Redis replaced by lists of what it acked and
+    dead-lettered, and the refusals it reported: the door as ``Consumer._admit`` runs it."""
+
+    def __init__(self) -> None:
+        from adapters.queue import Broker
+
+        self.broker = Broker(SIGNER, url="redis://127.0.0.1:9/0", middleware=[])  # never connects
+        dramatiq.actor(actor_name=STRIPE_EVENTS_ACTOR, queue_name=STRIPE_EVENTS_QUEUE, broker=self.broker)(
+            lambda event: None
+        )
+        self.nacked: list[str] = []
+        self.acked: list[str] = []
+        self.refused: list[Any] = []
+        # Dramatiq's do_* are looked up by __getattr__ (a Lua call each): instance attributes come first.
+        vars(self.broker).update(
+            do_nack=lambda queue, redis_id: self.nacked.append(redis_id),
+            do_ack=lambda queue, redis_id: self.acked.append(redis_id),
+        )
+        self.broker.on_refused = self.refused.append
+        self.consumer = self.broker.consume(STRIPE_EVENTS_QUEUE, prefetch=1, timeout=20)
+
+    def admit(self, data: bytes) -> Message[Any] | None:
+        return self.consumer._admit(REDIS_ID, data)  # type: ignore[attr-defined,no-any-return]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=200)
+    | _json.map(lambda value: json.dumps(value).encode())
+    | st.builds(
+        lambda fields, options: json.dumps(
+            {
+                "queue_name": STRIPE_EVENTS_QUEUE,
+                "actor_name": STRIPE_EVENTS_ACTOR,
+                "args": [fields],
+                "kwargs": {},
+                "options": options,
+                "message_id": "m",
+                "message_timestamp": 1,
+            }
+        ).encode(),
+        st.dictionaries(st.text(max_size=5), _json, max_size=3),
+        _options,
+    )
+)
+def test_whatever_bytes_are_stored_only_a_signed_message_gets_through_and_the_rest_is_dead_lettered(
+    data: bytes,
+) -> None:
+    """Random bytes, random JSON and random message-shaped JSON: each is either let in (and then it
+    verifies) or dead-lettered under its own entry and reported, never raised and never kept."""
+    door = Door()
+    admitted = door.admit(data)
+    if admitted is not None:
+        assert SIGNER.verifies(admitted) and door.nacked == [] and door.refused == []
+    elif data:
+        assert door.nacked == [REDIS_ID] and len(door.refused) == 1 and door.refused[0].data == data
+    else:
+        assert door.acked == [REDIS_ID]  # an id whose data is gone: dropped, nothing to keep
+
+
+def test_the_door_lets_a_signed_message_in_and_refuses_its_forgeries() -> None:
+    """The property's positive side, certain: the real thing gets in, one changed byte does not."""
+    message = signed_event()
+    door = Door()
+    admitted = door.admit(message.encode())
+    assert admitted is not None and admitted.message_id == message.message_id
+    forged = message.encode().replace(b"pi_1", b"pi_2")
+    assert door.admit(forged) is None and door.nacked == [REDIS_ID]
