@@ -116,6 +116,13 @@ class Consumer(_RedisConsumer):
     not let the emails back in): priority alone only orders the messages a process holds, so a
     burst's emails would otherwise fill the threads and take the CPU its activations wait for.
     Otherwise it fetches its full prefetch.
+
+    ``handed_out`` names, by Redis id, the messages given to the worker and not yet acked, nacked
+    or given back: with ``message_cache`` it is all this process holds of its ack set for the
+    queue (``workers.middleware.unheld`` gives back the rest). A queue's consumer replaced after a
+    fault takes over the old one's set (its messages wait in the work queue or run, and are acked
+    through the new consumer), except a delay queue's: Dramatiq drops or gives back what its
+    thread held before building a new consumer.
     """
 
     #: Milliseconds: the cap of this consumer's back-off when a poll finds nothing.
@@ -127,6 +134,8 @@ class Consumer(_RedisConsumer):
             timeout *= DELAY_POLL_FACTOR
         self.yields = queue_name in broker.yielding
         super().__init__(broker, queue_name, prefetch, timeout)
+        kept: set[str] = set() if self.delayed else broker.handed_out.get(queue_name, set())
+        self.handed_out = broker.handed_out[queue_name] = kept
         broker.consumers[queue_name] = self  # replaces the one a restart after a fault left
 
     @property
@@ -149,12 +158,36 @@ class Consumer(_RedisConsumer):
         waiting out their backoff)."""
         return not (self.yields or self.delayed)
 
-    def requeue(self, messages: Any) -> None:
+    def held(self) -> set[str]:
+        """The Redis ids of the messages of this queue this process holds in memory."""
+        return {redis_id for redis_id, _ in list(self.message_cache)} | set(self.handed_out)
+
+    def ack(self, message: Any) -> None:
+        self._settle(super().ack, message)
+
+    def nack(self, message: Any) -> None:
+        self._settle(super().nack, message)
+
+    def _settle(self, call: Callable[[Any], None], message: Any) -> None:
+        """Ack or nack ``message``; it stays held only while Dramatiq tries again (``ConnectionClosed``)."""
         try:
-            super().requeue(messages)
+            call(message)
+        except ConnectionClosed:
+            raise
+        except BaseException:
+            self.handed_out.discard(message.options["redis_message_id"])
+            raise
+        self.handed_out.discard(message.options["redis_message_id"])
+
+    def requeue(self, messages: Any) -> None:
+        given = list(messages)
+        try:
+            super().requeue(given)
         except redis.RedisError as error:
             self.broker.stranded.add(self.queue_name)
             raise ConnectionClosed(error) from None
+        finally:  # no longer in memory either way
+            self.handed_out.difference_update(m.options["redis_message_id"] for m in given)
 
     def __next__(self) -> Any:
         """Dramatiq's ``_RedisConsumer.__next__``, with each message let in only through ``_admit``."""
@@ -167,6 +200,7 @@ class Consumer(_RedisConsumer):
                     if message is None:
                         continue
                     self.queued_message_ids.add(message.message_id)
+                    self.handed_out.add(redis_id)
                     if self.urgent:
                         self.broker.busy_until = time.monotonic() + YIELD_WINDOW
                     return MessageProxy(message)
@@ -234,6 +268,8 @@ class Broker(RedisBroker):
         self.yielding = yielding
         #: The live consumer of each queue in this process (each holds that queue's messages).
         self.consumers: dict[str, Consumer] = {}
+        #: Each queue's ``Consumer.handed_out``, kept across its consumer's restarts.
+        self.handed_out: dict[str, set[str]] = {}
         #: ``time.monotonic()`` until which the yielding queues keep yielding (see ``Consumer``).
         self.busy_until = 0.0
 

@@ -1,5 +1,6 @@
 """The broker's consumers (``adapters.queue.Consumer``): a delay queue's backs off further than
-the others', and a yielding queue's holds one message at a time while the process has other work."""
+the others', a yielding queue's holds one message at a time while the process has other work, and
+each knows which messages of its ack set the process holds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from collections.abc import Iterator
 
 import dramatiq
 import pytest
+import redis
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 
 from adapters.queue import DELAY_POLL_FACTOR, YIELD_WINDOW, YIELDING_PREFETCH, Broker, Consumer
 from adapters.signing import Signer
@@ -67,3 +72,48 @@ def test_the_emails_go_on_yielding_for_a_while_after_an_event_was_given_out(
     assert emails.prefetch == 1
     monkeypatch.setattr(time, "monotonic", lambda: now + YIELD_WINDOW)
     assert emails.prefetch == 16
+
+
+def test_a_message_handed_out_is_held_until_acked_and_a_restart_keeps_the_normal_queue_s_hold(broker: Broker) -> None:
+    """What the worker was given stays held across a restart of its queue's consumer (it still runs and
+    is acked through the new one), and is let go by an ack; a delay queue's new consumer holds nothing."""
+    events, retries = consume(broker, "stripe-events"), consume(broker, "stripe-events.DQ")
+    dramatiq.actor(actor_name="a", queue_name="stripe-events", broker=broker)(lambda: None)
+    message = broker.signer.sign(Message(queue_name="stripe-events", actor_name="a", args=(), kwargs={}, options={}))
+    message.options["redis_message_id"] = "r1"
+    events.message_cache = [("r1", message.encode()), ("r2", b"")]  # as fetched, not handed out yet
+    assert events.held() == {"r1", "r2"}
+    proxy = next(events)
+    assert proxy is not None and events.held() >= {"r1"}
+    retries.handed_out.add("d1")
+
+    restarted, restarted_retries = consume(broker, "stripe-events"), consume(broker, "stripe-events.DQ")
+    assert restarted.held() == {"r1"}  # the old consumer's cache is gone, what it handed out is not
+    assert restarted_retries.held() == set()  # Dramatiq dropped or gave back its delayed messages
+    with pytest.raises(ConnectionClosed):  # nothing listens on port 9: Dramatiq will try the ack again
+        restarted.ack(proxy)
+    assert restarted.held() == {"r1"}
+
+
+def test_a_message_is_let_go_once_acked_nacked_or_given_back(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ack Redis took, an ack that failed for good, and a give-back that failed all let the message go."""
+    events = consume(broker, "stripe-events")
+    proxies = []
+    for redis_id in ("r1", "r2", "r3", "r4"):
+        events.handed_out.add(redis_id)
+        proxies.append(MessageProxy(Message("stripe-events", "a", (), {}, {"redis_message_id": redis_id})))
+    monkeypatch.setattr(_RedisConsumer, "ack", lambda self, message: None)
+    events.ack(proxies[0])
+    monkeypatch.setattr(_RedisConsumer, "nack", lambda self, message: None)
+    events.nack(proxies[1])
+    assert events.held() == {"r3", "r4"}
+
+    def timed_out(self: object, message: object) -> None:
+        raise redis.TimeoutError("Timeout reading from socket")  # Dramatiq gives such an ack up
+
+    monkeypatch.setattr(_RedisConsumer, "ack", timed_out)
+    with pytest.raises(redis.TimeoutError):
+        events.ack(proxies[2])
+    with pytest.raises(ConnectionClosed):  # Redis away: the messages are not in memory any more either
+        events.requeue(iter(proxies[3:]))
+    assert events.held() == set()

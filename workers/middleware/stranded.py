@@ -87,6 +87,28 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
             "len(self.queued_message_ids) + len(self.message_cache)",
         ),
         ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.handle_delayed_messages()"),
+        # unheld.py: a message handed out leaves memory only through the consumer's ack, nack or
+        # requeue (each fault builds a new consumer), and an ack Redis refused is tried again.
+        ("ConsumerThread.run", _source(dramatiq_worker.ConsumerThread.run), "self.consumer = self.broker.consume("),
+        (
+            "ConsumerThread.post_process_message",
+            _source(dramatiq_worker.ConsumerThread.post_process_message),
+            "self.consumer.ack(message)",
+        ),
+        (
+            "ConsumerThread.post_process_message",
+            _source(dramatiq_worker.ConsumerThread.post_process_message),
+            "self.consumer.nack(message)",
+        ),
+        ("ConsumerThread.close", _source(dramatiq_worker.ConsumerThread.close), "self.requeue_messages("),
+        (
+            "WorkerThread.process_message",
+            _source(dramatiq_worker.WorkerThread.process_message),
+            "self.consumers[message.queue_name].post_process_message(message)",
+        ),
+        ("Worker.stop", _source(dramatiq_worker.Worker.stop), ".requeue_messages(messages)"),
+        ("_RedisConsumer.ack", _source(_RedisConsumer.ack), "raise ConnectionClosed(e)"),
+        ("_RedisConsumer.ack", _source(_RedisConsumer.ack), 'message.options["redis_message_id"]'),
     ]
     for where, text, needle in texts:
         if needle not in text:
