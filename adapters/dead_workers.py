@@ -15,6 +15,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
@@ -70,3 +71,33 @@ def requeue_dead_workers(broker: RedisBroker) -> dict[str, int]:
         ]
         dispatch(args=args, keys=[broker.namespace])
     return {broker_id: count for broker_id, count in held.items() if count}
+
+
+def claim_holder(broker: RedisBroker, message: Message[Any]) -> str:
+    """Who holds a claim taken by this attempt: the worker, the queue and the Redis id of the message.
+
+    Each enqueue (a retry too) gets a fresh Redis id and a worker holds it in its ack set from
+    fetch to ack, so the three name one attempt and tell whether it may still be running.
+    """
+    return f"{broker.broker_id}:{message.queue_name}:{message.options.get('redis_message_id')}"
+
+
+def attempt_over(broker: RedisBroker, holder: str) -> bool:
+    """True when the attempt that took a claim (``claim_holder``) cannot be running any more.
+
+    Its worker is known dead (its heartbeat is older than the timeout, or gone: Dramatiq drops it
+    once the dead worker's messages are requeued), or the live worker no longer holds the message
+    (acked, failed into a retry or the dead letters, or given back). A holder this does not
+    recognise (another format, another broker) is never known over: its claim waits for its lease.
+    A worker cut off from Redis for longer than the timeout looks dead here as it does to Dramatiq,
+    which gives its messages to others; the claim's lease is the only fence that outlasts that.
+    """
+    parts = holder.split(":")
+    if len(parts) != 3 or not all(parts):
+        return False
+    worker, queue, redis_id = parts
+    ns, client = broker.namespace, broker.client
+    beat = client.zscore(f"{ns}:__heartbeats__", worker)
+    if beat is None or beat < current_millis() - broker.heartbeat_timeout:
+        return True
+    return not client.sismember(f"{ns}:__acks__.{worker}.{queue}", redis_id)

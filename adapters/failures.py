@@ -6,8 +6,9 @@ It outlives Dramatiq's 7-day dead letters and keeps the encoded message, so ops 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -16,7 +17,11 @@ from pymongo.database import Database
 
 from adapters.mongo import Doc, now
 from adapters.queue import Refused
-from usecases.ops import FailureSelection, StoredFailure
+from usecases.ops import CLAIMED, FailureSelection, StoredFailure
+
+#: How long a replay or purge holds a record it claimed: far longer than acting on one record
+#: takes, so a claim a crash left behind is taken back after it, and never a live one's.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 def _millis(value: Any) -> datetime | None:
@@ -123,16 +128,24 @@ def failure_view(doc: Doc) -> dict[str, Any]:
         "lastFailedAt": doc.get("lastFailedAt"),
         "state": doc.get("state"),
         "message": message,
-        **{k: doc[k] for k in ("replayedAt", "replayedBy", "purgedAt", "purgedBy") if k in doc},
+        **{k: doc[k] for k in ("replayedAt", "replayedBy", "purgedAt", "purgedBy", "claimedBy") if k in doc},
     }
 
 
+def _state(state: str) -> dict[str, Any]:
+    """The filter for a state; ``dead`` includes a claim a crashed replay or purge left past its lease."""
+    if state != "dead":
+        return {"state": state}
+    return {"$or": [{"state": "dead"}, {"state": {"$in": list(CLAIMED)}, "claimUntil": {"$lte": now()}}]}
+
+
 def failure_query(selection: FailureSelection) -> dict[str, Any]:
-    """The MongoDB filter for an ops selection (ids win over the other fields)."""
+    """The MongoDB filter for an ops selection (ids win over the other fields, except the state)."""
+    state = _state(selection.state) if selection.state else {}
     if selection.ids:
-        return {"_id": {"$in": [ObjectId(i) for i in selection.ids]}}
-    query: dict[str, Any] = {}
-    for field, value in (("queue", selection.queue), ("actor", selection.actor), ("state", selection.state)):
+        return {"_id": {"$in": [ObjectId(i) for i in selection.ids]}, **state}
+    query: dict[str, Any] = dict(state)
+    for field, value in (("queue", selection.queue), ("actor", selection.actor)):
         if value:
             query[field] = value
     if selection.error:
@@ -169,12 +182,52 @@ class FailureRecords:
         """Every failure the selection names, oldest first, with its encoded message."""
         cursor = self.collection.find(failure_query(selection)).sort("_id", ASCENDING)
         return [
-            StoredFailure(str(d["_id"]), str(d.get("queue")), d.get("redisMessageId"), str(d.get("message", "")))
+            StoredFailure(
+                str(d["_id"]),
+                str(d.get("queue")),
+                d.get("redisMessageId"),
+                str(d.get("message", "")),
+                d.get("eventId") if isinstance(d.get("eventId"), str) else None,
+            )
             for d in cursor
         ]
 
-    def mark(self, failure_id: str, state: str, by: str) -> None:
+    def claim(self, failure_id: str, state: str, by: str) -> str | None:
+        """Take a dead record for a replay or purge (``state``: replaying or purging); its token, or None.
+
+        One conditional write: only a ``dead`` record, or one whose claim a crash left past its
+        lease, is taken, so two runs never both act on one record.
+        """
+        at, token = now(), uuid4().hex
+        done = self.collection.update_one(
+            {"_id": ObjectId(failure_id), **_state("dead")},
+            {
+                "$set": {
+                    "state": state,
+                    "claimedBy": by,
+                    "claimedAt": at,
+                    "claimUntil": at + CLAIM_LEASE,
+                    "claimToken": token,
+                }
+            },
+        )
+        return token if done.modified_count == 1 else None
+
+    def mark(self, failure_id: str, state: str, by: str, token: str) -> bool:
+        """The claimed record's end state (``replayed``, ``purged``), while ``token`` still holds it; True if now."""
         at = now()
+        done = self.collection.update_one(
+            {"_id": ObjectId(failure_id), "claimToken": token},
+            {
+                "$set": {"state": state, f"{state}At": at, f"{state}By": by},
+                "$unset": {"claimToken": "", "claimUntil": ""},
+            },
+        )
+        return done.modified_count == 1
+
+    def release(self, failure_id: str, token: str) -> None:
+        """Give a claimed record back (``dead``) after its action failed, while ``token`` still holds it."""
         self.collection.update_one(
-            {"_id": ObjectId(failure_id)}, {"$set": {"state": state, f"{state}At": at, f"{state}By": by}}
+            {"_id": ObjectId(failure_id), "claimToken": token},
+            {"$set": {"state": "dead"}, "$unset": {"claimToken": "", "claimUntil": ""}},
         )

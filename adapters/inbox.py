@@ -1,7 +1,8 @@
 """The ``stripe_events`` inbox (CONTRACT §5, DESIGN §2 "Inbox"): each Stripe event recorded once by its id.
 
 A delivery is recorded before the worker acts on it; a processed or ignored event is skipped on
-redelivery; an event left ``received`` is found by the stale-work sweep and queued again.
+redelivery; an event left ``received`` is found by the stale-work sweep and queued again. An event
+ops purged (its failed job dropped for good) is ``purged``: finished, like a processed one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from adapters.mongo import Doc, now
 from domain.events import StripeEvent
 
 #: Statuses a rejected redelivery leaves as they are.
-DONE = ["processed", "ignored"]
+DONE = ["processed", "ignored", "purged"]
 
 
 class MongoInbox:
@@ -89,6 +90,16 @@ class MongoInbox:
     def payload(self, event_id: str) -> dict[str, Any] | None:
         doc = self.collection.find_one({"_id": event_id}, {"payload": 1})
         return dict(doc["payload"]) if doc and isinstance(doc.get("payload"), dict) else None
+
+    def purge(self, event_id: str, by: str) -> None:
+        """``purged``: ops dropped the event's failed job for good, so nothing queues it again.
+
+        An event processed or ignored meanwhile (a replay got through) keeps its status.
+        """
+        self.collection.update_one(
+            {"_id": event_id, "status": {"$in": ["received", "failed"]}},
+            {"$set": {"status": "purged", "purgedAt": now(), "purgedBy": by}},
+        )
 
     def fail(self, event_id: str, error: str) -> None:
         self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})

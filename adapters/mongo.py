@@ -18,8 +18,9 @@ from pymongo.database import Database
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from domain.activation import Claim
+from domain.activation import ACTIVATABLE, Claim
 from domain.payments import COMPLETED, Dispute, Party, Payment, Refund, holds_slot
+from domain.refunds import FAILED as REFUND_FAILED
 
 Doc = dict[str, Any]
 
@@ -90,6 +91,7 @@ def _payment(doc: Mapping[str, Any]) -> Payment:
         activated_at=doc.get("activatedAt"),
         review=(doc.get("reviewRequired") or {}).get("reason"),
         paid_at=doc.get("paidAt"),
+        amount_received=doc.get("amountReceived"),
         amount_refunded=int(doc.get("amountRefunded") or 0),
         refund_reserved=int(doc.get("refundReserved") or 0),
         refunds=tuple(_refund(entry) for entry in doc.get("refunds") or () if isinstance(entry, Mapping)),
@@ -114,6 +116,10 @@ def _refund(entry: Mapping[str, Any]) -> Refund:
         counted=bool(entry.get("counted")),
         reason=entry.get("reason") or entry.get("note"),
         requester_email=requester.get("email") if isinstance(requester, Mapping) else None,
+        # Entries older than the flag: a failed one was given back when it failed.
+        released=bool(entry.get("released", entry.get("status") == REFUND_FAILED)),
+        failure_reason=entry.get("failureReason"),
+        whole_charge=bool(entry.get("wholeCharge")),
     )
 
 
@@ -121,8 +127,10 @@ def _move(target: str, event_id: str | None, event_at: datetime | None, charge_i
     """The update that moves a payment to ``target`` (the filter is the caller's condition)."""
     at = now()
     changes: dict[str, Any] = {"status": target, "updatedAt": at}
+    if event_at is not None:  # an event's time, or when Stripe was asked (confirm-payment, reconcile)
+        changes["lastEventAt"] = event_at
     if event_id is not None:
-        changes.update(lastEventAt=event_at, stripeEventId=event_id, webhookReceivedAt=at)
+        changes.update(stripeEventId=event_id, webhookReceivedAt=at)
     if charge_id is not None:
         changes["chargeId"] = charge_id  # disputes and refunds may name only the charge
     if not holds_slot(target):
@@ -155,6 +163,10 @@ def _claimed(claim: Claim) -> Doc | None:
     return {"amount": claim.amount, "currency": claim.currency, **oids}
 
 
+#: Review resolutions after which the payment is never activated.
+NOT_ACTIVATED = ("dismiss", "refund")
+
+
 class MongoPayments:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.payments
@@ -175,6 +187,10 @@ class MongoPayments:
         doc = self.collection.find_one({"chargeId": charge_id})
         return _payment(doc) if doc else None
 
+    def note_received(self, payment: Payment, amount: int) -> None:
+        if payment.amount_received != amount:
+            self.collection.update_one({"_id": payment.record_id}, {"$set": {"amountReceived": amount}})
+
     def note_charge(self, payment: Payment, charge_id: str) -> None:
         if payment.charge_id != charge_id:
             self.collection.update_one({"_id": payment.record_id}, {"$set": {"chargeId": charge_id}})
@@ -187,8 +203,16 @@ class MongoPayments:
         event_at: datetime | None,
         charge_id: str | None = None,
     ) -> Payment | None:
+        # Conditional on every fact the rules decided on (status, last event, refunds counted, the
+        # dispute's status), so a move decided on a document another worker changed since is refused.
         moved = self.collection.find_one_and_update(
-            {"_id": payment.record_id, "status": payment.status, "lastEventAt": payment.last_event_at},
+            {
+                "_id": payment.record_id,
+                "status": payment.status,
+                "lastEventAt": payment.last_event_at,
+                "amountRefunded": payment.amount_refunded if payment.amount_refunded else {"$in": [0, None]},
+                "dispute.status": payment.dispute.status if payment.dispute else None,
+            },
             _move(target, event_id, event_at, charge_id),
             return_document=ReturnDocument.AFTER,
         )
@@ -227,14 +251,20 @@ class MongoPayments:
     def flag_review(self, payment: Payment, reason: str, event_id: str | None) -> None:
         at = now()
         flag = {"reviewRequired": {"reason": reason, "eventId": event_id, "at": at}, "updatedAt": at}
-        self.collection.update_one({"_id": payment.record_id, "reviewRequired": None}, {"$set": {**flag, **FREE_SLOT}})
+        # Not over a person's decision on the same reason: a late event or confirm-payment finding
+        # the mismatch a person already resolved does not ask for a second decision.
+        unflagged = {"_id": payment.record_id, "reviewRequired": None, "reviewResolved.reason": {"$ne": reason}}
+        self.collection.update_one(unflagged, {"$set": {**flag, **FREE_SLOT}})
 
     def awaiting_activation(self, older_than: timedelta, limit: int = 500) -> list[Payment]:
-        """Completed payments not activated nor held for review, untouched for ``older_than``."""
+        """Paid payments (``completed``, or partly refunded) not activated nor held for review, untouched
+        for ``older_than``. A review resolved otherwise than ``activate`` (dismissed, or refunded) never activates.
+        """
         query = {
-            "status": "completed",
+            "status": {"$in": sorted(ACTIVATABLE)},
             "activatedAt": None,
             "reviewRequired": None,
+            "reviewResolved.action": {"$nin": list(NOT_ACTIVATED)},
             "updatedAt": {"$lte": now() - older_than},
         }
         return [_payment(doc) for doc in self.collection.find(query, limit=limit).sort("updatedAt", ASCENDING)]

@@ -13,10 +13,12 @@ fenced by the claim's token: a holder whose lease ran out (and whose notificatio
 worker claimed since) changes nothing. Concurrent messages for one key are fine:
 only one holds the lease, the others return. ``pending_keys`` feeds the periodic sweep.
 
-A claim names its holder, the queue message that took it. Dramatiq hands a message to one
-consumer at a time and gives it back only after that attempt ended (a retry) or its worker died
-(a redelivery), so the same message finding its own claim takes it over at once instead of
-waiting out the lease: a killed send goes out within the redelivery time, not minutes late.
+A claim names its holder, the attempt that took it (``adapters.dead_workers.claim_holder``: the
+worker, the queue and the message's Redis id). Another attempt takes a ``sending`` claim over
+only when its lease ran out or that attempt is known over (its worker dead, or the message no
+longer held by it): a killed send goes out within the redelivery time, not minutes late. The
+same message coming back is no reason by itself: a live worker cut off for a moment may still
+be running the first attempt.
 
 Statuses: ``pending`` → ``sending`` → ``sent`` | ``failed`` | ``cancelled`` (no longer true when
 its turn came, e.g. a "payment failed" email for a payment paid since), and ``sending`` →
@@ -25,8 +27,9 @@ its turn came, e.g. a "payment failed" email for a payment paid since), and ``se
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from uuid import uuid4
 
@@ -36,6 +39,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from adapters.dead_workers import attempt_over
 from adapters.mongo import Doc, now
 from adapters.queue import Broker, notification_message, send
 from usecases.ports import Notice
@@ -69,10 +73,22 @@ def ensure_outbox_indexes(db: Database[Doc]) -> None:
 
 
 class MongoOutbox:
-    def __init__(self, db: Database[Doc], broker: Broker, *, lease: timedelta = LEASE) -> None:
+    def __init__(
+        self,
+        db: Database[Doc],
+        broker: Broker,
+        *,
+        lease: timedelta = LEASE,
+        over: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``over(holder)``: whether the attempt that took a claim is known over (by default asked of
+        ``broker``'s Redis, ``adapters.dead_workers.attempt_over``; without a broker, never)."""
         self.collection: Collection[Doc] = db.notifications
         self.broker = broker
         self.lease = lease
+        if over is None and broker is not None:
+            over = functools.partial(attempt_over, broker)
+        self.over = over
 
     def notify(self, key: str, template: str, to: str, context: Mapping[str, str]) -> None:
         """One notification: ``notify_all`` of one."""
@@ -131,29 +147,38 @@ class MongoOutbox:
             send(self.broker, notification_message(*keys))
 
     def claim(self, key: str, holder: str | None = None) -> Doc | None:
-        """Take the notification for sending, or None when it is sent, failed or leased by someone else.
+        """Take the notification for sending, or None when it is sent, failed or held by a live attempt.
 
-        Counts the attempt (``attempts``) and holds a lease; a crashed holder's lease runs out, and
-        ``holder`` (the queue message's id) takes back at once a claim an earlier attempt of it left.
+        Counts the attempt (``attempts``) and holds a lease in ``holder``'s name (this attempt). A
+        ``sending`` claim is taken over once its lease ran out, or at once when the attempt that
+        holds it is known over (``over``); the takeover is conditional on the very claim seen.
         """
         at = now()
-        free: list[Doc] = [{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}]
-        if holder is not None:
-            free.append({"status": "sending", "claimHolder": holder})
-        return self.collection.find_one_and_update(
-            {"dedupeKey": key, "$or": free},
-            {
-                "$set": {
-                    "status": "sending",
-                    "leaseUntil": at + self.lease,
-                    "claimToken": uuid4().hex,
-                    "claimHolder": holder,
-                    "updatedAt": at,
+
+        def take(free: list[Doc]) -> Doc | None:
+            return self.collection.find_one_and_update(
+                {"dedupeKey": key, "$or": free},
+                {
+                    "$set": {
+                        "status": "sending",
+                        "leaseUntil": at + self.lease,
+                        "claimToken": uuid4().hex,
+                        "claimHolder": holder,
+                        "updatedAt": at,
+                    },
+                    "$inc": {"attempts": 1},
                 },
-                "$inc": {"attempts": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+                return_document=ReturnDocument.AFTER,
+            )
+
+        taken = take([{"status": "pending"}, {"status": "sending", "leaseUntil": {"$lte": at}}])
+        if taken is not None or self.over is None:
+            return taken
+        held = self.collection.find_one({"dedupeKey": key, "status": "sending"}, {"claimHolder": 1, "claimToken": 1})
+        other = held.get("claimHolder") if held else None
+        if held is None or not isinstance(other, str) or not self.over(other):
+            return None
+        return take([{"status": "sending", "claimToken": held.get("claimToken"), "claimHolder": other}])
 
     @_until_recorded
     def mark_sent(self, key: str, token: str) -> None:

@@ -75,6 +75,8 @@ class Settings:
     broker_maintenance_chance: int
     email_max_retries: int
     notification_sweep_seconds: int
+    #: Times the stale-work sweep queues a refund request left pending again before it fails it.
+    refund_max_requeues: int
     worker_processes: int
     worker_threads: int
     #: Messages each worker process holds per queue, running and waiting (0: two per thread).
@@ -201,6 +203,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         broker_maintenance_chance=r.integer("BROKER_MAINTENANCE_CHANCE", 1_000),
         email_max_retries=r.integer("EMAIL_MAX_RETRIES", 10),
         notification_sweep_seconds=r.integer("NOTIFICATION_SWEEP_SECONDS", 60, minimum=1),
+        refund_max_requeues=r.integer("REFUND_MAX_REQUEUES", 10, minimum=1),
         worker_processes=r.integer("WORKER_PROCESSES", 2, minimum=1),
         worker_threads=r.integer("WORKER_THREADS", 8, minimum=1),
         worker_prefetch=r.integer("WORKER_PREFETCH", 0),

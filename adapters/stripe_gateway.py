@@ -1,7 +1,9 @@
 """The Stripe API, as the rules need it: plain JSON data in and out, brief faults retried.
 
 tenacity retries one call a few times within one attempt of a job (connection errors, 429,
-5xx); longer outages fail the call and the job's own retries take over.
+5xx); longer outages fail the call and the job's own retries take over. A refund is refused
+(``ProviderRefused``) only when Stripe says no to it; any other error may hide a refund Stripe
+made (a timeout, a 409 for the key still in use), so the job retries and adopts it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import stripe
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from adapters.settings import Settings
-from domain.errors import ProviderRefused
+from domain.errors import ProviderRefused, RetryLater
 
 T = TypeVar("T")
 
@@ -23,6 +25,15 @@ def transient(error: BaseException) -> bool:
     if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
         return True
     return isinstance(error, stripe.StripeError) and (error.http_status or 0) >= 500
+
+
+def refused(error: stripe.StripeError) -> bool:
+    """Whether Stripe said no to the request itself, for good: a card error (402) or an invalid request
+    (400, 404: already refunded, more than is left, disputed, no such intent). A 409 (the
+    idempotency key in use after a timeout), an idempotency error, 401/403, 429 and 5xx are not."""
+    if isinstance(error, stripe.CardError):
+        return True
+    return isinstance(error, stripe.InvalidRequestError) and error.http_status in (400, 404)
 
 
 def with_retries(call: Callable[[], T]) -> T:
@@ -81,9 +92,11 @@ class StripeGateway:
         return [refund.to_dict() for refund in page.auto_paging_iter()]
 
     def create_refund(
-        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+        self, intent_id: str, amount: int | None, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
     ) -> Mapping[str, Any]:
-        params: dict[str, Any] = {"payment_intent": intent_id, "amount": amount, "metadata": dict(metadata)}
+        params: dict[str, Any] = {"payment_intent": intent_id, "metadata": dict(metadata)}
+        if amount is not None:  # without one Stripe refunds what is left of the charge
+            params["amount"] = amount
         if reason is not None:
             params["reason"] = reason
         try:
@@ -94,9 +107,9 @@ class StripeGateway:
                 )
             )
         except stripe.StripeError as error:
-            if transient(error):
-                raise
-            raise ProviderRefused(error.user_message or str(error)) from error
+            if refused(error):
+                raise ProviderRefused(error.user_message or str(error)) from error
+            raise RetryLater(f"Stripe did not answer the refund: {type(error).__name__} {error.http_status}") from error
         return refund.to_dict()
 
     def update_payment_intent_amount(self, intent_id: str, amount: int) -> Mapping[str, Any]:

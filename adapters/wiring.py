@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from pymongo.database import Database
 
 from adapters.audit import MongoAudit
 from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
+from adapters.dead_workers import attempt_over
 from adapters.disputes import MongoDisputes
 from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
 from adapters.failures import FailureRecords
@@ -50,7 +53,7 @@ def build_deps(
         enrollments=MongoEnrollments(db),
         outbox=outbox or MongoOutbox(db, broker),
         links=Links(app_base_url=settings.app_base_url, ops_email=settings.ops_email),
-        refunds=MongoRefunds(db),
+        refunds=MongoRefunds(db, functools.partial(attempt_over, broker)),
         jobs=BrokerJobs(broker),
         disputes=MongoDisputes(db),
     )

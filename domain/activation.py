@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.payments import COMPLETED, Payment
+from domain.payments import COMPLETED, PARTIALLY_REFUNDED, Payment, due_status
 
 #: ``reviewRequired.reason`` values (CONTRACT §5).
 AMOUNT_MISMATCH = "amount_mismatch"
@@ -81,10 +81,21 @@ def intent_mismatch(payment: Payment, intent: Mapping[str, Any]) -> Mismatch | N
     return None
 
 
+#: The statuses from which a paid payment may still activate its enrollment.
+ACTIVATABLE = frozenset({COMPLETED, PARTIALLY_REFUNDED})
+
+
 def may_activate(payment: Payment) -> bool:
     """True when ``payment`` may activate its enrollment now: paid, not yet activated, not held for review.
 
-    Only from ``completed``: a payment already refunded, disputed or lost never (re)activates,
-    whatever event or call arrives late.
+    Only while what is recorded leaves the customer something paid for (``completed``, or part of
+    it refunded) and no dispute open or lost: a payment refunded in full, disputed or lost never
+    (re)activates, whatever event or call arrives late. A partial refund counted before the
+    activation does not stop it, so the enrollment ends the same whichever came first.
     """
-    return payment.status == COMPLETED and payment.activated_at is None and payment.review is None
+    return (
+        payment.status in ACTIVATABLE
+        and due_status(payment) in ACTIVATABLE
+        and payment.activated_at is None
+        and payment.review is None
+    )

@@ -1,20 +1,29 @@
-"""The rules of disputes: which update of a dispute wins, and what it does to the payment.
+"""The rules of disputes: which update of a dispute wins, and what it does to the enrollment.
 
 Stripe sends ``charge.dispute.*`` events in any order, more than once. A dispute's ``status`` is
 final once ``won``, ``lost`` or ``warning_closed``: a late ``created`` (or any open status) never
-undoes a closed dispute. Between two open updates, or two closed ones, the newer event wins.
+undoes a closed dispute. Between two open updates, or two closed ones, the newer event wins. The
+payment's status follows from the dispute and the refunds together (``domain.payments.paid_status``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from domain.payments import COMPLETED, DISPUTE_LOST, DISPUTED, PARTIALLY_REFUNDED, Dispute
+from domain.payments import (
+    COMPLETED,
+    DISPUTE_CLOSED,
+    DISPUTE_LOST,
+    DISPUTED,
+    PARTIALLY_REFUNDED,
+    REFUNDED,
+    Dispute,
+)
 
 #: Dispute statuses after which nothing changes any more.
-CLOSED = frozenset({"won", "lost", "warning_closed"})
-#: What a payment goes back to when a dispute is won (the status it had when disputed).
-RESTORABLE = frozenset({COMPLETED, PARTIALLY_REFUNDED})
+CLOSED = DISPUTE_CLOSED
+#: The paid statuses a payment can be in when a dispute opens (kept as ``statusBefore``).
+RESTORABLE = frozenset({COMPLETED, PARTIALLY_REFUNDED, REFUNDED})
 
 
 def supersedes(incoming_status: str, incoming_at: datetime, stored: Dispute | None) -> bool:
@@ -30,24 +39,28 @@ def supersedes(incoming_status: str, incoming_at: datetime, stored: Dispute | No
     return incoming_at >= stored.event_at
 
 
+def is_open(dispute: Dispute | None) -> bool:
+    """True while a recorded dispute is not closed (whether or not the payment was moved yet)."""
+    return dispute is not None and dispute.status not in CLOSED
+
+
 def status_before(payment_status: str, stored: Dispute | None) -> str:
-    """The status a won dispute gives back: the one recorded, else the payment's own if it can be given back."""
+    """The status recorded as the one before the dispute: the one recorded, else the payment's own paid one."""
     if stored is not None:
         return stored.status_before
     return payment_status if payment_status in RESTORABLE else COMPLETED
 
 
-def payment_status(dispute_status: str, before: str) -> str:
-    """The payment's status for a dispute in ``dispute_status``: disputed while open, lost, or back as before."""
-    if dispute_status == "lost":
-        return DISPUTE_LOST
-    if dispute_status in CLOSED:
-        return before
-    return DISPUTED
+def enrollment_effect(payment_status: str) -> str | None:
+    """What a dispute update does to the enrollment this payment activated, from the payment's status after it.
 
-
-def enrollment_effect(dispute_status: str) -> str:
-    """What happens to the enrollment this payment activated: ``suspend``, ``reinstate`` or ``cancel``."""
-    if dispute_status == "lost":
+    ``suspend`` while disputed; ``cancel`` once fully refunded or lost; ``reinstate`` (only what this
+    dispute suspended) when it closed with the money, or part of it, kept; None for an unpaid payment.
+    """
+    if payment_status == DISPUTED:
+        return "suspend"
+    if payment_status in (REFUNDED, DISPUTE_LOST):
         return "cancel"
-    return "reinstate" if dispute_status in CLOSED else "suspend"
+    if payment_status in (COMPLETED, PARTIALLY_REFUNDED):
+        return "reinstate"
+    return None

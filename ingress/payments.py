@@ -113,7 +113,8 @@ class PaymentRoutes:
         await self.limit(caller, "confirm-payment")
         body = await json_body(request)
         pid = parse.intent_id(body.get("paymentIntentId"), "paymentIntentId")
-        status, enrollment_id = await self.blocking(checkout.confirm_payment, caller.id, pid, self.deps)
+        confirm = partial(checkout.confirm_payment, now=datetime.now(UTC))
+        status, enrollment_id = await self.blocking(confirm, caller.id, pid, self.deps)
         return JSONResponse({"status": status, "enrollmentId": jsonable(enrollment_id)})
 
     async def refund(self, request: Request) -> Response:

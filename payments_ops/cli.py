@@ -178,7 +178,8 @@ def _bulk(result: ops.BulkResult, verb: str) -> str:
         sample = _table(result.sample, ("id", "actor", "eventId", "error")) if result.sample else ""
         return f"dry run: {result.count} failures would be {verb} (add --yes to act)\n{sample}".rstrip()
     refused = f", {result.refused} refused (not signed by this service)" if result.refused else ""
-    return f"{result.done} of {result.count} failures {verb}{refused}"
+    skipped = f", {result.skipped} skipped (taken by another run meanwhile)" if result.skipped else ""
+    return f"{result.done} of {result.count} failures {verb}{refused}{skipped}"
 
 
 def operator(args: argparse.Namespace) -> Operator:

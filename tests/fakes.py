@@ -24,7 +24,9 @@ class FakeStripe:
     """Intents as Stripe would report them now, by id, and the refunds made; every retrieval is logged.
 
     ``refuse`` makes the next refunds fail as Stripe's 4xx would; ``crash_after_refund`` raises
-    right after a refund was made (a worker dying before it recorded Stripe's answer).
+    right after a refund was made (a worker dying before it recorded Stripe's answer);
+    ``fail_after_refund`` is raised once right after a refund was made (Stripe made it, and the call
+    still ended in an error: a timeout, a 409 for the key in use, a refusal of a retried call).
     """
 
     def __init__(self, intents: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -34,6 +36,7 @@ class FakeStripe:
         self.events: list[dict[str, Any]] = []
         self.refuse: str | None = None
         self.crash_after_refund = False
+        self.fail_after_refund: Exception | None = None
 
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         self.calls.append(intent_id)
@@ -46,10 +49,14 @@ class FakeStripe:
         return [r for r in self.refunds if r["payment_intent"] == intent_id]
 
     def create_refund(
-        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+        self, intent_id: str, amount: int | None, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
     ) -> Mapping[str, Any]:
         if self.refuse:
             raise ProviderRefused(self.refuse)
+        if amount is None:  # the rest of the charge: what the intent took, less what was refunded
+            intent = self.intents[intent_id]
+            taken = int(intent.get("amount_received", intent.get("amount", 0)))
+            amount = taken - sum(int(r["amount"]) for r in self.refunds if r["payment_intent"] == intent_id)
         refund = {
             "id": f"re_{len(self.refunds) + 1}",
             "object": "refund",
@@ -64,7 +71,23 @@ class FakeStripe:
         if self.crash_after_refund:
             self.crash_after_refund = False
             raise ConnectionResetError("the worker died before recording the refund")
+        if self.fail_after_refund is not None:
+            error, self.fail_after_refund = self.fail_after_refund, None
+            raise error
         return refund
+
+
+class CrashAfterCount(MongoRefunds):
+    """Refunds whose first count is written, then the worker dies (killed right after "refund recorded")."""
+
+    crashed = False
+
+    def count(self, payment: Any, stripe_id: str, amount: int, reserved: int) -> bool:
+        counted = super().count(payment, stripe_id, amount, reserved)
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("the worker died right after recording the refund")
+        return counted
 
 
 class RecordingJobs:
@@ -124,10 +147,25 @@ class BrokenEnrollments:
 LINKS = Links(app_base_url="http://app.test", ops_email="ops@example.test")
 
 
+class Attempts:
+    """Which claim holders' attempts still run, as the broker tells the claims (``adapters.dead_workers.attempt_over``).
+
+    The tests call the use cases one after another, so an earlier attempt has ended (its worker
+    acked or died) unless a test says it still runs, a live worker elsewhere holding its claim.
+    """
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+
+    def over(self, holder: str) -> bool:
+        return holder not in self.running
+
+
 def mongo_deps(
     db: Database[Any],
     intents: Mapping[str, Mapping[str, Any]] | None = None,
     enrollments: Enrollments | None = None,
+    attempts: Attempts | None = None,
 ) -> Deps:
     """The real MongoDB adapters on ``db``, with a fake Stripe and a recording outbox."""
     return Deps(
@@ -137,7 +175,7 @@ def mongo_deps(
         enrollments=enrollments or MongoEnrollments(db),
         outbox=RecordingOutbox(),
         links=LINKS,
-        refunds=MongoRefunds(db),
+        refunds=MongoRefunds(db, (attempts or Attempts()).over),
         jobs=RecordingJobs(),
         disputes=MongoDisputes(db),
     )

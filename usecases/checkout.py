@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.checkout import Service, quote
@@ -101,15 +102,20 @@ def _reuse(draft: Draft, amount: int, deps: CheckoutDeps) -> IntentAnswer:
     return IntentAnswer(str(intent["client_secret"]), draft.intent_id, amount, draft.currency, draft.status)
 
 
-def confirm_payment(customer_id: Any, intent_id: str, deps: CheckoutDeps) -> tuple[str, Any]:
+def confirm_payment(
+    customer_id: Any, intent_id: str, deps: CheckoutDeps, *, now: datetime | None = None
+) -> tuple[str, Any]:
     """Ask Stripe where the caller's intent is; if it succeeded, run the activation now.
 
     Returns the payment's status and its enrollment id (None until active). The activation is
     not ``webhookVerified``: the signed webhook, when it arrives, sets that and sends nothing more.
+    ``now`` (when Stripe is asked; the clock's time by default) is recorded as the payment's last
+    event time, as a webhook's is.
     """
     core = deps.core
     payment = core.payments.by_intent(intent_id)
     if payment is None or payment.customer.id != customer_id:
         raise RequestRefused("not_found", "payment not found", "paymentIntentId")
-    payment, enrollment_id = settle_with_stripe(payment, deps.intents.retrieve_payment_intent(intent_id), core)
+    intent = deps.intents.retrieve_payment_intent(intent_id)
+    payment, enrollment_id = settle_with_stripe(payment, intent, core, observed_at=now or datetime.now(UTC))
     return payment.status, enrollment_id

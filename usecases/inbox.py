@@ -14,8 +14,11 @@ from usecases.transitions import IGNORED, PROCESSED
 
 log = logging.getLogger(__name__)
 
+#: Ops purged the event's failed job for good: finished, never processed again by a redelivery,
+#: reconcile, the stale-work sweep or a requeue of stuck work.
+PURGED = "purged"
 #: Inbox statuses after which a redelivery changes nothing.
-DONE = frozenset({PROCESSED, IGNORED})
+DONE = frozenset({PROCESSED, IGNORED, PURGED})
 
 
 def process_event(payload: Mapping[str, Any], deps: Deps) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from domain import notices
 from domain.money import display
-from domain.payments import Payment
+from domain.payments import Payment, Refund
 from usecases.ports import Deps, Notice, Payments
 
 
@@ -157,6 +157,24 @@ def refund_refused(payment: Payment, request_id: str, amount: int, to: str | Non
             refund_display=display(amount, payment.currency),
             reason=reason,
             payment_id=payment.intent_id,
+        ),
+    )
+
+
+def refund_abandoned(payment: Payment, entry: Refund, deps: Deps) -> None:
+    """Tell ops a refund request was given up (no run could carry it out), once per request."""
+    tell(
+        deps,
+        notice(
+            payment,
+            "ops_refund_failed",
+            deps.links.ops_email,
+            str(entry.request_id),
+            payment_id=payment.intent_id,
+            request_id=str(entry.request_id),
+            refund_display=display(entry.amount, payment.currency),
+            requested_by=entry.requester_email or "-",
+            reason=entry.failure_reason or "-",
         ),
     )
 

@@ -8,6 +8,12 @@ already done changes nothing. A stored message the project never signed (a forge
 dead-lettered for it) is never replayed: re-signing it would make it trusted. Replay and purge
 also remove Dramatiq's dead letter of the message.
 
+Each record is claimed before anything is done to it (one conditional write, ``dead`` to
+``replaying`` or ``purging``), so two operators, or a replay racing a purge, act on it once: the
+other run skips it. A claim a crash left behind is taken back after its lease. A purge also
+finishes the record's Stripe event in the inbox (``purged``), so reconcile, the stale-work sweep
+and the stuck-work requeue never queue the poison event again.
+
 Every action names the person who took it (``Operator``: a name, and the door it came through).
 Every real run is audited twice, append-only: a ``started`` record before it touches anything
 (what it selected) and a ``finished`` (or ``stopped``, ``failed``) record after (how many it did),
@@ -17,6 +23,7 @@ so a run that died half-way still shows who began it. A replay's rate is bounded
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +45,10 @@ MIN_RATE = 0.1
 MAX_RATE = 1000.0
 #: Seconds between two progress writes of a background job (and one at its end).
 PROGRESS_EVERY = 1.0
+#: A failure record's states while a run holds it (it was ``dead``; it ends ``replayed`` or ``purged``).
+REPLAYING = "replaying"
+PURGING = "purging"
+CLAIMED = (REPLAYING, PURGING)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class StoredFailure:
     queue: str
     redis_message_id: str | None
     message: str  # Dramatiq's encoded message
+    event_id: str | None = None  # the Stripe event the job was processing, if any
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ class BulkResult:
     sample: list[dict[str, Any]] = field(default_factory=list)
     done: int = 0
     refused: int = 0
+    #: Taken by another run (or done by it) between the selection and this run's claim.
+    skipped: int = 0
 
 
 class FailureStore(Protocol):
@@ -108,7 +122,14 @@ class FailureStore(Protocol):
 
     def select(self, selection: FailureSelection) -> list[StoredFailure]: ...
 
-    def mark(self, failure_id: str, state: str, by: str) -> None: ...
+    def claim(self, failure_id: str, state: str, by: str) -> str | None:
+        """Take a dead record (``state``: replaying or purging) in one conditional write; its token, or None."""
+
+    def mark(self, failure_id: str, state: str, by: str, token: str) -> bool:
+        """The claimed record's end state, while ``token`` still holds it."""
+
+    def release(self, failure_id: str, token: str) -> None:
+        """Give a claimed record back (``dead``) after its action failed."""
 
 
 class QueueAdmin(Protocol):
@@ -135,6 +156,9 @@ class StoredEvents(Protocol):
 
     def unfinished(self, older_than: timedelta) -> list[dict[str, Any]]:
         """Events left ``received`` or ``failed`` since longer than ``older_than``: id, type, status, times."""
+
+    def purge(self, event_id: str, by: str) -> None:
+        """Finish an event ops purged (``purged``) unless it was processed or ignored meanwhile."""
 
 
 class EventJobs(Protocol):
@@ -214,33 +238,49 @@ def _replay_rows(
     progress: Callable[[int, int], None] | None,
     stop: Callable[[], bool] | None,
 ) -> BulkResult:
-    """The real replay of ``rows``, its start audited already; its end is audited whatever happens."""
-    done = refused = 0
+    """The real replay of ``rows``, its start audited already; its end is audited whatever happens.
+
+    Each record is claimed first: one another run claimed (or finished) since the selection is
+    skipped, so it is enqueued once however many replays and purges race over it.
+    """
+    done = refused = skipped = 0
     state = "failed"
     try:
         for index, row in enumerate(rows, start=1):
             if stop and stop():
                 break
-            authentic = deps.queues.authentic(row.message)
-            if authentic:
-                deps.queues.enqueue_copy(row.message)
-                deps.failures.mark(row.id, "replayed", who.name)
+            enqueued = False
+            if not deps.queues.authentic(row.message):
+                refused += 1
+            elif (token := deps.failures.claim(row.id, REPLAYING, who.name)) is None:
+                skipped += 1
+            else:
+                _holding(deps, row, token, functools.partial(deps.queues.enqueue_copy, row.message))
+                deps.failures.mark(row.id, "replayed", who.name, token)
                 if row.redis_message_id:  # the fresh copy replaces Dramatiq's dead letter
                     deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
                 done += 1
-            else:
-                refused += 1
+                enqueued = True
             if progress:
                 progress(index, len(rows))
-            if rate and authentic and index < len(rows):  # pace what is enqueued; no wait after the last
+            if rate and enqueued and index < len(rows):  # pace what is enqueued; no wait after the last
                 deps.sleep(1 / rate)
-        state = "stopped" if done + refused < len(rows) else "finished"
+        state = "stopped" if done + refused + skipped < len(rows) else "finished"
     except KeyboardInterrupt:
         state = "stopped"
         raise
     finally:
         run.finish(done, state)
-    return BulkResult(len(rows), False, done=done, refused=refused)
+    return BulkResult(len(rows), False, done=done, refused=refused, skipped=skipped)
+
+
+def _holding(deps: OpsDeps, row: StoredFailure, token: str, action: Callable[[], object]) -> None:
+    """Run ``action`` on a claimed record; if it fails, give the record back (``dead``) for the next run."""
+    try:
+        action()
+    except BaseException:
+        deps.failures.release(row.id, token)
+        raise
 
 
 @dataclass(frozen=True)
@@ -287,26 +327,43 @@ def replay_job(
         except BaseException as error:
             deps.runs.update(job_id, handled, "failed", {"error": type(error).__name__})
             raise
-        through = result.done + result.refused
+        through = result.done + result.refused + result.skipped
         state = "finished" if through == result.count else "stopped"
-        deps.runs.update(job_id, through, state, {"replayed": result.done, "refused": result.refused})
+        outcome = {"replayed": result.done, "refused": result.refused, "skipped": result.skipped}
+        deps.runs.update(job_id, through, state, outcome)
         return result
 
     return ReplayJob(job_id, len(rows), work)
 
 
 def purge(selection: FailureSelection, deps: OpsDeps, *, who: Operator, dry_run: bool = True) -> BulkResult:
-    """Mark each dead failure selected ``purged`` and remove Dramatiq's dead letter of it."""
+    """Claim each dead failure selected, remove Dramatiq's dead letter of it, finish its event, mark it ``purged``.
+
+    A record another run claimed (or finished) since the selection is skipped. Its Stripe event
+    is finished in the inbox, so nothing that queues unfinished events brings it back.
+    """
     rows = deps.failures.select(_dead(selection))
     if dry_run:
         return BulkResult(len(rows), True, _sample(rows, deps))
 
     def work() -> tuple[BulkResult, int]:
+        done = skipped = 0
         for row in rows:
-            if row.redis_message_id:
-                deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
-            deps.failures.mark(row.id, "purged", who.name)
-        return BulkResult(len(rows), False, done=len(rows)), len(rows)
+            token = deps.failures.claim(row.id, PURGING, who.name)
+            if token is None:
+                skipped += 1
+                continue
+
+            def drop(row: StoredFailure = row) -> None:
+                if row.redis_message_id:
+                    deps.queues.drop_dead_letter(row.queue, row.redis_message_id)
+                if row.event_id:
+                    deps.events.purge(row.event_id, who.name)
+
+            _holding(deps, row, token, drop)
+            deps.failures.mark(row.id, "purged", who.name, token)
+            done += 1
+        return BulkResult(len(rows), False, done=done, skipped=skipped), done
 
     return audited(deps.audit, who, "purge", _described(selection), len(rows), work)
 

@@ -60,13 +60,17 @@ class Payments(Protocol):
         """Set ``reviewRequired`` (once; the first reason stays) and give up the open slot."""
 
     def awaiting_activation(self, older_than: timedelta) -> list[Payment]:
-        """Completed payments not yet activated nor held for review, untouched for ``older_than``."""
+        """Completed payments not yet activated, held for review, nor whose review was dismissed or
+        refunded, untouched for ``older_than``."""
 
     def stuck(self, older_than: timedelta) -> list[Payment]:
         """Payments with an intent left ``pending``, ``requires_action`` or ``processing`` for ``older_than``."""
 
     def by_charge(self, charge_id: str) -> Payment | None:
         """The payment whose succeeded intent made this charge (``chargeId``)."""
+
+    def note_received(self, payment: Payment, amount: int) -> None:
+        """Remember what Stripe took when it is not the price (``amountReceived``): refunds count from it."""
 
     def note_charge(self, payment: Payment, charge_id: str) -> None:
         """Remember the charge of the succeeded intent (disputes and refunds may name only it)."""
@@ -167,9 +171,12 @@ class StripeGateway(Protocol):
         """Every refund Stripe has for the intent's charge."""
 
     def create_refund(
-        self, intent_id: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+        self, intent_id: str, amount: int | None, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
     ) -> Mapping[str, Any]:
-        """Refund ``amount``; raises ``domain.errors.ProviderRefused`` when Stripe says no for good."""
+        """Refund ``amount`` (None: the rest of the charge).
+
+        Raises ``domain.errors.ProviderRefused`` when Stripe says no for good.
+        """
 
 
 class Refunds(Protocol):
@@ -183,7 +190,12 @@ class Refunds(Protocol):
         reason: str | None,
         note: str | None,
         requested_by: dict[str, Any],
-    ) -> bool: ...
+        *,
+        whole_charge: bool = False,
+        resolving: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a request and hold ``amount``; ``whole_charge`` asks Stripe for the rest of the charge,
+        ``resolving`` resolves the payment's review in the same conditional write."""
 
     def claim(self, payment: Payment, request_id: str, holder: str | None) -> bool: ...
 
@@ -197,7 +209,15 @@ class Refunds(Protocol):
 
     def fail(self, payment: Payment, entry: Refund, reason: str) -> bool: ...
 
+    def finished(self, payment: Payment, entry: Refund) -> None: ...
+
+    def unfinished(self, older_than: timedelta) -> list[tuple[str, str | None, str | None]]: ...
+
     def stale_requests(self, older_than: timedelta) -> list[tuple[str, str]]: ...
+
+    def note_requeue(self, intent_id: str, request_id: str, older_than: timedelta) -> int | None: ...
+
+    def abandon(self, payment: Payment, entry: Refund, reason: str) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from usecases.ports import Deps
 
 log = logging.getLogger(__name__)
 
-#: Inbox statuses after which an event needs nothing more.
-FINISHED = frozenset({"processed", "ignored"})
+#: Inbox statuses after which an event needs nothing more (a purged one was dropped by ops for good).
+FINISHED = frozenset({"processed", "ignored", "purged"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def reconcile(
     for payment in deps.payments.stuck(stuck_after):
         checked += 1
         try:
-            after, _ = settle_with_stripe(payment, deps.stripe.retrieve_payment_intent(payment.intent_id), deps)
+            intent = deps.stripe.retrieve_payment_intent(payment.intent_id)
+            after, _ = settle_with_stripe(payment, intent, deps, observed_at=now)
         except RetryLater as error:  # it changed under us: the next run looks again
             log.warning("payment not settled with Stripe", extra={"payment_id": payment.intent_id, "error": str(error)})
             continue

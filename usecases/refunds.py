@@ -8,11 +8,16 @@
   Stripe forgets idempotency keys after 24 hours, so it first lists the intent's refunds and
   adopts its own earlier one (``metadata.refundRequestId``); only then does it create the
   refund, keyed ``refund:{request id}``. A refusal is recorded with Stripe's reason, the amount
-  released, and the requester told.
+  released, and the requester told. A request found carried out already is finished again
+  (``finish``): a crash right after the money moved never skips what follows it.
 - ``record_refund`` (the actor and every refund event): links or adds the Stripe refund on the
   payment, counts a succeeded one once, moves the payment to ``partially_refunded``/``refunded``,
   cancels the enrollment this payment activated after a full refund, and re-asserts the two
-  emails of that refund (keyed by its ``re_…`` id, so they go out once).
+  emails of that refund (keyed by its ``re_…`` id, so they go out once). A failed refund is
+  final, whatever Stripe reports about it later; what its request held is given back once.
+- ``retry_stale_request`` and ``finish_refund`` (the stale-work sweep): a request left pending is
+  queued again a bounded number of times, then failed, its hold given back, ops and the requester
+  told; an outcome whose follow-ups were never done is finished.
 """
 
 from __future__ import annotations
@@ -26,25 +31,35 @@ from uuid import uuid4
 
 from domain.errors import PermanentError, ProviderRefused, RequestRefused, RetryLater
 from domain.events import check_refund
-from domain.payments import REFUNDED, Payment, Refund, can_move
+from domain.payments import REFUNDED, Payment, Refund
 from domain.refunds import (
+    ABANDONED,
+    FAILED,
     NOT_REFUNDED,
     PENDING,
     REFUNDABLE,
     SUCCEEDED,
+    abandoned,
     check_reason,
+    holds_reservation,
     refund_amount,
     remainder,
-    status_after_refunds,
+    reported,
     stripe_reason,
 )
 from usecases import notices
 from usecases.ports import Deps
-from usecases.transitions import reload
+from usecases.transitions import reload, settle
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5
+
+#: What the stale-work sweep did with one stale request (``retry_stale_request``).
+REQUEUED = "requeued"
+GAVE_UP = "gave_up"
+RECORDED = "recorded"
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,7 @@ def refund_duplicate(payment: Payment, deps: Deps) -> None:
 def execute_refund(intent_id: str, request_id: str, deps: Deps, holder: str | None = None) -> None:
     """Carry out one recorded refund request at most once, whatever was done before a crash.
 
-    ``holder`` names this run (the queue message's id): its redelivery takes back its own claim.
+    ``holder`` names this run (``adapters.dead_workers.claim_holder``): its claim on the request.
     """
     payment = deps.payments.by_intent(intent_id)
     entry = payment.refund(request_id=request_id) if payment else None
@@ -127,23 +142,41 @@ def execute_refund(intent_id: str, request_id: str, deps: Deps, holder: str | No
         raise PermanentError(f"no refund request {request_id} on payment {intent_id}")
     if entry.status != PENDING or entry.stripe_id is not None:
         log.info("refund request already carried out", extra={"outcome": "duplicate", "status": entry.status})
+        _carried_out(payment, entry, deps)  # a crash may have come right after the money moved
         return
     if not deps.refunds.claim(payment, request_id, holder):
-        entry = reload(payment, deps).refund(request_id=request_id)
+        payment = reload(payment, deps)
+        entry = payment.refund(request_id=request_id)
         if entry is not None and (entry.status != PENDING or entry.stripe_id is not None):
-            return  # the other run finished between our read and our claim
+            _carried_out(payment, entry, deps)  # the other run finished between our read and our claim
+            return
         raise RetryLater(f"refund request {request_id} is being carried out by another run")
     refund = _own_refund(deps, intent_id, request_id)
     if refund is None:
         metadata = {"refundRequestId": request_id, "paymentRecordId": str(payment.record_id)}
         try:
+            amount = None if entry.whole_charge else entry.amount  # the charge's rest: what Stripe took, less refunds
             refund = deps.stripe.create_refund(
-                intent_id, entry.amount, stripe_reason(entry.reason), metadata, idempotency_key=f"refund:{request_id}"
+                intent_id, amount, stripe_reason(entry.reason), metadata, idempotency_key=f"refund:{request_id}"
             )
         except ProviderRefused as error:
-            _refused(payment, entry, str(error), deps)
-            return
+            # A call retried after its first attempt made the refund is refused for that refund.
+            refund = _own_refund(deps, intent_id, request_id)
+            if refund is None:
+                log.warning("refund refused by Stripe", extra={"outcome": "refused", "error": str(error)})
+                _fail(payment, entry, str(error), deps)
+                return
     record_refund(payment, refund, deps)
+
+
+def _carried_out(payment: Payment, entry: Refund, deps: Deps) -> None:
+    """Finish a request whose outcome is recorded; one linked but not settled is asked of Stripe again."""
+    if entry.counted or entry.status == FAILED:
+        finish(payment, entry, deps)
+    elif entry.stripe_id is not None and entry.request_id:
+        refund = _own_refund(deps, payment.intent_id, entry.request_id)
+        if refund is not None:
+            record_refund(payment, refund, deps)
 
 
 def _own_refund(deps: Deps, intent_id: str, request_id: str) -> Mapping[str, Any] | None:
@@ -154,11 +187,41 @@ def _own_refund(deps: Deps, intent_id: str, request_id: str) -> Mapping[str, Any
     return None
 
 
-def _refused(payment: Payment, entry: Refund, reason: str, deps: Deps) -> None:
-    log.warning("refund refused by Stripe", extra={"outcome": "refused", "error": reason})
-    deps.refunds.fail(payment, entry, reason)
-    if entry.request_id:
-        notices.refund_refused(payment, entry.request_id, entry.amount, entry.requester_email, reason, deps)
+def _fail(payment: Payment, entry: Refund, reason: str, deps: Deps) -> None:
+    """Record a refund's failure (final; its hold given back once), then what follows it."""
+    if deps.refunds.fail(payment, entry, reason):
+        log.info("refund failed", extra={"outcome": "failed", "error": reason})
+    payment = reload(payment, deps)
+    after = payment.refund(request_id=entry.request_id, stripe_id=entry.stripe_id)
+    if after is not None:
+        finish(payment, after, deps)
+
+
+def finish(payment: Payment, entry: Refund, deps: Deps) -> None:
+    """Do, again if need be, everything that follows one refund's recorded outcome; each step is idempotent.
+
+    Counted: the payment moves to what its refunds call for, customer and specialist are emailed
+    (keyed by the ``re_…`` id) and a full refund cancels the enrollment this payment activated.
+    Failed: a hold still there is given back, the requester told (keyed by the request) and ops
+    told of a request given up on. Then the entry is marked finished, so the sweep leaves it.
+    """
+    if entry.counted and entry.stripe_id is not None:
+        payment = settle(payment, deps)  # stays disputed while a dispute is open
+        notices.refunded(payment, entry.stripe_id, entry.amount, deps)
+        if payment.status == REFUNDED:
+            deps.enrollments.cancel(payment, REFUNDED)
+    elif entry.status == FAILED:
+        reason = entry.failure_reason or "the refund failed"
+        if holds_reservation(entry) and deps.refunds.fail(payment, entry, reason):
+            log.info("refund failed", extra={"outcome": "failed", "error": reason})
+        settle(reload(payment, deps), deps)  # a refund counted before it failed no longer counts
+        if abandoned(entry):
+            notices.refund_abandoned(payment, entry, deps)
+        if entry.request_id:
+            notices.refund_refused(payment, entry.request_id, entry.amount, entry.requester_email, reason, deps)
+    else:
+        return
+    deps.refunds.finished(payment, entry)
 
 
 def record_refund(payment: Payment, refund: Mapping[str, Any], deps: Deps) -> None:
@@ -178,29 +241,64 @@ def record_refund(payment: Payment, refund: Mapping[str, Any], deps: Deps) -> No
     entry = payment.refund(stripe_id=stripe_id)
     if entry is None:
         raise RetryLater(f"refund {stripe_id} not visible on its payment yet")
-    if status == SUCCEEDED:
+    outcome = reported(entry.status, status)
+    if status in NOT_REFUNDED:
+        _fail(payment, entry, str(refund.get("failure_reason") or status), deps)
+    elif outcome == FAILED:
+        log.info("a failed refund stays failed", extra={"outcome": "ignored", "status": status})
+        finish(payment, entry, deps)
+    elif outcome == SUCCEEDED:
         reserved = entry.amount if entry.request_id else 0
         if deps.refunds.count(payment, stripe_id, int(refund["amount"]), reserved):
             log.info("refund recorded", extra={"outcome": "refunded"})
-        payment = _settle_status(reload(payment, deps), deps)
-        notices.refunded(payment, stripe_id, int(refund["amount"]), deps)
-        if payment.status == REFUNDED:
-            deps.enrollments.cancel(payment, REFUNDED)
-    elif status in NOT_REFUNDED:
-        reason = str(refund.get("failure_reason") or status)
-        if entry.status != status and deps.refunds.fail(payment, entry, reason) and entry.request_id:
-            notices.refund_refused(payment, entry.request_id, entry.amount, entry.requester_email, reason, deps)
-    else:
-        deps.refunds.set_status(payment, stripe_id, status)
-
-
-def _settle_status(payment: Payment, deps: Deps) -> Payment:
-    """Move the payment to the status its counted refunds call for, if the state machine allows it."""
-    for _ in range(_ATTEMPTS):
-        target = status_after_refunds(payment.amount, payment.amount_refunded)
-        if target is None or target == payment.status or not can_move(payment.status, target):
-            return payment
-        if deps.payments.move(payment, target, None, payment.last_event_at):
-            return reload(payment, deps)
         payment = reload(payment, deps)
-    raise RetryLater(f"payment {payment.intent_id} kept changing under us")
+        after = payment.refund(stripe_id=stripe_id)
+        if after is not None:
+            finish(payment, after, deps)  # counted, or failed meanwhile: what follows either
+    else:
+        deps.refunds.set_status(payment, stripe_id, outcome)
+
+
+def retry_stale_request(
+    intent_id: str, request_id: str, deps: Deps, *, older_than: timedelta, max_requeues: int
+) -> str:
+    """Queue a request left pending again, at most ``max_requeues`` times; then give it up.
+
+    One worker requeues it once per ``older_than`` however many sweep. Giving up asks Stripe
+    first (a refund it made for the request is recorded, never failed); otherwise the request is
+    failed, its hold given back, and ops and the requester are told. Returns what was done.
+    """
+    requeues = deps.refunds.note_requeue(intent_id, request_id, older_than)
+    if requeues is None:
+        return SKIPPED
+    if requeues <= max_requeues:
+        deps.jobs.enqueue_refund(intent_id, request_id)
+        return REQUEUED
+    payment = deps.payments.by_intent(intent_id)
+    entry = payment.refund(request_id=request_id) if payment else None
+    if payment is None or entry is None or entry.status != PENDING or entry.stripe_id is not None:
+        return SKIPPED
+    refund = _own_refund(deps, intent_id, request_id)
+    if refund is not None:
+        record_refund(payment, refund, deps)
+        return RECORDED
+    if not deps.refunds.abandon(payment, entry, ABANDONED):
+        return SKIPPED  # a run holds it now, or it moved on
+    log.error(
+        "refund request given up after %d requeues", max_requeues, extra={"payment_id": intent_id, "outcome": "failed"}
+    )
+    payment = reload(payment, deps)
+    after = payment.refund(request_id=request_id)
+    if after is not None:
+        finish(payment, after, deps)
+    return GAVE_UP
+
+
+def finish_refund(intent_id: str, request_id: str | None, stripe_id: str | None, deps: Deps) -> bool:
+    """Finish one refund outcome whose follow-ups were left undone (the sweep); True if it was there."""
+    payment = deps.payments.by_intent(intent_id)
+    entry = payment.refund(request_id=request_id, stripe_id=stripe_id) if payment else None
+    if payment is None or entry is None:
+        return False
+    finish(payment, entry, deps)
+    return True

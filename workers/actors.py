@@ -7,9 +7,11 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
 from adapters import logs
+from adapters.dead_workers import claim_holder
 from adapters.queue import REFUNDS_ACTOR, REFUNDS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
@@ -83,8 +85,9 @@ def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramati
 
     def process_refund(intent_id: str, request_id: str) -> None:
         current = CurrentMessage.get_current_message()
+        holder = claim_holder(broker, current) if current is not None and isinstance(broker, RedisBroker) else None
         with logs.log_context(payment_id=intent_id):
-            execute_refund(intent_id, request_id, deps, current.message_id if current is not None else None)
+            execute_refund(intent_id, request_id, deps, holder)
 
     refunds = declare_actor(
         broker,

@@ -27,6 +27,7 @@ from workers.middleware.retries import DurableRetries
 from workers.middleware.stale_work import HealStaleWork
 from workers.middleware.stranded import RequeueStrandedDelays
 from workers.middleware.sweeper import NotificationSweeper, sweep_age
+from workers.middleware.unheld import RequeueUnheld
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def bootstrap(settings: Settings) -> Worker:
     extra = [
         RecordFailures(failures),
         RequeueStrandedDelays(),
+        RequeueUnheld(),
         RequeueDeadWorkers(dead_worker_interval(settings)),
         Metrics(),  # after DurableRetries decided: retry or dead letter
     ]
@@ -87,5 +89,5 @@ def bootstrap(settings: Settings) -> Worker:
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), deps.payments, settings)
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
     broker.add_middleware(NotificationSweeper(outbox, functools.partial(send, broker), every, older_than=older_than))
-    broker.add_middleware(HealStaleWork(deps, every, older_than))
+    broker.add_middleware(HealStaleWork(deps, every, older_than, settings.refund_max_requeues))
     return Worker(broker=broker, deps=deps, db=db)

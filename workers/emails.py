@@ -2,8 +2,9 @@
 
 ``send_notification(*keys)``: a step's emails travel in one message. For each key: claim the
 notification (None: already sent, failed, or being sent by another worker, so there is nothing
-to do), render, send with the stable ``Message-ID``, mark it sent. The claim is held in the
-message's name, so a redelivery after a crash takes it back at once. Whether the email still
+to do), render, send with the stable ``Message-ID``, mark it sent. The claim is held in this
+attempt's name (``adapters.dead_workers.claim_holder``), so a redelivery after its worker died,
+or a retry after it failed without giving the claim back, takes it at once. Whether the email still
 holds (``usecases.notices.no_longer_true``) is asked before each SMTP try and once connected,
 not once per attempt: a decline's email whose send was under way when the payment succeeded is
 cancelled, not sent.
@@ -34,10 +35,12 @@ from typing import Any, Protocol
 import dramatiq
 import jinja2
 from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Middleware
 from dramatiq.worker import WorkerThread
 
 from adapters import metrics
+from adapters.dead_workers import claim_holder
 from adapters.mailer import Undeliverable, Withdrawn, describe
 from adapters.outbox import LEASE, message_id_for
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE
@@ -159,7 +162,7 @@ def declare_emails_actor(
         sent, or failed for good); with only permanent failures, the first ``PermanentError``.
         """
         current = CurrentMessage.get_current_message()
-        holder = current.message_id if current is not None else None
+        holder = claim_holder(broker, current) if current is not None and isinstance(broker, RedisBroker) else None
         faults: list[Exception] = []
         for key in keys:
             try:

@@ -136,3 +136,44 @@ def test_after_a_mismatched_payment_the_next_create_intent_makes_a_fresh_intent(
     assert [i["id"] for i in intents.created] == [first.payment_id, fresh.payment_id]
     flagged = db.payments.find_one({"paymentId": first.payment_id})
     assert (flagged["status"], flagged["reviewRequired"]["reason"]) == ("completed", "amount_mismatch")
+
+
+class PaidIntents(FakeIntents):
+    """Stripe's intents after the customer paid: each one asked for is as ``paid`` holds it."""
+
+    def __init__(self, paid: Mapping[str, Mapping[str, Any]]) -> None:
+        super().__init__()
+        self.paid = dict(paid)
+
+    def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
+        return self.paid[intent_id]
+
+
+def test_confirm_payment_records_when_it_asked_and_nothing_late_undoes_a_dispute(shop: Any, db: Any) -> None:
+    """Completed by confirm-payment, then disputed: Stripe's own late succeeded, or confirming again, keeps it
+    disputed with the enrollment suspended, and a refund is refused."""
+    from usecases.checkout import confirm_payment
+    from usecases.refunds import Requester, request_refund
+
+    deps, _, customer, service = shop
+    pid = create_intent(customer, service, "course", None, deps).payment_id
+    succeeded = succeeded_event(db, pid)  # Stripe's own event, delivered late
+    intent = succeeded["data"]["object"]
+    confirming = CheckoutDeps(
+        catalog=deps.catalog,
+        checkout=deps.checkout,
+        intents=PaidIntents({pid: intent}),
+        core=mongo_deps(db, {pid: intent}),
+    )
+    asked = now()
+    assert confirm_payment(customer, pid, confirming, now=asked)[0] == "completed"
+    paid = db.payments.find_one({"paymentId": pid})
+    assert (paid["lastEventAt"], paid["activatedAt"] is not None) == (asked, True)
+    dispute = {**events.fixture("dispute"), "id": "dp_1", "status": "needs_response", "payment_intent": pid}
+    process_event(events.event("charge.dispute.created", dispute), confirming.core)
+    process_event(succeeded, confirming.core)
+    assert confirm_payment(customer, pid, confirming, now=now())[0] == "disputed"
+    enrollment = db.enrollments.find_one({"_id": paid["enrollmentId"]})
+    assert (db.payments.find_one({"paymentId": pid})["status"], enrollment["status"]) == ("disputed", "suspended")
+    with pytest.raises(RequestRefused, match="under dispute"):
+        request_refund(pid, Requester("admin", "admin"), None, None, confirming.core, now=now(), window=timedelta(30))

@@ -17,6 +17,7 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dramatiq.common import current_millis
 
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
@@ -341,17 +342,32 @@ def test_a_payment_failed_email_for_a_payment_paid_since_is_cancelled_not_sent(e
     assert cancelled is not None and cancelled["status"] == "cancelled" and "completed" in cancelled["lastError"]
 
 
-def test_a_redelivered_message_takes_back_the_claim_its_killed_attempt_left(db: Any) -> None:
-    """The message that holds a claim takes it back at once; any other message waits for the lease."""
+def attempt(broker: Broker, worker: str, redis_id: str) -> str:
+    """A worker alive (heartbeat now) holding one emails message (in its ack set): its claim holder."""
+    broker.client.zadd(f"{broker.namespace}:__heartbeats__", {worker: current_millis()})
+    broker.client.sadd(f"{broker.namespace}:__acks__.{worker}.{EMAILS_QUEUE}", redis_id)
+    return f"{worker}:{EMAILS_QUEUE}:{redis_id}"
+
+
+def test_a_claim_goes_to_another_attempt_only_once_the_holders_is_known_over(db: Any, broker: Broker) -> None:
+    """A live worker still running the send keeps its claim, even against its own message coming back (a
+    redelivery while it was cut off); once its attempt ended, or its worker died, another takes it at once."""
     ensure_outbox_indexes(db)
-    outbox = MongoOutbox(db, broker=None)  # type: ignore[arg-type]  # no enqueue in this test
+    outbox = MongoOutbox(db, broker)
     outbox.collection.insert_one({"dedupeKey": "k", "status": "pending", "attempts": 0, "updatedAt": now()})
-    killed = outbox.claim("k", "message-1")
-    assert killed is not None
-    assert outbox.claim("k", "message-2") is None  # a duplicate message: the claim is leased
-    assert outbox.claim("k") is None
-    again = outbox.claim("k", "message-1")  # message-1 redelivered after its worker died
-    assert again is not None and again["claimToken"] != killed["claimToken"] and again["attempts"] == 2
-    outbox.mark_sent("k", killed["claimToken"])  # the dead attempt's token is fenced off
+    running = attempt(broker, "worker-a", "r1")
+    first = outbox.claim("k", running)
+    assert first is not None
+    assert outbox.claim("k", running) is None  # the same message back while worker-a still runs it
+    assert outbox.claim("k", attempt(broker, "worker-b", "r1")) is None  # redelivered to another worker meanwhile
+    assert outbox.claim("k", attempt(broker, "worker-b", "r2")) is None  # another message for the same email
+    broker.client.srem(f"{broker.namespace}:__acks__.worker-a.{EMAILS_QUEUE}", "r1")  # its attempt ended (a fault)
+    second = outbox.claim("k", attempt(broker, "worker-b", "r3"))
+    assert second is not None and second["claimToken"] != first["claimToken"] and second["attempts"] == 2
+    broker.client.zadd(f"{broker.namespace}:__heartbeats__", {"worker-b": 0})  # worker-b dies inside the send
+    third = outbox.claim("k", attempt(broker, "worker-c", "r4"))
+    assert third is not None and third["claimHolder"] == f"worker-c:{EMAILS_QUEUE}:r4"
+    outbox.mark_sent("k", first["claimToken"])  # the dead attempts' tokens are fenced off
+    outbox.mark_sent("k", second["claimToken"])
     doc = outbox.get("k")
-    assert doc is not None and doc["status"] == "sending"
+    assert doc is not None and (doc["status"], doc["attempts"]) == ("sending", 3)

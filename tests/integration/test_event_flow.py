@@ -265,3 +265,60 @@ def test_a_late_succeeded_never_brings_a_cancelled_enrollment_back(db: Any, paym
     db.enrollments.update_one({}, {"$set": {"status": "cancelled"}})
     process_event(intent_event(payment, "payment_intent.succeeded", T0 + 5), deps)
     assert db.enrollments.find_one()["status"] == "cancelled"
+
+
+def dispute_doc(status: str) -> dict[str, Any]:
+    at = datetime.fromtimestamp(T0, UTC)
+    return {"id": "dp_1", "status": status, "eventAt": at, "statusBefore": "completed", "amount": 49900}
+
+
+#: A payment in each status only refunds and disputes lead to, with the facts that put it there.
+AFTER_SALE: dict[str, dict[str, Any]] = {
+    "disputed": {"dispute": dispute_doc("needs_response")},
+    "dispute_lost": {"dispute": dispute_doc("lost")},
+    "refunded": {"amountRefunded": 49900},
+    "partially_refunded": {"amountRefunded": 100},
+}
+
+
+@pytest.mark.parametrize("status", sorted(AFTER_SALE))
+@pytest.mark.parametrize(
+    "event_type", ["payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed"]
+)
+@pytest.mark.parametrize(("last", "created"), [(None, T0), (T0, T0 - 60), (T0, T0 + 60)])
+def test_an_intent_event_never_moves_a_refunded_or_disputed_payment(
+    db: Any, payment: dict[str, Any], status: str, event_type: str, last: int | None, created: int
+) -> None:
+    """Late, early or tied, with or without a last event time (confirm-payment): the status stays. Only a
+    payment partly refunded before its activation is activated by its succeeded event: the customer
+    still paid for the course, and the enrollment ends as it would had the refund come after."""
+    set_status(db, payment, status, last=last, openKey=None, **AFTER_SALE[status])
+    deps = mongo_deps(db, intents={"pi_1": {"id": "pi_1", "status": "succeeded"}})
+    assert process_event(intent_event(payment, event_type, created), deps) == "processed"
+    assert stored(db, payment)["status"] == status
+    activates = status == "partially_refunded" and event_type == "payment_intent.succeeded"
+    assert db.enrollments.count_documents({"status": "active"}) == int(activates)
+
+
+def test_a_late_succeeded_after_the_dispute_opened_keeps_it_disputed(db: Any, payment: dict[str, Any]) -> None:
+    """Stripe's own succeeded, delivered after a dispute opened on the webhook-completed payment: still disputed."""
+    deps = mongo_deps(db, intents={"pi_1": {"id": "pi_1", "status": "succeeded"}})
+    succeeded = intent_event(payment, "payment_intent.succeeded", T0)
+    process_event(succeeded, deps)
+    dispute = {**events.fixture("dispute"), "id": "dp_1", "status": "needs_response", "payment_intent": "pi_1"}
+    process_event(events.event("charge.dispute.created", dispute, created=T0 + 60), deps)
+    assert (stored(db, payment)["status"], db.enrollments.find_one()["status"]) == ("disputed", "suspended")
+    process_event(intent_event(payment, "payment_intent.processing", T0 - 5), deps)  # late, older
+    process_event(intent_event(payment, "payment_intent.succeeded", T0 + 120), deps)  # another, newer
+    assert (stored(db, payment)["status"], db.enrollments.find_one()["status"]) == ("disputed", "suspended")
+
+
+def test_a_dispute_recorded_before_the_payment_completed_is_applied_then(db: Any, payment: dict[str, Any]) -> None:
+    """A dispute handled while the payment was pending: completed by succeeded, it is disputed, never activated."""
+    deps = mongo_deps(db)
+    dispute = {**events.fixture("dispute"), "id": "dp_1", "status": "needs_response", "payment_intent": "pi_1"}
+    process_event(events.event("charge.dispute.created", dispute, created=T0 + 60), deps)
+    assert stored(db, payment)["status"] == "pending"
+    process_event(intent_event(payment, "payment_intent.succeeded", T0), deps)
+    assert stored(db, payment)["status"] == "disputed"
+    assert stored(db, payment).get("activatedAt") is None and db.enrollments.count_documents({}) == 0

@@ -8,19 +8,25 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from adapters.queue import notification_message, send
+from adapters.mongo import now
+from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, event_message, notification_message, send
 from adapters.settings import Settings
 from adapters.wiring import build_ops
 from devstack import events
 from devstack.send_event import pending_payment
+from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.support import wait_for
 from usecases import ops
-from usecases.ops import FailureSelection, Operator, OpsDeps
+from usecases.inbox import process_event
+from usecases.ops import FailureSelection, FailureStore, Operator, OpsDeps, StoredFailure
+from usecases.reconcile import reconcile
 from workers.bootstrap import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +158,9 @@ def test_a_replay_killed_half_way_loses_nothing_and_does_nothing_twice(
         replay.wait(10)
     half = db.job_failures.count_documents({"state": "replayed"})
     assert 3 <= half < 20
+    # A record the kill caught between its claim and its mark stays claimed until its lease ends.
+    assert db.job_failures.count_documents({"state": "replaying"}) <= 1
+    db.job_failures.update_many({"state": "replaying"}, {"$set": {"claimUntil": now() - timedelta(seconds=1)}})
     finish = subprocess.run(
         [*command[:-3], "--yes", "--json"], env=cli_env(settings), cwd=ROOT, capture_output=True, text=True
     )
@@ -183,3 +192,93 @@ def test_the_cli_lists_and_shows_with_exit_codes(
     assert cli("failures", "frobnicate").returncode == 2
     dry = cli("failures", "purge")
     assert dry.returncode == 0 and "dry run: 50 failures would be purged" in dry.stdout
+
+
+# Each record claimed before it is acted on ----------------------------------------------------------------------
+
+ANA, BEN = Operator("Ana", "tests"), Operator("Ben", "tests")
+EVENTS_READY = "dramatiq:stripe-events"
+
+
+def dead_event_job(db: Any, broker: Broker) -> dict[str, Any]:
+    """A Stripe event whose job failed for good, as the worker leaves it: ``failed`` in the inbox, a dead record."""
+    event = events.event("payment_intent.succeeded", {"id": events.new_id("pi"), "object": "payment_intent"})
+    message = broker.signer.sign(event_message(event))
+    earlier = now() - timedelta(hours=1)
+    db.stripe_events.insert_one({"_id": event["id"], "type": event["type"], "status": "failed", "payload": event,
+                                 "receivedAt": earlier, "lastAttemptAt": earlier})  # fmt: skip
+    db.job_failures.insert_one({"queue": STRIPE_EVENTS_QUEUE, "actor": message.actor_name, "eventId": event["id"],
+                                "message": message.encode().decode(), "error": "boom", "attempts": 3,
+                                "state": "dead", "lastFailedAt": earlier})  # fmt: skip
+    return event
+
+
+class SelectThen:
+    """Failure records whose selection is followed, before the run acts on it, by ``then`` (another run)."""
+
+    def __init__(self, inner: FailureStore, then: Callable[[], object]) -> None:
+        self.inner, self.then = inner, then
+
+    def select(self, selection: FailureSelection) -> list[StoredFailure]:
+        rows = self.inner.select(selection)
+        self.then()
+        return rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def racing(deps: OpsDeps, then: Callable[[], object]) -> OpsDeps:
+    return dataclasses.replace(deps, failures=cast(FailureStore, SelectThen(deps.failures, then)))
+
+
+def test_a_replay_racing_a_purge_acts_once(db: Any, broker: Broker, settings: Settings) -> None:
+    """Ben purges what Ana's replay selected before it acts: her replay enqueues nothing, the record stays purged."""
+    dead_event_job(db, broker)
+    deps = build_ops(settings, db, broker)
+    purge_first = racing(deps, lambda: ops.purge(FailureSelection(), deps, who=BEN, dry_run=False))
+    result = ops.replay(FailureSelection(), purge_first, who=ANA, dry_run=False)
+    assert (result.done, result.skipped, broker.client.llen(EVENTS_READY)) == (0, 1, 0)
+    record = db.job_failures.find_one()
+    assert (record["state"], record["purgedBy"], "replayedBy" in record) == ("purged", "Ben", False)
+
+
+def test_two_replays_of_one_failure_enqueue_it_once(db: Any, broker: Broker, settings: Settings) -> None:
+    """Ana and Ben replay the same failure at once: one fresh copy is queued, and the record says who did it."""
+    dead_event_job(db, broker)
+    deps = build_ops(settings, db, broker)
+    ben_first = racing(deps, lambda: ops.replay(FailureSelection(), deps, who=BEN, dry_run=False))
+    result = ops.replay(FailureSelection(), ben_first, who=ANA, dry_run=False)
+    assert (result.done, result.skipped, broker.client.llen(EVENTS_READY)) == (0, 1, 1)
+    assert (db.job_failures.find_one()["state"], db.job_failures.find_one()["replayedBy"]) == ("replayed", "Ben")
+    finished = [(a["who"], a["count"]) for a in db.ops_audit.find({"state": "finished"}).sort("at", 1)]
+    assert finished == [("Ben", 1), ("Ana", 0)]
+
+
+def test_a_purged_event_is_never_queued_again(db: Any, broker: Broker, settings: Settings) -> None:
+    """Purging a poison event's job finishes it in the inbox: stuck-work requeue, reconcile and redelivery skip it."""
+    event = dead_event_job(db, broker)
+    deps = build_ops(settings, db, broker)
+    assert ops.purge(FailureSelection(), deps, who=ANA, dry_run=False).done == 1
+    assert db.stripe_events.find_one({"_id": event["id"]})["status"] == "purged"
+    assert ops.stuck(deps, timedelta(0))["unfinishedEvents"] == []
+    assert ops.requeue_stuck(deps, who=ANA, older_than=timedelta(0)) == {"messagesRequeued": 0, "eventsRequeued": 0}
+    core = mongo_deps(db)
+    cast(FakeStripe, core.stripe).events.append(event)
+    assert reconcile(core, now=now()).events_enqueued == 0
+    assert process_event(event, core) == "purged"  # Stripe's own redelivery
+    assert (broker.client.llen(EVENTS_READY), cast(RecordingJobs, core.jobs).events) == (0, [])
+
+
+def test_a_claim_left_by_a_crashed_run_is_taken_back_after_its_lease(
+    db: Any, broker: Broker, settings: Settings
+) -> None:
+    """A run died holding two records: the one whose lease ran out is replayed; the one still leased is not touched."""
+    dead_event_job(db, broker)
+    dead_event_job(db, broker)
+    expired, leased = [d["_id"] for d in db.job_failures.find().sort("_id", 1)]
+    db.job_failures.update_one({"_id": expired}, {"$set": {"state": "replaying", "claimUntil": now() - timedelta(1)}})
+    db.job_failures.update_one({"_id": leased}, {"$set": {"state": "purging", "claimUntil": now() + timedelta(1)}})
+    result = ops.replay(FailureSelection(), build_ops(settings, db, broker), who=ANA, dry_run=False)
+    assert (result.count, result.done, broker.client.llen(EVENTS_READY)) == (1, 1, 1)
+    assert [d["state"] for d in db.job_failures.find().sort("_id", 1)] == ["replayed", "purging"]

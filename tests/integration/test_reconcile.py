@@ -9,7 +9,8 @@ from adapters.mongo import now
 from adapters.wiring import ensure_all_indexes
 from devstack import events
 from devstack.send_event import pending_payment
-from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
+from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
+from usecases.inbox import process_event
 from usecases.reconcile import reconcile, window_start
 
 
@@ -42,3 +43,22 @@ def test_unfinished_events_are_queued_and_stuck_payments_follow_stripe(db: Any) 
     assert db.payments.find_one({"paymentId": "pi_dropped"})["status"] == "canceled"
     settled = db.payments.find_one({"paymentId": "pi_paid"})
     assert settled["status"] == "completed" and settled["activatedAt"] is not None
+
+
+def test_a_payment_reconcile_moved_is_not_moved_back_by_an_older_event(db: Any) -> None:
+    """Reconcile records when it asked Stripe, as an event's time: a decline from before, delivered after, is older."""
+    ensure_all_indexes(db)
+    stuck = {**pending_payment("pi_stuck"), "status": "requires_action", "updatedAt": now() - timedelta(hours=2)}
+    db.payments.insert_one(stuck)
+    deps = mongo_deps(db, intents={"pi_stuck": {"id": "pi_stuck", "status": "processing"}})
+    at = now()
+    reconcile(deps, now=at)
+    settled = db.payments.find_one({"paymentId": "pi_stuck"})
+    assert (settled["status"], settled["lastEventAt"]) == ("processing", at)
+    declined = events.payment_intent(
+        "payment_intent.payment_failed", "pi_stuck", 49900, "INR", events.intent_metadata(stuck)
+    )
+    late = events.event("payment_intent.payment_failed", declined, created=int(at.timestamp()) - 60)
+    assert process_event(late, deps) == "processed"
+    assert db.payments.find_one({"paymentId": "pi_stuck"})["status"] == "processing"
+    assert cast(RecordingOutbox, deps.outbox).calls == []

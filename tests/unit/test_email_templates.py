@@ -82,6 +82,13 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "event_id": "evt_456",
         "details": "expected 149900 INR, received 100 INR",
     },
+    "ops_refund_failed": {
+        "payment_id": "pi_123",
+        "request_id": "9f1c2e",
+        "refund_display": "₹500.00",
+        "requested_by": "asha@example.com",
+        "reason": "it could not be carried out in time",
+    },
 }
 
 
@@ -113,6 +120,7 @@ def test_subjects_read_as_expected(mailer: Mailer) -> None:
         "specialist_new_enrollment": "New enrollment: Asha Rao joined Yoga for Beginners",
         "payment_failed": "Your payment for Yoga for Beginners didn't go through",
         "ops_review_required": "[payments] Review required: amount_mismatch (pi_123)",
+        "ops_refund_failed": "[payments] Refund request failed: ₹500.00 on pi_123",
         "refund_confirmation": "Your refund of ₹500.00 for Yoga for Beginners",
         "refund_notice": "A refund of ₹500.00 for Yoga for Beginners",
         "refund_refused": "Your refund request for Yoga for Beginners could not be made",

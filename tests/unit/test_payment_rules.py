@@ -42,8 +42,10 @@ def succeeded_intent(**changes: Any) -> dict[str, Any]:
 
 def test_transition_table_matches_the_design() -> None:
     """Terminal states have no way out; a paid payment never goes back to unpaid; a lost dispute can come first."""
-    for terminal in (payments.CANCELED, payments.REFUNDED, payments.DISPUTE_LOST):
+    for terminal in (payments.CANCELED, payments.DISPUTE_LOST):
         assert payments.TRANSITIONS[terminal] == frozenset()
+    # Refunded is final for its refunds; the charge can still be disputed (and the dispute lost).
+    assert payments.TRANSITIONS[payments.REFUNDED] == {payments.DISPUTED, payments.DISPUTE_LOST}
     assert payments.can_move(payments.FAILED, payments.COMPLETED)
     assert not payments.can_move(payments.COMPLETED, payments.FAILED)
     assert payments.can_move(payments.COMPLETED, payments.DISPUTE_LOST)
@@ -74,13 +76,41 @@ def test_the_open_slot_is_held_until_paid_and_activated() -> None:
     assert {"pending", "requires_action", "failed"} == payments.REUSABLE
 
 
-def test_only_a_completed_payment_not_yet_activated_may_activate() -> None:
-    """Activation happens once, from completed only, never while a person has to review the payment."""
+def test_only_a_paid_payment_not_yet_activated_may_activate() -> None:
+    """Activation happens once, from completed (or partly refunded), never while a person has to review the payment."""
     assert may_activate(payment())
-    for status in payments.TRANSITIONS.keys() - {payments.COMPLETED}:
+    assert may_activate(payment(payments.PARTIALLY_REFUNDED, amount_refunded=100))
+    for status in payments.TRANSITIONS.keys() - {payments.COMPLETED, payments.PARTIALLY_REFUNDED}:
         assert not may_activate(payment(status)), status
     assert not may_activate(payment(activated_at=PAID_AT))
     assert not may_activate(payment(review="amount_mismatch"))
+
+
+def test_a_completed_payment_with_a_refund_or_dispute_waiting_never_activates() -> None:
+    """Completed by a late intent while a refund or an open or lost dispute was already recorded: not activated."""
+    opened = payments.Dispute("dp_1", "needs_response", PAID_AT, payments.COMPLETED)
+    assert not may_activate(payment(dispute=opened))
+    assert not may_activate(payment(dispute=dataclasses.replace(opened, status="lost")))
+    assert may_activate(payment(amount_refunded=100))  # a partial refund counted first: the course is still paid for
+    assert not may_activate(payment(amount_refunded=payment().amount))
+    assert may_activate(payment(dispute=dataclasses.replace(opened, status="won")))
+
+
+@pytest.mark.parametrize("status", sorted(payments.PAID))
+def test_an_intent_never_moves_a_paid_payment(status: str) -> None:
+    """Stripe's intent stays succeeded through refunds and disputes: no intent state moves a paid payment."""
+    for target in (payments.PENDING, payments.REQUIRES_ACTION, payments.PROCESSING, payments.COMPLETED):
+        assert not payments.intent_can_move(status, target), target
+    for target in (payments.FAILED, payments.CANCELED):
+        assert not payments.intent_can_move(status, target), target
+    assert status not in payments.intent_sources_of(payments.COMPLETED)
+
+
+def test_intents_still_move_unpaid_payments() -> None:
+    """Before the money, the intent's state decides as the table says."""
+    assert payments.intent_sources_of(payments.COMPLETED) == ["failed", "pending", "processing", "requires_action"]
+    assert payments.intent_can_move(payments.PROCESSING, payments.FAILED)
+    assert not payments.intent_can_move(payments.PROCESSING, payments.REQUIRES_ACTION)
 
 
 def test_a_succeeded_intent_that_pays_for_the_payment_has_no_mismatch() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from domain import disputes
 from domain.errors import RequestRefused
-from domain.payments import Dispute, Party, Payment
+from domain.payments import PAID as PAID_STATUSES
+from domain.payments import Dispute, Party, Payment, can_move, paid_status
 from domain.refunds import refund_amount, remainder, status_after_refunds, stripe_reason
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
@@ -81,16 +82,64 @@ def test_a_closed_dispute_is_never_undone_and_newer_updates_win() -> None:
     assert disputes.supersedes("under_review", NOW + timedelta(seconds=10), stored("under_review", 10))
 
 
-def test_what_a_dispute_does_to_the_payment_and_the_enrollment() -> None:
-    """Open: disputed and suspended; won or warning_closed: back as before and reinstated; lost: lost and cancelled."""
-    assert disputes.payment_status("needs_response", "completed") == "disputed"
-    assert disputes.payment_status("won", "partially_refunded") == "partially_refunded"
-    assert disputes.payment_status("warning_closed", "completed") == "completed"
-    assert disputes.payment_status("lost", "completed") == "dispute_lost"
-    assert [disputes.enrollment_effect(s) for s in ("warning_needs_response", "won", "lost")] == [
-        "suspend",
-        "reinstate",
-        "cancel",
-    ]
+def test_what_a_dispute_does_to_the_enrollment() -> None:
+    """The enrollment follows the payment's status: suspended while disputed, cancelled once refunded or lost."""
+    assert [
+        disputes.enrollment_effect(s)
+        for s in ("disputed", "refunded", "dispute_lost", "completed", "partially_refunded", "pending")
+    ] == ["suspend", "cancel", "cancel", "reinstate", "reinstate", None]
     assert disputes.status_before("partially_refunded", None) == "partially_refunded"
+    assert disputes.status_before("refunded", None) == "refunded"
     assert disputes.status_before("disputed", stored("needs_response", 0)) == "completed"
+
+
+@pytest.mark.parametrize(
+    ("refunded", "dispute", "status"),
+    [
+        (0, None, "completed"),
+        (1, None, "partially_refunded"),
+        (100, None, "refunded"),
+        (0, "warning_needs_response", "disputed"),
+        (40, "needs_response", "disputed"),
+        (100, "under_review", "disputed"),
+        (0, "won", "completed"),
+        (40, "won", "partially_refunded"),
+        (100, "won", "refunded"),
+        (100, "warning_closed", "refunded"),
+        (0, "lost", "dispute_lost"),
+        (100, "lost", "dispute_lost"),
+    ],
+)
+def test_a_paid_status_comes_from_refunds_and_dispute_together(refunded: int, dispute: str | None, status: str) -> None:
+    """Disputed while open whatever was refunded; lost is lost; otherwise (none, won) the refunds decide."""
+    assert paid_status(100, refunded, dispute) == status
+
+
+def test_any_order_of_refunds_and_dispute_updates_can_reach_the_status_they_call_for() -> None:
+    """Facts only grow (refunds add up, a dispute opens then closes): the table allows every step between statuses."""
+    stages: list[str | None] = [None, "needs_response", "won", "warning_closed", "lost"]
+    later: dict[str | None, list[str | None]] = {
+        None: stages,
+        "needs_response": stages[1:],
+        "won": ["won"],
+        "warning_closed": ["warning_closed"],
+        "lost": ["lost"],
+    }
+    for before_dispute, after_disputes in later.items():
+        for after_dispute in after_disputes:
+            for before_refunded in (0, 40, 100):
+                for after_refunded in (r for r in (0, 40, 100) if r >= before_refunded):
+                    before = paid_status(100, before_refunded, before_dispute)
+                    after = paid_status(100, after_refunded, after_dispute)
+                    assert before in PAID_STATUSES and after in PAID_STATUSES
+                    assert before == after or can_move(before, after), (before, after)
+
+
+def test_an_open_dispute_refuses_refunds_before_the_payment_moved() -> None:
+    """A dispute recorded on a payment not yet moved to disputed (a worker died between): still 409."""
+    opened = dataclasses.replace(PAID, dispute=stored("needs_response", 0))
+    with pytest.raises(RequestRefused, match="under dispute") as refused:
+        refund_amount(opened, None, customer=False, now=NOW, window=WINDOW)
+    assert refused.value.code == "not_refundable"
+    won = dataclasses.replace(PAID, dispute=stored("won", 0))
+    assert refund_amount(won, None, customer=False, now=NOW, window=WINDOW) == 49900

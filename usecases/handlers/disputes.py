@@ -3,8 +3,9 @@
 One handler for every ``charge.dispute.*`` event: the event's dispute object says where the
 dispute stands. An update is applied only over an older one (``domain.disputes.supersedes``);
 applying is idempotent: record the dispute (conditional on the version read), move the payment
-(``disputed``, back to what it was, or ``dispute_lost``), suspend, reinstate or cancel the
-enrollment this payment activated, and tell the specialist and ops (once per dispute and stage).
+to what the dispute and its refunds call for together (``disputed`` while open, ``dispute_lost``,
+else what was refunded: ``usecases.transitions.settle``), suspend, reinstate or cancel the
+enrollment this payment activated accordingly, and tell the specialist and ops (once per dispute and stage).
 Disputes are never asked of Stripe: the local Stripe has no disputes API, and the event is signed.
 """
 
@@ -15,10 +16,10 @@ import logging
 from domain import disputes
 from domain.errors import RetryLater
 from domain.events import StripeEvent
-from domain.payments import Payment, can_move
+from domain.payments import Payment
 from usecases import notices
 from usecases.ports import Deps
-from usecases.transitions import IGNORED, PROCESSED, payment_of, reload
+from usecases.transitions import IGNORED, PROCESSED, payment_of, reload, settle
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +45,23 @@ def dispute_changed(event: StripeEvent, deps: Deps) -> str:
         before = disputes.status_before(payment.status, payment.dispute)
         flags = FLAGS.get(event.type, {})
         if deps.disputes.record(payment, event.object, event.created_at, before, flags):
-            _follow(reload(payment, deps), status, before, event, deps)
+            _follow(reload(payment, deps), status, event, deps)
             return PROCESSED
         payment = reload(payment, deps)
     raise RetryLater(f"the dispute on {payment.intent_id} kept changing under us")
 
 
-def _follow(payment: Payment, status: str, before: str, event: StripeEvent, deps: Deps) -> None:
-    target = disputes.payment_status(status, before)
-    for _ in range(_ATTEMPTS):
-        if payment.status == target or not can_move(payment.status, target):
-            break
-        moved = deps.payments.move(payment, target, event.id, payment.last_event_at)
-        if moved is not None:
-            payment = moved
-            log.info("payment follows its dispute", extra={"status": target, "outcome": "applied"})
-            break
-        payment = reload(payment, deps)
+def _follow(payment: Payment, status: str, event: StripeEvent, deps: Deps) -> None:
+    payment = settle(payment, deps, event.id)
     dispute_id = str(event.object.get("id"))
-    effect = disputes.enrollment_effect(status)
+    effect = disputes.enrollment_effect(payment.status)
     if effect == "suspend":
         deps.enrollments.suspend(payment, dispute_id)
-        notices.dispute_opened(payment, event.object, deps)
-    else:
-        if effect == "cancel":
-            deps.enrollments.cancel(payment, target)
-        else:
-            deps.enrollments.reinstate(payment, dispute_id, target)
+    elif effect == "cancel":
+        deps.enrollments.cancel(payment, payment.status)
+    elif effect == "reinstate":
+        deps.enrollments.reinstate(payment, dispute_id, payment.status)
+    if status in disputes.CLOSED:
         notices.dispute_closed(payment, event.object, deps)
+    else:
+        notices.dispute_opened(payment, event.object, deps)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from domain import payments
-from domain.activation import claim_of, intent_mismatch
+from domain.activation import claim_of
 from domain.events import StripeEvent
 from usecases import notices
-from usecases.activation import activate, review
+from usecases.activation import activate, check_paid
 from usecases.ports import Deps
 from usecases.transitions import IGNORED, PROCESSED, advance, follow, load_payment, moved_at_once
 
@@ -27,13 +27,11 @@ def succeeded(event: StripeEvent, deps: Deps) -> str:
     payment = payment or load_payment(event, deps)
     if payment is None:
         return IGNORED
-    mismatch = intent_mismatch(payment, event.object)  # the rule decides, whichever way it was found
-    if mismatch:
-        review(payment, mismatch.reason, mismatch.details, event.id, deps)
+    paid = check_paid(payment, event.object, event.id, deps)  # the rule decides, whichever way it was found
     payment = advance(event, payment, payments.COMPLETED, deps, charge)
     if charge is not None:  # already completed (no move carried it): note_charge writes only a new one
         deps.payments.note_charge(payment, charge)
-    if not mismatch:
+    if paid:
         activate(payment, deps, verified=True, event_id=event.id)
     return PROCESSED
 
