@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench clean chromium
+.PHONY: run test lint bench fuzz clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: $(VENV)/.test
 bench: $(VENV)/.test
 	bash bench/install_wrk.sh
 	$(BIN)/python -m bench
+
+# The payment model (tests/model) searched for long: a new search each run, 2,000 examples of 60 steps.
+# HYPOTHESIS_PROFILE=fuzz; a failure prints the steps to paste into a regression test there.
+fuzz: $(VENV)/.test
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/model -p no:cacheprovider -x -s -k one_payments_life --timeout=0 --session-timeout=0
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -187,6 +187,13 @@ class MongoPayments:
         doc = self.collection.find_one({"chargeId": charge_id})
         return _payment(doc) if doc else None
 
+    def note_event(self, payment: Payment, event_id: str, event_at: datetime) -> None:
+        older = {"$or": [{"lastEventAt": None}, {"lastEventAt": {"$lt": event_at}}]}
+        self.collection.update_one(
+            {"_id": payment.record_id, "status": payment.status, **older},
+            {"$set": {"lastEventAt": event_at, "stripeEventId": event_id}},
+        )
+
     def note_received(self, payment: Payment, amount: int) -> None:
         if payment.amount_received != amount:
             self.collection.update_one({"_id": payment.record_id}, {"$set": {"amountReceived": amount}})

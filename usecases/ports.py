@@ -69,6 +69,9 @@ class Payments(Protocol):
     def by_charge(self, charge_id: str) -> Payment | None:
         """The payment whose succeeded intent made this charge (``chargeId``)."""
 
+    def note_event(self, payment: Payment, event_id: str, event_at: datetime) -> None:
+        """Record a newer event that left the status as it is (``lastEventAt``), if the status is still the same."""
+
     def note_received(self, payment: Payment, amount: int) -> None:
         """Remember what Stripe took when it is not the price (``amountReceived``): refunds count from it."""
 

@@ -89,6 +89,10 @@ def advance(event: StripeEvent, payment: Payment, target: str, deps: Deps, charg
 def _advance(event: StripeEvent, payment: Payment, target: str, deps: Deps, charge_id: str | None) -> Payment:
     for _ in range(_ATTEMPTS):
         if payment.status == target:
+            # Stripe says what we say already: its time still counts, so that an older event delivered
+            # after this one is seen as older (a decline, 3-D Secure, a decline again in one second).
+            if payment.last_event_at is None or event.created_at > payment.last_event_at:
+                deps.payments.note_event(payment, event.id, event.created_at)
             return payment
         if payment.status in PAID:
             log.info("event about a paid payment", extra={"status": payment.status, "outcome": "stale"})

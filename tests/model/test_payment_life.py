@@ -43,6 +43,7 @@ from adapters.audit import MongoAudit
 from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.wiring import ensure_all_indexes
 from domain.errors import RequestRefused, RetryLater
+from domain.payments import PAID, paid_status
 from tests.fakes import RecordingOutbox, mongo_deps
 from tests.model.stripe_model import LOST, OPEN_DISPUTE, WON, StripeModel
 from usecases.checkout import confirm_payment, create_intent
@@ -56,8 +57,10 @@ from usecases.sweeps import heal
 
 PRICE = 49_900
 
+# ``make test``: the same search every run (derandomized), large enough to find each known failure
+# when it is put back; ``make fuzz``: a new, longer search each run.
 settings.register_profile(
-    "default", max_examples=300, stateful_step_count=25, deadline=None,
+    "default", max_examples=600, stateful_step_count=30, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )  # fmt: skip
 settings.register_profile("quick", max_examples=10, stateful_step_count=25, deadline=None)
@@ -158,6 +161,9 @@ class PaymentLife(RuleBasedStateMachine):
         self.enrollment_id: Any = None
         #: Messages a crash interrupted and not yet redone: until then the state is between two writes.
         self.in_flight: set[str] = set()
+        #: The work of each crashed message, to redeliver it.
+        self.crashed: dict[str, Callable[[Deps], Any]] = {}
+        self.crashes = 0
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -175,11 +181,18 @@ class PaymentLife(RuleBasedStateMachine):
             work(self.deps(Fuse(crash_at) if crash_at else None))
         except Crash:
             self.in_flight.add(message)
+            self.crashed[message] = work
+            self.crashes += 1
             return False
         except RetryLater:
             return False
         self.in_flight.discard(message)
+        self.crashed.pop(message, None)
         return True
+
+    def now(self) -> datetime:
+        """The world's time is Stripe's clock (events carry it; whoever asks Stripe sees it)."""
+        return datetime.fromtimestamp(self.stripe.clock, UTC)
 
     def payment(self) -> dict[str, Any]:
         doc: dict[str, Any] | None = self.db.payments.find_one({"paymentId": self.intent_id})
@@ -223,7 +236,7 @@ class PaymentLife(RuleBasedStateMachine):
     def customer_confirms(self) -> None:
         assert self.intent_id is not None
         with contextlib.suppress(RetryLater):
-            confirm_payment(self.customer, self.intent_id, self.checkout())
+            confirm_payment(self.customer, self.intent_id, self.checkout(), now=self.now())
 
     @precondition(lambda self: (self.enrollment() or {}).get("status") in ("active", "suspended"))
     @rule()
@@ -236,9 +249,18 @@ class PaymentLife(RuleBasedStateMachine):
     def someone_asks_for_a_refund(self, role: str, amount: int | None) -> None:
         assert self.intent_id is not None
         who = {"customer": self.customer, "specialist": self.specialist, "admin": self.admin}[role]
+        disputed = (self.payment().get("dispute") or {}).get("status") in OPEN_DISPUTE
         with contextlib.suppress(RequestRefused):
             request_refund(self.intent_id, Requester(who, role), amount, None, self.base, now=datetime.now(UTC),
                            window=timedelta(days=30))  # fmt: skip
+            assert not disputed, "a refund request accepted while the dispute is open"
+
+    @precondition(lambda self: bool(self.crashed))
+    @rule(data=st.data(), crash_at=st.none() | st.integers(1, 12))
+    def the_queue_redelivers_a_message_a_crash_interrupted(self, data: st.DataObject, crash_at: int | None) -> None:
+        message = data.draw(st.sampled_from(sorted(self.crashed)), label="message")
+        if self.run(message, self.crashed[message], crash_at) and message in dict(self.jobs.refunds).values():
+            self.jobs.refunds = [job for job in self.jobs.refunds if job[1] != message]
 
     @precondition(lambda self: bool(self.jobs.refunds))
     @rule(data=st.data(), crash_at=st.none() | st.integers(1, 12))
@@ -302,7 +324,7 @@ class PaymentLife(RuleBasedStateMachine):
     @rule()
     def reconcile_runs(self) -> None:
         with contextlib.suppress(RetryLater):
-            reconcile(self.base, now=datetime.fromtimestamp(self.stripe.clock, UTC) + timedelta(seconds=1),
+            reconcile(self.base, now=self.now() + timedelta(seconds=1),
                       since=datetime.fromtimestamp(0, UTC), stuck_after=timedelta(0))  # fmt: skip
 
     # -- what must always hold ------------------------------------------------------------------
@@ -339,6 +361,19 @@ class PaymentLife(RuleBasedStateMachine):
         assert doc.get("reviewRequired") is None or self.review_action == "activate", "active while held for review"
 
     @invariant()
+    def the_status_is_what_our_own_facts_say(self) -> None:
+        """A paid payment's status is worked out from what we recorded (refunds counted, the dispute),
+        whatever order they came in; between two writes of a crashed message it may lag."""
+        if self.intent_id is None or self.in_flight:
+            return
+        doc = self.payment()
+        if doc["status"] not in PAID:
+            return
+        dispute = (doc.get("dispute") or {}).get("status")
+        paid = doc.get("amountReceived", doc["amount"])
+        assert doc["status"] == paid_status(paid, doc.get("amountRefunded", 0), dispute), "status and facts disagree"
+
+    @invariant()
     def activation_happens_once(self) -> None:
         if self.intent_id is None:
             return
@@ -367,7 +402,7 @@ class PaymentLife(RuleBasedStateMachine):
         REACHED["paid"] += self.stripe.paid
         REACHED["refunded"] += bool(self.stripe.refunded)
         REACHED["disputed"] += self.stripe.dispute is not None
-        REACHED["crashed"] += bool(self.in_flight)
+        REACHED["crashed"] += bool(self.crashes)
         REACHED["reviewed"] += self.review_action is not None
         self.stripe.next_refund_status = "succeeded"
         for _ in range(6):  # Stripe finishes its refunds; everything is delivered until nothing is left to redo
@@ -425,7 +460,92 @@ def test_one_payments_life_in_any_order_of_events_faults_and_actions(db: Databas
     run_state_machine_as_test(PaymentLife, settings=profile)
     print("runs that reached:", dict(REACHED))
     for kind in ("paid", "refunded", "disputed", "crashed", "reviewed"):
-        assert REACHED[kind] * 20 >= REACHED["runs"], f"fewer than 1 in 20 runs {kind}: {dict(REACHED)}"
+        assert REACHED[kind] * 50 >= REACHED["runs"], f"fewer than 1 in 50 runs {kind}: {dict(REACHED)}"
 
 
 pytestmark = pytest.mark.timeout(900)
+
+
+class Draws:
+    """Stands in for hypothesis' ``data`` when a found example is replayed: the values it drew, in order."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: Any, label: str | None = None) -> Any:
+        return self.values.pop(0)
+
+
+def replay(db: Database[Any], steps: Callable[[PaymentLife], None]) -> None:
+    """Run one example the search found, step by step, with every invariant after each step and the end check."""
+    ensure_all_indexes(db)
+    _DATABASE[:] = [db]
+    life = PaymentLife()
+    invariants = [
+        life.money_is_counted_once_and_never_refunded_past_what_was_paid,
+        life.the_enrollment_is_active_only_when_it_should_be,
+        life.the_status_is_what_our_own_facts_say,
+        life.activation_happens_once,
+        life.each_email_goes_out_once,
+    ]
+    life.create_intent()
+    steps(life)
+    for check in invariants:
+        check()
+    life.teardown()
+
+
+# Examples the search found, kept as they were printed (each failed before its fix).
+
+
+def test_found_an_underpaid_charge_refunded_in_full_is_refunded(db: Database[Any]) -> None:
+    """The intent's amount changed at Stripe, a person refunded the review: all Stripe took went back."""
+
+    def steps(state: PaymentLife) -> None:
+        state.amount_changed_in_stripes_dashboard()
+        state.customer_pays(outcome="succeed", seconds=0)
+        state.customer_confirms()
+        state.a_person_resolves_the_review(action="refund")
+
+    replay(db, steps)
+
+
+def test_found_a_partial_refund_before_the_activation_does_not_stop_it(db: Database[Any]) -> None:
+    """Refunded in part while held for review, then a person activated it: the course is still paid for."""
+
+    def steps(state: PaymentLife) -> None:
+        state.amount_changed_in_stripes_dashboard()
+        state.customer_pays(outcome="succeed", seconds=0)
+        state.customer_confirms()
+        state.someone_asks_for_a_refund(amount=1, role="customer")
+        state.a_worker_carries_out_a_refund_request(crash_at=None, data=Draws(0))
+        state.a_person_resolves_the_review(action="activate")
+
+    replay(db, steps)
+
+
+def test_found_an_older_event_delivered_after_a_newer_one_that_changed_nothing(db: Database[Any]) -> None:
+    """Declined, 3-D Secure asked, declined again in the same second; the last decline delivered first."""
+
+    def steps(state: PaymentLife) -> None:
+        state.customer_pays(outcome="decline", seconds=0)
+        state.customer_confirms()
+        state.customer_pays(outcome="challenge", seconds=1)
+        state.customer_pays(outcome="decline", seconds=0)
+        state.deliver_an_event(crash_at=None, data=Draws(2))
+
+    replay(db, steps)
+
+
+def test_found_a_review_a_person_resolved_is_not_raised_again(db: Database[Any]) -> None:
+    """Activated by a person, then confirm-payment found the same mismatch: nobody is asked twice."""
+
+    def steps(state: PaymentLife) -> None:
+        state.amount_changed_in_stripes_dashboard()
+        state.customer_pays(outcome="succeed", seconds=0)
+        state.customer_confirms()
+        state.a_person_resolves_the_review(action="activate")
+        state.customer_confirms()
+        state.a_person_resolves_the_review(action="dismiss")
+
+    replay(db, steps)
