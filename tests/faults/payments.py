@@ -165,6 +165,23 @@ def store(db: Any, payments: list[Payment]) -> None:
         db.users.insert_many(users)
 
 
+def paid_event(stripe_url: str, db: Any) -> dict[str, Any]:
+    """A payment created at the local Stripe and stored pending, and the ``payment_intent.succeeded``
+    event that pays for it (not sent: the test decides how it reaches the worker)."""
+    stripe = LocalStripe(stripe_url)
+    try:
+        [payment] = prepare(stripe, [PAID])
+    finally:
+        stripe.close()
+    store(db, [payment])
+    document = payment.document
+    metadata = events.intent_metadata(document)
+    intent = events.payment_intent(
+        "payment_intent.succeeded", payment.intent_id, document["amount"], document["currency"], metadata
+    )
+    return events.event("payment_intent.succeeded", intent)
+
+
 def settle_payment(stripe: LocalStripe, payment: Payment, three_d_secure: str) -> None:
     """Play the payment's story at the local Stripe (which posts its webhooks to the ingress)."""
     if payment.story == DECLINED:

@@ -28,9 +28,8 @@ from redis.retry import Retry
 from adapters.queue import _FETCH, REDIS_SOCKET_TIMEOUT, STRIPE_EVENTS_QUEUE, event_message
 from adapters.settings import load_settings
 from adapters.signing import Signer
-from devstack import events
 from devstack.stack import HEARTBEATS, Stack
-from tests.faults.payments import PAID, LocalStripe, prepare, store
+from tests.faults.payments import paid_event
 from tests.support import wait_for
 from workers.middleware.unheld import CHECK_INTERVAL
 
@@ -61,20 +60,7 @@ def test_an_event_fetched_for_a_live_worker_whose_answer_was_lost_still_runs(
     fault_stack: Stack, fault_db: Any, fault_redis: redis.Redis
 ) -> None:
     """Redis frozen mid-fetch: the event it moved into the live worker's ack set is given back and processed."""
-    stripe = LocalStripe(fault_stack.urls["stripe"])
-    try:
-        [payment] = prepare(stripe, [PAID])
-    finally:
-        stripe.close()
-    store(fault_db, [payment])
-    intent = events.payment_intent(
-        "payment_intent.succeeded",
-        payment.intent_id,
-        payment.document["amount"],
-        payment.document["currency"],
-        events.intent_metadata(payment.document),
-    )
-    event = events.event("payment_intent.succeeded", intent)
+    event = paid_event(fault_stack.urls["stripe"], fault_db)
     signer = Signer(load_settings(fault_stack.app_env(), dotenv=None).queue_signing_keys)
     redis_id = str(uuid.uuid4())
     message = signer.sign(event_message(event)).copy(options={"redis_message_id": redis_id})

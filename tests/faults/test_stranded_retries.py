@@ -21,10 +21,9 @@ import redis
 
 from adapters.queue import STRIPE_EVENTS_QUEUE, build_broker, event_message
 from adapters.settings import load_settings
-from devstack import events
 from devstack.stack import Stack
 from tests.faults.checks import worker_ids
-from tests.faults.payments import PAID, LocalStripe, prepare, store
+from tests.faults.payments import paid_event
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -48,20 +47,7 @@ def test_a_retry_due_while_redis_is_frozen_still_runs(
     fault_stack: Stack, fault_db: Any, fault_redis: redis.Redis
 ) -> None:
     """A delayed event held by the worker while Redis freezes for 12 s is processed soon after Redis answers again."""
-    stripe = LocalStripe(fault_stack.urls["stripe"])
-    try:
-        [payment] = prepare(stripe, [PAID])
-    finally:
-        stripe.close()
-    store(fault_db, [payment])
-    intent = events.payment_intent(
-        "payment_intent.succeeded",
-        payment.intent_id,
-        payment.document["amount"],
-        payment.document["currency"],
-        events.intent_metadata(payment.document),
-    )
-    event = events.event("payment_intent.succeeded", intent)
+    event = paid_event(fault_stack.urls["stripe"], fault_db)
     broker = build_broker(load_settings(fault_stack.app_env(), dotenv=None))
     try:
         message = broker.enqueue(broker.signer.sign(event_message(event)), delay=DELAY_MS)
