@@ -38,6 +38,8 @@ class StripeModel:
     next_refund_status: str = "succeeded"
     #: When set, the next refund is made and then the call fails with this (an answer lost to a timeout).
     fail_after_refund: Exception | None = None
+    #: When set, the next refund call fails with this before anything is made (a 5xx).
+    fail_before_refund: Exception | None = None
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- time and events ------------------------------------------------------------------------
@@ -191,6 +193,9 @@ class StripeModel:
     def create_refund(
         self, intent_id: str, amount: int | None, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
     ) -> Mapping[str, Any]:
+        failure, self.fail_before_refund = self.fail_before_refund, None
+        if failure is not None:
+            raise failure
         if idempotency_key in self.keys:
             return copy.deepcopy(self.keys[idempotency_key])
         left = self.refundable

@@ -44,7 +44,7 @@ from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.wiring import ensure_all_indexes
 from domain.errors import RequestRefused, RetryLater
 from domain.payments import PAID, paid_status
-from tests.fakes import RecordingOutbox, mongo_deps
+from tests.fakes import Attempts, RecordingOutbox, mongo_deps
 from tests.model.stripe_model import LOST, OPEN_DISPUTE, WON, StripeModel
 from usecases.checkout import confirm_payment, create_intent
 from usecases.inbox import process_event
@@ -95,16 +95,21 @@ class Faulty:
 
 @dataclasses.dataclass
 class Fuse:
-    """Counts the calls of one message; blows after the ``at``-th (None: never)."""
+    """Counts the calls of one message; after the ``at``-th (None: never) the worker dies, or, with a
+    ``pause``, another worker or person does all of its own work before this one goes on."""
 
     at: int | None = None
+    pause: Callable[[], None] | None = None
     calls: int = 0
 
     def tick(self) -> None:
         self.calls += 1
-        if self.at is not None and self.calls == self.at:
-            self.at = None
+        if self.at is None or self.calls != self.at:
+            return
+        self.at, pause, self.pause = None, self.pause, None
+        if pause is None:
             raise Crash(f"worker killed after call {self.calls}")
+        pause()
 
 
 class RecordingJobs:
@@ -136,7 +141,8 @@ class PaymentLife(RuleBasedStateMachine):
             self.db[name].delete_many({})
         self.stripe = StripeModel()
         self.jobs = RecordingJobs()
-        base = mongo_deps(self.db)
+        self.attempts = Attempts()
+        base = mongo_deps(self.db, attempts=self.attempts)
         assert isinstance(base.outbox, RecordingOutbox)
         self.outbox = base.outbox
         self.audit = MongoAudit(self.db)
@@ -164,6 +170,7 @@ class PaymentLife(RuleBasedStateMachine):
         #: The work of each crashed message, to redeliver it.
         self.crashed: dict[str, Callable[[Deps], Any]] = {}
         self.crashes = 0
+        self.runs = 0
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -175,10 +182,10 @@ class PaymentLife(RuleBasedStateMachine):
         faulty: dict[str, Any] = {port: Faulty(getattr(self.base, port), fuse) for port in ports}
         return dataclasses.replace(self.base, **faulty)
 
-    def run(self, message: str, work: Callable[[Deps], Any], crash_at: int | None) -> bool:
+    def run(self, message: str, work: Callable[[Deps], Any], crash_at: int | None, fuse: Fuse | None = None) -> bool:
         """Run one message's work; False when it must be delivered again (a crash, or RetryLater)."""
         try:
-            work(self.deps(Fuse(crash_at) if crash_at else None))
+            work(self.deps(fuse or (Fuse(crash_at) if crash_at else None)))
         except Crash:
             self.in_flight.add(message)
             self.crashed[message] = work
@@ -202,15 +209,19 @@ class PaymentLife(RuleBasedStateMachine):
     def enrollment(self) -> dict[str, Any] | None:
         return self.db.enrollments.find_one({"customerId": self.customer, "serviceId": self.service})
 
-    def checkout(self) -> CheckoutDeps:
-        return CheckoutDeps(MongoCatalog(self.db), MongoCheckout(self.db), self.stripe, self.base)
+    def checkout(self, deps: Deps | None = None) -> CheckoutDeps:
+        return CheckoutDeps(MongoCatalog(self.db), MongoCheckout(self.db), self.stripe, deps or self.base)
 
     # -- the world --------------------------------------------------------------------------------
 
-    @initialize()
-    def create_intent(self) -> None:
+    @initialize(change=st.sampled_from([0, 0, -100, 100]))
+    def create_intent(self, change: int = 0) -> None:
+        """The customer asks for an intent; in one run of two, someone changes its amount in Stripe's
+        dashboard before it is paid (so the search reaches reviews as often as the rest)."""
         answer = create_intent(self.customer, self.service, "course", PRICE, self.checkout())
         self.intent_id = answer.payment_id
+        if change:
+            self.stripe.change_amount_at_stripe(PRICE + change)
 
     @precondition(lambda self: self.intent_id is not None and not self.stripe.paid)
     @rule(outcome=st.sampled_from(["succeed", "decline", "challenge"]), seconds=st.integers(0, 2))
@@ -219,9 +230,9 @@ class PaymentLife(RuleBasedStateMachine):
         self.stripe.pay(outcome)
 
     @precondition(lambda self: self.intent_id is not None and not self.stripe.paid)
-    @rule()
-    def amount_changed_in_stripes_dashboard(self) -> None:
-        self.stripe.change_amount_at_stripe(PRICE - 100)
+    @rule(change=st.sampled_from([-100, 100]))
+    def amount_changed_in_stripes_dashboard(self, change: int = -100) -> None:
+        self.stripe.change_amount_at_stripe(PRICE + change)
 
     @precondition(lambda self: bool(self.stripe.events))
     @rule(data=st.data(), crash_at=st.none() | st.integers(1, 12))
@@ -234,9 +245,12 @@ class PaymentLife(RuleBasedStateMachine):
     @precondition(lambda self: self.intent_id is not None)
     @rule()
     def customer_confirms(self) -> None:
+        self.confirm(self.base)
+
+    def confirm(self, deps: Deps) -> None:
         assert self.intent_id is not None
         with contextlib.suppress(RetryLater):
-            confirm_payment(self.customer, self.intent_id, self.checkout(), now=self.now())
+            confirm_payment(self.customer, self.intent_id, self.checkout(deps), now=self.now())
 
     @precondition(lambda self: (self.enrollment() or {}).get("status") in ("active", "suspended"))
     @rule()
@@ -247,11 +261,14 @@ class PaymentLife(RuleBasedStateMachine):
     @precondition(lambda self: self.intent_id is not None)
     @rule(role=st.sampled_from(["customer", "specialist", "admin"]), amount=st.none() | st.integers(1, PRICE))
     def someone_asks_for_a_refund(self, role: str, amount: int | None) -> None:
+        self.ask_for_a_refund(role, amount, self.base)
+
+    def ask_for_a_refund(self, role: str, amount: int | None, deps: Deps) -> None:
         assert self.intent_id is not None
         who = {"customer": self.customer, "specialist": self.specialist, "admin": self.admin}[role]
         disputed = (self.payment().get("dispute") or {}).get("status") in OPEN_DISPUTE
         with contextlib.suppress(RequestRefused):
-            request_refund(self.intent_id, Requester(who, role), amount, None, self.base, now=datetime.now(UTC),
+            request_refund(self.intent_id, Requester(who, role), amount, None, deps, now=datetime.now(UTC),
                            window=timedelta(days=30))  # fmt: skip
             assert not disputed, "a refund request accepted while the dispute is open"
 
@@ -259,20 +276,32 @@ class PaymentLife(RuleBasedStateMachine):
     @rule(data=st.data(), crash_at=st.none() | st.integers(1, 12))
     def the_queue_redelivers_a_message_a_crash_interrupted(self, data: st.DataObject, crash_at: int | None) -> None:
         message = data.draw(st.sampled_from(sorted(self.crashed)), label="message")
-        if self.run(message, self.crashed[message], crash_at) and message in dict(self.jobs.refunds).values():
-            self.jobs.refunds = [job for job in self.jobs.refunds if job[1] != message]
+        self.run(message, self.crashed[message], crash_at)
 
     @precondition(lambda self: bool(self.jobs.refunds))
     @rule(data=st.data(), crash_at=st.none() | st.integers(1, 12))
     def a_worker_carries_out_a_refund_request(self, data: st.DataObject, crash_at: int | None) -> None:
         job = self.jobs.refunds[data.draw(st.integers(0, len(self.jobs.refunds) - 1), label="refund job")]
-        if self.run(job[1], lambda deps: self.carry_out(job, deps), crash_at):
-            self.jobs.refunds.remove(job)
+        self.run(job[1], self.refund_work(job), crash_at)
 
-    @staticmethod
-    def carry_out(job: tuple[str, str], deps: Deps) -> None:
+    def refund_work(self, job: tuple[str, str]) -> Callable[[Deps], None]:
+        def work(deps: Deps) -> None:
+            self.carry_out(job, deps)
+            if job in self.jobs.refunds:
+                self.jobs.refunds.remove(job)
+
+        return work
+
+    def carry_out(self, job: tuple[str, str], deps: Deps) -> None:
+        """One run of a refund request's message: its claim names this run, over once it returns or dies."""
         intent_id, request_id = job
-        execute_refund(intent_id, request_id, deps, holder=f"message-{request_id}")
+        self.runs += 1
+        holder = f"run-{self.runs}"
+        self.attempts.running.add(holder)
+        try:
+            execute_refund(intent_id, request_id, deps, holder=holder)
+        finally:
+            self.attempts.running.discard(holder)
 
     @rule(status=st.sampled_from(["succeeded", "pending"]))
     def stripe_decides_how_the_next_refund_starts(self, status: str) -> None:
@@ -309,13 +338,57 @@ class PaymentLife(RuleBasedStateMachine):
     @precondition(lambda self: self.intent_id is not None)
     @rule(action=st.sampled_from(["activate", "dismiss", "refund"]))
     def a_person_resolves_the_review(self, action: str) -> None:
+        self.resolve(action, self.base)
+
+    def resolve(self, action: str, deps: Deps) -> None:
         assert self.intent_id is not None
         try:
-            act(self.intent_id, action, Operator("model", "test"), self.base, self.audit, now=datetime.now(UTC))
+            act(self.intent_id, action, Operator("model", "test"), deps, self.audit, now=datetime.now(UTC))
         except RequestRefused:
             return
         assert self.review_action is None, f"a review resolved twice: {self.review_action}, then {action}"
         self.review_action = action
+
+    @rule(made=st.booleans())
+    def stripe_errs_on_the_next_refund(self, made: bool) -> None:
+        """A 5xx, a timeout or a 409 (idempotency key in use): the refund made or not, the answer lost."""
+        if made:
+            self.stripe.fail_after_refund = RetryLater("Stripe made the refund, the answer was lost")
+        else:
+            self.stripe.fail_before_refund = RetryLater("Stripe answered 500")
+
+    @precondition(lambda self: self.intent_id is not None)
+    @rule(data=st.data(), pause_at=st.integers(1, 12))
+    def two_at_once(self, data: st.DataObject, pause_at: int) -> None:
+        """A second worker or person does all of its work between two port calls of a first one."""
+        first, first_work = self.some_work(data, "first")
+        second, second_work = self.some_work(data, "second")
+        self.run(first, first_work, None, Fuse(pause_at, lambda: self.run_quietly(second, second_work)))
+
+    def run_quietly(self, message: str, work: Callable[[Deps], Any]) -> None:
+        self.run(message, work, None)
+
+    def some_work(self, data: st.DataObject, label: str) -> tuple[str, Callable[[Deps], Any]]:
+        """A message a worker runs, a sweep or a person's action, as work on the ports it is given."""
+        kinds = ["event", "sweep", "review", "confirm", "ask"] + (["refund"] if self.jobs.refunds else [])
+        kind = data.draw(st.sampled_from(kinds), label=f"{label} kind")
+        if kind == "event" and self.stripe.events:
+            sent = self.stripe.events + self.jobs.events
+            event = sent[data.draw(st.integers(0, len(sent) - 1), label=f"{label} event")]
+            return event["id"], lambda deps: process_event(event, deps)
+        if kind == "refund":
+            job = self.jobs.refunds[data.draw(st.integers(0, len(self.jobs.refunds) - 1), label=f"{label} job")]
+            return job[1], self.refund_work(job)
+        if kind == "review":
+            action = data.draw(st.sampled_from(["activate", "dismiss", "refund"]), label=f"{label} action")
+            return f"review-{action}", lambda deps: self.resolve(action, deps)
+        if kind == "confirm":
+            return "confirm", self.confirm
+        if kind == "ask":
+            role = data.draw(st.sampled_from(["customer", "admin"]), label=f"{label} role")
+            amount = data.draw(st.none() | st.integers(1, PRICE), label=f"{label} amount")
+            return f"ask-{role}", lambda deps: self.ask_for_a_refund(role, amount, deps)
+        return "sweep", lambda deps: heal(deps, timedelta(0))
 
     @rule()
     def the_sweeps_run(self) -> None:
@@ -413,10 +486,7 @@ class PaymentLife(RuleBasedStateMachine):
             for event in self.stripe.events + self.jobs.events:
                 again |= not self.run(event["id"], lambda deps, e=event: process_event(e, deps), None)  # type: ignore[misc]
             for job in list(self.jobs.refunds):
-                if self.run(job[1], lambda deps, j=job: self.carry_out(j, deps), None):  # type: ignore[misc]
-                    self.jobs.refunds.remove(job)
-                else:
-                    again = True
+                again |= not self.run(job[1], self.refund_work(job), None)
             heal(self.base, timedelta(0))
             if not again and not self.jobs.refunds and not self.stripe.pending_refunds:
                 break
@@ -427,6 +497,9 @@ class PaymentLife(RuleBasedStateMachine):
         enrollment = self.enrollment()
         active = enrollment is not None and enrollment.get("status") == "active"
         assert active == self.expected_active(doc), f"enrollment {enrollment and enrollment.get('status')}"
+        if self.review_action == "refund" and self.stripe.dispute is None:
+            received = int(self.stripe.intent["amount_received"])  # type: ignore[index]
+            assert self.stripe.refunded == received, "a review's refund left part of what Stripe took"
 
     def expected_status(self) -> str:
         intent = self.stripe.intent
