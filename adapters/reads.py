@@ -14,6 +14,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from adapters.mongo import Doc
+from domain.refunds import ABANDONED
 
 
 class BadCursor(ValueError):
@@ -54,6 +55,22 @@ class MongoPaymentReads:
         """Payments a person must look at, oldest flag first (the review queue)."""
         query = {"reviewRequired": {"$type": "object"}}
         return list(self.collection.find(query).sort("reviewRequired.at", 1).limit(limit))
+
+    def given_up_refunds(self, limit: int = 50) -> list[Doc]:
+        """Refund requests no run could carry out in time, latest first: each a person should look at.
+
+        One row per request (``paymentId``, ``currency`` and the entry's fields); the query uses the
+        ``refund_status`` index.
+        """
+        mine = {"status": "failed", "failureReason": ABANDONED}
+        docs = self.collection.find({"refunds": {"$elemMatch": mine}}, {"paymentId": 1, "currency": 1, "refunds": 1})
+        rows = [
+            {"paymentId": doc["paymentId"], "currency": doc.get("currency"), **entry}
+            for doc in docs.limit(limit)
+            for entry in doc.get("refunds") or ()
+            if all(entry.get(key) == value for key, value in mine.items())
+        ]
+        return sorted(rows, key=lambda row: row.get("updatedAt") or EPOCH, reverse=True)[:limit]
 
     def visible(self, intent_id: str, caller_id: ObjectId, admin: bool) -> Doc | None:
         """The payment if the caller may see it: its customer, its specialist, or an admin."""

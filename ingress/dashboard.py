@@ -360,13 +360,14 @@ class Dashboard:
                 "failures": items,
                 "next_cursor": more,
                 "reviews": [payment_json(doc, "admin") for doc in self.api.reads.under_review()],
+                "given_up": self.api.reads.given_up_refunds(),
                 "events": self.recent_events(),
             }
 
         notice = NOTICES.get(query.get("done", ""))
         count = query.get("count", "0")
         notice = notice.format(count=int(count) if count.isdigit() and len(count) < 10 else 0) if notice else None
-        refused = query.get("refused", "")
+        refused, skipped = query.get("refused", ""), query.get("skipped", "")
         return self.render(
             "index.html",
             session,
@@ -375,6 +376,7 @@ class Dashboard:
             state=state,
             notice=notice,
             refused=int(refused) if refused.isdigit() and len(refused) < 10 else 0,
+            skipped=int(skipped) if skipped.isdigit() and len(skipped) < 10 else 0,
             review_actions=reviews.ACTIONS,
         )
 
@@ -398,7 +400,7 @@ class Dashboard:
             dry = await self.call(run, selection, self.api.deps, who=who, dry_run=True)
             return self.render("confirm.html", session, action=action, result=dry, ids=ids, filters=filters)
         done = await self.call(run, selection, self.api.deps, who=who, dry_run=False)
-        return _see("/ops", done=action, count=done.done, refused=done.refused)
+        return _see("/ops", done=action, count=done.done, refused=done.refused, skipped=done.skipped)
 
     async def replay_event(self, request: Request, session: Session | None, form: Form) -> Response:
         event_id = parse.stripe_id(request.path_params["event_id"], "event_id", "evt")

@@ -45,7 +45,8 @@ DEFAULT_ACTOR = "token"
 MAX_JOBS = 4
 #: Seconds the ingress waits, at shutdown, for its jobs to stop between two messages.
 STOP_WAIT = 5.0
-STATES = frozenset({"dead", "replayed", "purged"})
+#: ``replaying``/``purging``: taken by a replay or purge that is running, or died (back to dead after its lease).
+STATES = frozenset({"dead", "replaying", "purging", "replayed", "purged"})
 #: Seconds after which an unfinished inbox event counts as stuck, unless ``olderThan`` says otherwise.
 STUCK_AFTER = 600
 FILTERS = frozenset({"queue", "actor", "error", "since", "until", "state", "cursor", "limit"})

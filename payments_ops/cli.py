@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
     failures = commands.add_parser("failures", help="failed jobs").add_subparsers(dest="action", required=True)
     listing = failures.add_parser("list", parents=[common])
     _filters(listing)
-    listing.add_argument("--state", choices=["dead", "replayed", "purged"])
+    listing.add_argument("--state", choices=["dead", "replaying", "purging", "replayed", "purged"])
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
     failures.add_parser("show", parents=[common]).add_argument("failure_id")

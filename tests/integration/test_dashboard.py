@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from adapters.queue import build_broker, notification_message, send
 from adapters.settings import Settings
 from devstack import events
 from devstack.send_event import pending_payment
+from domain.refunds import ABANDONED
 from ingress.app import create_app
 from ingress.dashboard import COOKIE, LoginCookies
 from tests.integration.api_support import FakeGateway, api_settings
@@ -168,7 +170,7 @@ def test_replay_goes_through_a_confirmation_and_the_failure_leaves_the_dead_list
     done = client.post(
         "/ops/failures/replay", data={"csrf": csrf, "ids": first, "confirm": "yes"}, follow_redirects=False
     )
-    assert (done.status_code, done.headers["location"]) == (303, "/ops?done=replay&count=1&refused=0")
+    assert (done.status_code, done.headers["location"]) == (303, "/ops?done=replay&count=1&refused=0&skipped=0")
     record = db.job_failures.find_one({"_id": ObjectId(first)})
     assert (record["state"], record["replayedBy"]) == ("replayed", NAME)
     after = client.get(done.headers["location"], headers=HTML).text
@@ -230,3 +232,31 @@ def test_the_review_queue_events_and_their_buttons(client: TestClient, db: Any) 
     assert client.post("/ops/events/evt_unknown/replay", data={"csrf": csrf}).status_code == 404
     actions = sorted(a["action"] for a in db.ops_audit.find({"who": NAME, "via": "ops-dashboard"}))
     assert actions == ["replay_event", "review_dismiss"]
+
+
+def test_refund_requests_given_up_are_listed(client: TestClient, db: Any) -> None:
+    """A request the sweep gave up on is shown to ops with who asked; a refused one is not."""
+    entry = {"amount": 2500, "status": "failed", "refundRequestId": "req_late", "requestedBy": {"role": "customer"},
+             "createdAt": now(), "updatedAt": now()}  # fmt: skip
+    refused = {**entry, "refundRequestId": "req_refused", "failureReason": "no"}
+    refunds = [{**entry, "failureReason": ABANDONED}, refused]
+    db.payments.insert_one({**pending_payment("pi_given_up"), "status": "completed", "refunds": refunds})
+    log_in(client)
+    page = client.get("/ops", headers=HTML).text
+    section = page[page.index('id="given-up-refunds"') :]
+    assert "pi_given_up" in section and "req_late" in section and "customer" in section
+    assert "req_refused" not in section
+
+
+def test_records_a_replay_or_purge_holds_are_listed_by_their_state_and_skips_are_told(
+    client: TestClient, db: Any
+) -> None:
+    """A record taken by a running replay is found under "being replayed"; a replay that lost a race says so."""
+    record = {"queue": "q", "actor": "a", "message": "?", "error": "boom", "state": "replaying"}
+    taken = db.job_failures.insert_one({**record, "claimUntil": now() + timedelta(minutes=5), "lastFailedAt": now()})
+    log_in(client)
+    listed = client.get("/ops", params={"state": "replaying"}, headers=HTML).text
+    assert f'data-failure="{taken.inserted_id}"' in listed and "being replayed" in listed
+    assert f'data-failure="{taken.inserted_id}"' not in client.get("/ops", headers=HTML).text
+    told = client.get("/ops", params={"done": "replay", "count": "0", "refused": "0", "skipped": "1"}, headers=HTML)
+    assert "1 skipped: another replay or purge took them first." in told.text

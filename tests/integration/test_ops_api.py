@@ -129,3 +129,12 @@ def test_stuck_work_is_listed_and_requeued(client: TestClient, db: Any, settings
     assert victim.client.llen(f"dramatiq:{STRIPE_EVENTS_QUEUE}") == 2
     victim.flush_all()
     victim.close()
+
+
+@pytest.mark.parametrize("state", ["dead", "replaying", "purging", "replayed", "purged"])
+def test_failures_are_filtered_by_every_state_a_record_can_be_in(client: TestClient, db: Any, state: str) -> None:
+    db.job_failures.insert_one({"queue": "q", "actor": "a", "message": "?", "error": "boom", "state": state,
+                                "claimUntil": datetime.now(UTC) + timedelta(minutes=5),
+                                "lastFailedAt": datetime.now(UTC)})  # fmt: skip
+    listed = client.get("/ops/api/failures", params={"state": state}, headers=AUTH)
+    assert listed.status_code == 200 and [item["state"] for item in listed.json()["items"]] == [state]

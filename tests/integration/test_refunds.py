@@ -17,6 +17,7 @@ from dramatiq.common import current_millis
 from adapters.dead_workers import attempt_over
 from adapters.mongo import now
 from adapters.queue import Broker
+from adapters.reads import MongoPaymentReads
 from adapters.refunds import MongoRefunds
 from adapters.wiring import ensure_all_indexes
 from devstack import events
@@ -453,6 +454,9 @@ def test_a_request_never_carried_out_is_failed_after_its_requeues_and_everyone_t
     outbox = cast(RecordingOutbox, deps.outbox)
     assert outbox.recipients("ops_refund_failed") == {"ops@example.test"}
     assert outbox.recipients("refund_refused") == {paid["customerEmail"]}
+    [shown] = MongoPaymentReads(db).given_up_refunds()  # the dashboard's list
+    assert (shown["paymentId"], shown["amount"]) == ("pi_paid", 10000)
+    assert shown["refundRequestId"] == entry["refundRequestId"]
     carry_out(deps)  # its messages, still queued: nothing is made at Stripe
     assert stripe_of(deps).refunds == [] and payment(db)["refundReserved"] == 0
 
