@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,14 +28,14 @@ import dramatiq
 import orjson
 import redis.asyncio
 from dramatiq import Message
-from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, MAINTENANCE_SCALE, RedisBroker
-from dramatiq.brokers.redis import _scripts as DRAMATIQ_SCRIPTS
-from dramatiq.common import current_millis
 from dramatiq.encoder import JSONEncoder
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from adapters.compat import dramatiq as internals
+from adapters.compat.dramatiq import current_millis
+from adapters.compat.redis import check_redis_internals, read_replies
 from adapters.queue import REDIS_SOCKET_TIMEOUT, Broker
 from adapters.settings import Settings
 
@@ -113,7 +112,7 @@ class AsyncEnqueuer:
         self.broker = broker
         self.url = url
         self.timeout = timeout
-        self._script = DRAMATIQ_SCRIPTS["dispatch"]
+        self._script = internals.DISPATCH_SCRIPT
         self._sha = hashlib.sha1(self._script).hexdigest()
         self._unpack_size: int | None = None
         # dispatch.lua's arguments that are the same for every message: the broker's id, its
@@ -156,9 +155,7 @@ class AsyncEnqueuer:
         dispatch(args=[command, timestamp, queue, broker id, heartbeat, ttl, maintenance, unpack size,
         redis id, message]): the message's own ones before the unpack size (known later), and after.
         """
-        # RedisBroker._should_do_maintenance("enqueue"): the same chance in MAINTENANCE_SCALE, drawn
-        # with one random() rather than randint's few calls (a tenth of the cost).
-        maintenance = int(random.random() * MAINTENANCE_SCALE < self.broker.maintenance_chance)
+        maintenance = internals.maintenance_draw(self.broker.maintenance_chance)
         before = frame(current_millis()) + frame(message.queue_name) + self._ids + frame(maintenance)
         redis_id, data = message.options["redis_message_id"].encode(), encode(message)
         # Both framed as ``frame`` frames them, in one formatting: the message is copied once, not twice.
@@ -254,31 +251,19 @@ class AsyncEnqueuer:
         # Written part by part (one writev), never joined: joining a batch of 3 KB messages (into a
         # fresh buffer of a few hundred KB each round trip) cost about 1.5 µs a message at 64 of them.
         await connection.send_packed_command([part for command in commands for part in command])
-        # Straight from the connection's parser, which returns an error reply: ``read_response``
-        # around it would raise it, and costs as much again per reply for its per-read timeout
-        # and error handling, which ``_flush`` does once for the whole round trip.
-        parser = connection._parser
-        try:
-            replies = [await parser.read_response() for _ in commands]
-        except OSError as broken:  # a RedisError, as ``read_response`` reports it
-            raise redis.ConnectionError(f"Error while reading from Redis: {broken!r}") from broken
-        # As ``read_response`` does: a connection that just answered needs no health-check PING.
-        connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
-        return replies
+        # Error replies returned, not raised; the timeout and error handling ``read_response`` does per
+        # reply, ``_flush`` does once for the whole round trip.
+        return await read_replies(connection, len(commands))
 
     async def _lua_unpack_size(self) -> int:
         """Dramatiq's ``_max_unpack_size()``: half the Lua stack Redis allows, found once per process."""
         if self._unpack_size is None:
-            known = RedisBroker._max_unpack_size_val  # set once the blocking broker asked
-            if known is not None:
-                self._unpack_size = int(known)
-            elif DEFAULT_LUA_MAX_STACK:
-                self._unpack_size = int(DEFAULT_LUA_MAX_STACK) // 2
-            else:
-                [size] = await self._pipeline([(resp("EVAL", DRAMATIQ_SCRIPTS["maxstack"], 0),)])
-                if isinstance(size, Exception):
-                    raise size
-                self._unpack_size = int(size) // 2
+            self._unpack_size = internals.known_unpack_size()  # once the blocking broker asked
+        if self._unpack_size is None:
+            [size] = await self._pipeline([(resp("EVAL", internals.MAXSTACK_SCRIPT, 0),)])
+            if isinstance(size, Exception):
+                raise size
+            self._unpack_size = internals.unpack_size(int(size))
         return self._unpack_size
 
     async def aclose(self) -> None:
@@ -303,5 +288,11 @@ class AsyncEnqueuer:
 
 
 def build_enqueuer(settings: Settings, broker: Broker) -> AsyncEnqueuer:
-    """The ingress's webhook enqueuer: ``broker``'s ids, settings and signer, on ``REDIS_URL``."""
+    """The ingress's webhook enqueuer: ``broker``'s ids, settings and signer, on ``REDIS_URL``.
+
+    Refuses to build (the ingress does not start) if the library internals it writes and reads
+    through changed (``adapters.compat``).
+    """
+    internals.check_dramatiq_internals(broker)
+    check_redis_internals()
     return AsyncEnqueuer(broker, settings.redis_url)

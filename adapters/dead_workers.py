@@ -5,33 +5,18 @@ on a random one in ``maintenance_chance`` broker calls for the queue being calle
 tens of minutes at idle. ``requeue_dead_workers`` runs that same maintenance (Dramatiq's own
 ``dispatch`` script, so the bookkeeping stays Dramatiq's) on every declared queue at once, and
 refreshes the caller's heartbeat on the way. The worker runs it at boot and on a timer; ops can
-list and trigger it. Dramatiq is pinned for this (pyproject.toml): the script's argument layout
-is checked before use.
+list and trigger it. The script, its keys and its arguments are Dramatiq internals
+(``adapters.compat.dramatiq``, checked at a worker's boot).
 """
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any
 
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 
-#: What this module relies on in Dramatiq's ``redis/dispatch.lua``.
-_SCRIPT_NEEDS = ("local do_maintenance = ARGV[7]", 'if do_maintenance == "1" then', "timestamp - heartbeat_timeout")
-#: A command the script does nothing else for: heartbeat and maintenance only.
-_MAINTENANCE_ONLY = "maintenance"
-
-
-def check_dispatch_script() -> None:
-    """Raise ``RuntimeError`` if Dramatiq's dispatch script no longer takes the arguments used here."""
-    script = Path(inspect.getfile(RedisBroker)).with_suffix("") / "dispatch.lua"
-    text = script.read_text() if script.is_file() else ""
-    missing = [needle for needle in _SCRIPT_NEEDS if needle not in text]
-    if missing or not hasattr(RedisBroker, "_max_unpack_size"):
-        raise RuntimeError(f"dramatiq internals changed: dispatch.lua lacks {missing or '_max_unpack_size'}")
+from adapters.compat import dramatiq as internals
 
 
 def queues(broker: RedisBroker) -> list[str]:
@@ -41,12 +26,12 @@ def queues(broker: RedisBroker) -> list[str]:
 
 def stale_workers(broker: RedisBroker) -> dict[str, int]:
     """Broker ids whose heartbeat is older than the timeout, with how many messages each still holds."""
-    cutoff = current_millis() - broker.heartbeat_timeout
-    found: list[Any] = broker.client.zrangebyscore(f"{broker.namespace}:__heartbeats__", 0, cutoff)
+    cutoff = internals.current_millis() - broker.heartbeat_timeout
+    found: list[Any] = broker.client.zrangebyscore(internals.heartbeats_key(broker.namespace), 0, cutoff)
     dead = [broker_id.decode() for broker_id in found]
     held: dict[str, int] = {}
     for broker_id in dead:
-        acks = [f"{broker.namespace}:__acks__.{broker_id}.{queue}" for queue in queues(broker)]
+        acks = [internals.ack_set(broker.namespace, broker_id, queue) for queue in queues(broker)]
         held[broker_id] = sum(int(broker.client.scard(key)) for key in acks)
     return held
 
@@ -57,19 +42,8 @@ def requeue_dead_workers(broker: RedisBroker) -> dict[str, int]:
     Also refreshes this broker's heartbeat (Dramatiq does so on every script call).
     """
     held = stale_workers(broker)
-    dispatch = broker.scripts["dispatch"]
     for queue in queues(broker):
-        args = [
-            _MAINTENANCE_ONLY,
-            current_millis(),
-            queue,
-            broker.broker_id,
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            "1",  # do_maintenance
-            broker._max_unpack_size(),
-        ]
-        dispatch(args=args, keys=[broker.namespace])
+        internals.run_maintenance(broker, queue)
     return {broker_id: count for broker_id, count in held.items() if count}
 
 
@@ -97,7 +71,7 @@ def attempt_over(broker: RedisBroker, holder: str) -> bool:
         return False
     worker, queue, redis_id = parts
     ns, client = broker.namespace, broker.client
-    beat = client.zscore(f"{ns}:__heartbeats__", worker)
-    if beat is None or beat < current_millis() - broker.heartbeat_timeout:
+    beat = client.zscore(internals.heartbeats_key(ns), worker)
+    if beat is None or beat < internals.current_millis() - broker.heartbeat_timeout:
         return True
-    return not client.sismember(f"{ns}:__acks__.{worker}.{queue}", redis_id)
+    return not client.sismember(internals.ack_set(ns, worker, queue), redis_id)

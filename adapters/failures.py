@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from adapters.compat.dramatiq import DELAY_SUFFIX
 from adapters.mongo import Doc, now
 from adapters.queue import Refused
 from usecases.ops import CLAIMED, FailureSelection, StoredFailure
@@ -60,7 +61,7 @@ class MongoFailures:
             {
                 "messageId": message.message_id if message is not None else refused.redis_id,
                 "redisMessageId": refused.redis_id,
-                "queue": refused.queue.removesuffix(".DQ"),
+                "queue": refused.queue.removesuffix(DELAY_SUFFIX),
                 "actor": message.actor_name if message is not None else None,
                 "message": refused.data.decode(errors="replace"),
                 "error": f"Unsigned: {refused.reason}",
@@ -89,7 +90,7 @@ class MongoFailures:
             {
                 "messageId": message["message_id"],
                 "redisMessageId": options.get("redis_message_id"),
-                "queue": message["queue_name"].removesuffix(".DQ"),
+                "queue": message["queue_name"].removesuffix(DELAY_SUFFIX),
                 "actor": message["actor_name"],
                 **event,
                 "message": encoded,

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from adapters.compat.dramatiq import WORKER_THREAD_LOGGER
+
 _context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
 
 #: Keys of ``extra=`` copied into the JSON line; anything else is dropped.
@@ -220,4 +222,4 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("stripe").setLevel(logging.WARNING)
     # Dramatiq's worker threads log a failed message with its arguments (event payloads with
     # customer data); the LogContext middleware logs failures with ids instead.
-    logging.getLogger("dramatiq.worker.WorkerThread").setLevel(logging.CRITICAL)
+    logging.getLogger(WORKER_THREAD_LOGGER).setLevel(logging.CRITICAL)

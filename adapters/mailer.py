@@ -3,8 +3,9 @@
 ``SMTP_URL`` is ``smtp://[user:pass@]host[:port][?starttls=1]`` or ``smtps://[user:pass@]host[:port]``.
 tenacity retries one send a few times for brief faults (connection refused or reset, timeouts,
 the server hanging up, 4xx replies); a 5xx refusal of the recipient or of the message is
-``Undeliverable`` at once, and anything longer fails the call so the job's own retries take over.
-The password is kept out of ``repr``, log lines and error messages.
+``Undeliverable`` at once, and anything longer fails the call (``NotSent``) so the job's own retries
+take over. The password is kept out of ``repr``, log lines and error messages. The errors raised are
+the email port's (``usecases.ports``): the use case catches them without knowing Jinja2 or smtplib.
 
 Each worker thread keeps one SMTP connection and reuses it across messages (a new connection per
 email cost 40% of the worker's CPU); any fault drops it, and the next try connects afresh.
@@ -24,17 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, StrictUndefined, TemplateError, TemplateNotFound, select_autoescape
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from adapters import email_wire
+from adapters import email_wire, templating
 from adapters.settings import Settings
-
-#: The repository's ``templates/`` directory; each email is ``emails/<name>/{subject.txt,body.txt,body.html}``.
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+from usecases.ports import BadTemplate, NotSent, Undeliverable, Withdrawn
 
 #: Seconds any one SMTP socket operation may take.
 SMTP_TIMEOUT = 10.0
@@ -45,14 +43,6 @@ IDLE_REUSE = 30.0
 
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class Undeliverable(Exception):
-    """The server refused this recipient or this message for good (5xx): resending cannot help."""
-
-
-class Withdrawn(Exception):
-    """The caller's check said the email stopped being true before the server took it: not sent."""
 
 
 class MailerNotConfigured(RuntimeError):
@@ -175,7 +165,8 @@ class Mailer:
         self.timeout = timeout
         self.local = threading.local()
         self.env = Environment(
-            loader=FileSystemLoader(TEMPLATES_DIR),
+            # ``templates/emails/<name>/{subject.txt,body.txt,body.html}``, from the installed ``templates`` package.
+            loader=templating.loader(),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
             auto_reload=False,  # templates ship with the code: no stat() per render to see if they changed
@@ -194,15 +185,18 @@ class Mailer:
     def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]:
         """``(subject, text, html)`` of ``templates/emails/<template>/``; any missing key raises.
 
-        Raises ``jinja2.TemplateError`` (``TemplateNotFound``, ``UndefinedError``, …): retrying cannot help.
+        Raises ``BadTemplate`` (from Jinja2's ``TemplateNotFound``, ``UndefinedError``, …): retrying cannot help.
         """
-        if not _TEMPLATE_NAME.match(template):
-            raise TemplateNotFound(template)
-        values = dict(context)
-        base = f"emails/{template}"
-        subject = self.env.get_template(f"{base}/subject.txt").render(values)
-        text = self.env.get_template(f"{base}/body.txt").render(values)
-        html = self.env.get_template(f"{base}/body.html").render(values)
+        try:
+            if not _TEMPLATE_NAME.match(template):
+                raise TemplateNotFound(template)
+            values = dict(context)
+            base = f"emails/{template}"
+            subject = self.env.get_template(f"{base}/subject.txt").render(values)
+            text = self.env.get_template(f"{base}/body.txt").render(values)
+            html = self.env.get_template(f"{base}/body.html").render(values)
+        except TemplateError as error:
+            raise BadTemplate(f"{type(error).__name__}: {error}") from error
         # A subject is one header line: collapse whitespace (and any newline a value carried).
         return " ".join(subject.split()), text.rstrip() + "\n", html.rstrip() + "\n"
 
@@ -221,7 +215,8 @@ class Mailer:
     def send(
         self, to: str, subject: str, text: str, html: str, message_id: str, withdrawn: Callable[[], str | None] = _never
     ) -> None:
-        """Send one email; brief faults are retried here, a 5xx refusal raises ``Undeliverable``.
+        """Send one email; brief faults are retried here, a 5xx refusal raises ``Undeliverable``, a
+        fault that outlasts the brief retries ``NotSent`` (with ``describe``'s address-free text).
 
         ``message_id`` is the stable ``Message-ID`` header, the same for every resend of one notification.
         ``withdrawn`` runs before each try and once connected; a reason it gives raises ``Withdrawn``.
@@ -237,10 +232,10 @@ class Mailer:
             raise Undeliverable(f"cannot build the message: {type(error).__name__}") from error
         try:
             _retry_brief_faults(self._deliver)(message, address, withdrawn)
-        except smtplib.SMTPException as error:
+        except OSError as error:  # smtplib's errors are OSErrors too
             if permanent(error):
                 raise Undeliverable(describe(error)) from error
-            raise
+            raise NotSent(describe(error)) from error
 
     def _deliver(self, message: bytes, address: str, withdrawn: Callable[[], str | None]) -> None:
         _check(withdrawn)  # before each try, even one that cannot connect (the server is down)

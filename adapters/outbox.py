@@ -28,7 +28,6 @@ its turn came, e.g. a "payment failed" email for a payment paid since), and ``se
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from uuid import uuid4
@@ -42,6 +41,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from adapters.dead_workers import attempt_over
 from adapters.mongo import Doc, now
 from adapters.queue import Broker, notification_message, send
+from domain.notices import message_id_for
 from usecases.ports import Notice
 
 #: How long a claim holds a notification: longer than the emails actor's time limit
@@ -59,11 +59,6 @@ _until_recorded = retry(
     wait=wait_exponential(multiplier=0.1, max=2),
     reraise=True,
 )
-
-
-def message_id_for(key: str) -> str:
-    """The stable ``Message-ID`` of a notification: a resend after a crash carries the same one."""
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@payments-pipeline>"
 
 
 def ensure_outbox_indexes(db: Database[Doc]) -> None:

@@ -1,34 +1,26 @@
 """The queues, what goes into them, and the one way a Redis broker is built.
 
-This module belongs to no side: the ingress and the outbox enqueue with it, the workers consume
-with it. Dramatiq's ``get_broker()`` silently creates a global broker on first use; building it
-here explicitly (and setting it before any actor is declared) keeps every process on the broker
-the settings describe.
+This module belongs to no side: the ingress, ops and the outbox enqueue with it; a worker process
+builds its broker here too, as ``workers.broker.WorkerBroker``, which also consumes. Dramatiq's
+``get_broker()`` silently creates a global broker on first use; building it here explicitly (and
+setting it before any actor is declared) keeps every process on the broker the settings describe.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
 import orjson
-import redis
 from dramatiq import Message
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
-from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware, MiddlewareError
 
 from adapters.settings import Settings
-from adapters.signing import SIGNATURE, Signer, refusal
+from adapters.signing import SIGNATURE, Signer
 from domain.errors import PermanentError
-
-log = logging.getLogger(__name__)
 
 #: Queue of Stripe events; message id = Stripe event id.
 STRIPE_EVENTS_QUEUE = "stripe-events"
@@ -63,184 +55,6 @@ class Unsigned(PermanentError, MiddlewareError):
     Dramatiq raises it from a hook instead of logging it and going on)."""
 
 
-#: Dramatiq's fetch, which also returns each message's Redis id (dispatch.lua's returns the data
-#: alone): a message is then told apart from its entry, so a refused one, or one that is not even
-#: JSON, is dead-lettered under its own id. KEYS: namespace; ARGV: queue, worker id, now, count.
-_FETCH = """
-local namespace, queue, worker, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-redis.call("zadd", namespace .. ":__heartbeats__", now, worker)
-local acks = namespace .. ":__acks__." .. worker .. "." .. queue
-local list = namespace .. ":" .. queue
-local ids = {}
-for i = 1, tonumber(ARGV[4]) do
-    local id = redis.call("lpop", list)
-    if not id then break end
-    ids[i] = id
-    redis.call("sadd", acks, id)
-end
-if #ids == 0 then return {} end
-local data = redis.call("hmget", list .. ".msgs", unpack(ids))
-local out = {}
-for i = 1, #ids do
-    out[2 * i - 1] = ids[i]
-    out[2 * i] = data[i] or ""
-end
-return out
-"""
-
-#: How many times less often a delay queue's consumer may poll when idle (see ``Consumer``).
-DELAY_POLL_FACTOR = 10
-#: Messages a yielding queue's consumer holds at most while the process has other work.
-YIELDING_PREFETCH = 1
-#: Seconds a yielding queue goes on yielding after the process was given other work.
-YIELD_WINDOW = 1.0
-
-
-class Consumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, whose thread survives any Redis fault.
-
-    Dramatiq's consumer thread lets only connection errors through quietly: a timeout (Redis
-    frozen), or a failure while it gives its held delayed messages back before restarting, kills
-    the thread, and that queue is never consumed again until the process restarts. Both become
-    ``ConnectionClosed`` here; messages it could not give back stay in this process's ack set,
-    named in ``broker.stranded`` for ``workers.middleware.stranded`` to requeue once Redis answers.
-
-    A delay queue's consumer backs off to ``DELAY_POLL_FACTOR`` times the others' cap: it holds
-    retries waiting out backoffs of seconds, and fetching them sooner only means holding them
-    longer. Its thread moves due retries to their queue once per poll, so a retry is late by at
-    most that cap (200 ms at ``WORKER_POLL_MS=20``), and an idle process polls Redis half as often.
-
-    A queue the broker names as yielding (the emails) fetches no more than ``YIELDING_PREFETCH``
-    messages at a time while this process holds messages of another queue (events, refunds), or
-    was given one less than ``YIELD_WINDOW`` ago (so the short gaps between a burst's events do
-    not let the emails back in): priority alone only orders the messages a process holds, so a
-    burst's emails would otherwise fill the threads and take the CPU its activations wait for.
-    Otherwise it fetches its full prefetch.
-
-    ``handed_out`` names, by Redis id, the messages given to the worker and not yet acked, nacked
-    or given back: with ``message_cache`` it is all this process holds of its ack set for the
-    queue (``workers.middleware.unheld`` gives back the rest). A queue's consumer replaced after a
-    fault takes over the old one's set (its messages wait in the work queue or run, and are acked
-    through the new consumer), except a delay queue's: Dramatiq drops or gives back what its
-    thread held before building a new consumer.
-    """
-
-    #: Milliseconds: the cap of this consumer's back-off when a poll finds nothing.
-    timeout: int
-
-    def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
-        self.delayed = queue_name == dq_name(q_name(queue_name))
-        if self.delayed:
-            timeout *= DELAY_POLL_FACTOR
-        self.yields = queue_name in broker.yielding
-        super().__init__(broker, queue_name, prefetch, timeout)
-        kept: set[str] = set() if self.delayed else broker.handed_out.get(queue_name, set())
-        self.handed_out = broker.handed_out[queue_name] = kept
-        broker.consumers[queue_name] = self  # replaces the one a restart after a fault left
-
-    @property
-    def prefetch(self) -> int:
-        """Read by Dramatiq's ``__next__`` before each fetch: how many messages may be held."""
-        if self.yields and (time.monotonic() < self.broker.busy_until or self._others_held()):
-            return min(self._prefetch, YIELDING_PREFETCH)
-        return self._prefetch
-
-    @prefetch.setter
-    def prefetch(self, value: int) -> None:
-        self._prefetch = value
-
-    def _others_held(self) -> bool:
-        return any(c.outstanding_message_count for c in self.broker.consumers.values() if c.urgent)
-
-    @property
-    def urgent(self) -> bool:
-        """Whether the messages it holds make the yielding queues wait (a delay queue's are only
-        waiting out their backoff)."""
-        return not (self.yields or self.delayed)
-
-    def held(self) -> set[str]:
-        """The Redis ids of the messages of this queue this process holds in memory."""
-        return {redis_id for redis_id, _ in list(self.message_cache)} | set(self.handed_out)
-
-    def ack(self, message: Any) -> None:
-        self._settle(super().ack, message)
-
-    def nack(self, message: Any) -> None:
-        self._settle(super().nack, message)
-
-    def _settle(self, call: Callable[[Any], None], message: Any) -> None:
-        """Ack or nack ``message``; it stays held only while Dramatiq tries again (``ConnectionClosed``)."""
-        try:
-            call(message)
-        except ConnectionClosed:
-            raise
-        except BaseException:
-            self.handed_out.discard(message.options["redis_message_id"])
-            raise
-        self.handed_out.discard(message.options["redis_message_id"])
-
-    def requeue(self, messages: Any) -> None:
-        given = list(messages)
-        try:
-            super().requeue(given)
-        except redis.RedisError as error:
-            self.broker.stranded.add(self.queue_name)
-            raise ConnectionClosed(error) from None
-        finally:  # no longer in memory either way
-            self.handed_out.difference_update(m.options["redis_message_id"] for m in given)
-
-    def __next__(self) -> Any:
-        """Dramatiq's ``_RedisConsumer.__next__``, with each message let in only through ``_admit``."""
-        try:
-            while True:
-                if self.message_cache:
-                    redis_id, data = self.message_cache.pop(0)
-                    self.misses = 0
-                    message = self._admit(redis_id, data)
-                    if message is None:
-                        continue
-                    self.queued_message_ids.add(message.message_id)
-                    self.handed_out.add(redis_id)
-                    if self.urgent:
-                        self.broker.busy_until = time.monotonic() + YIELD_WINDOW
-                    return MessageProxy(message)
-                fetched: list[tuple[str, bytes]] = []
-                if self.outstanding_message_count < self.prefetch:
-                    fetched = self.broker.fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
-                    self.message_cache = fetched
-                if not fetched:
-                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                    time.sleep(backoff_ms / 1000)
-                    return None
-        except (redis.ConnectionError, redis.TimeoutError) as error:  # Dramatiq converts only the first
-            raise ConnectionClosed(error) from None
-
-    def _admit(self, redis_id: str, data: bytes) -> Message[Any] | None:
-        """The message stored as ``redis_id``, or None when it must not run: then it is dead-lettered
-        under that id, recorded and logged here, before the worker sees it (so before its ``eta`` is
-        honoured, its actor looked up or anything else in it read)."""
-        if not data:  # an id whose message is gone (Dramatiq skips these too): nothing to keep
-            self.broker.do_ack(self.queue_name, redis_id)
-            return None
-        try:
-            message: Message[Any] = Message.decode(data)
-        except DecodeError as error:
-            self._refuse(redis_id, data, None, f"message could not be decoded: {type(error.error).__name__}")
-            return None
-        actors = self.broker.queue_actors.get(q_name(self.queue_name), ())
-        reason = refusal(self.broker.signer, message, queue=self.queue_name, redis_id=redis_id, actors=actors)
-        if reason is None:
-            return message
-        self._refuse(redis_id, data, message, reason)
-        return None
-
-    def _refuse(self, redis_id: str, data: bytes, message: Message[Any] | None, reason: str) -> None:
-        self.broker.do_nack(self.queue_name, redis_id)
-        message_id = message.message_id if message is not None and isinstance(message.message_id, str) else redis_id
-        log.error("message refused: %s", reason, extra={"message_id": message_id, "queue": self.queue_name})
-        self.broker.on_refused(Refused(self.queue_name, redis_id, data, message, reason))
-
-
 @dataclasses.dataclass(frozen=True)
 class Refused:
     """A message a worker refused to run, dead-lettered under ``redis_id`` (``message`` None: not decodable)."""
@@ -253,53 +67,31 @@ class Refused:
 
 
 class Broker(RedisBroker):
-    """Dramatiq's Redis broker: its consumers survive Redis faults and let ``yielding`` queues
-    wait while others have work (see ``Consumer``), and ``close`` really closes its connections
-    (Dramatiq's does nothing)."""
+    """Dramatiq's Redis broker, which enqueues only signed messages (``RequireSignatures``) and whose
+    ``close`` really closes its connections (Dramatiq's does nothing).
 
-    def __init__(self, signer: Signer, yielding: frozenset[str] = frozenset(), **options: Any) -> None:
+    It does not consume: only a worker's broker (``workers.broker.WorkerBroker``) does, through the
+    consumer that lets in only signed messages, so no broker built here can run what nobody signed.
+    """
+
+    def __init__(self, signer: Signer, **options: Any) -> None:
         super().__init__(**options)
         self.signer = signer
-        #: Told of each message a consumer refused (the worker records it in ``job_failures``).
-        self.on_refused: Callable[[Refused], None] = lambda refused: None
-        self._fetch = self.client.register_script(_FETCH)
-        #: Queues whose consumer could not give its delayed messages back (see ``Consumer``).
-        self.stranded: set[str] = set()
-        self.yielding = yielding
-        #: The live consumer of each queue in this process (each holds that queue's messages).
-        self.consumers: dict[str, Consumer] = {}
-        #: Each queue's ``Consumer.handed_out``, kept across its consumer's restarts.
-        self.handed_out: dict[str, set[str]] = {}
-        #: ``time.monotonic()`` until which the yielding queues keep yielding (see ``Consumer``).
-        self.busy_until = 0.0
 
     @property
-    def consumer_class(self) -> type[Consumer]:
-        return Consumer
-
-    @property
-    def queue_actors(self) -> dict[str, frozenset[str]]:
-        """The names of the actors declared on each queue: the only ones its messages may name."""
-        names: dict[str, set[str]] = {}
-        for actor in self.actors.values():
-            names.setdefault(actor.queue_name, set()).add(actor.actor_name)
-        return {queue: frozenset(actors) for queue, actors in names.items()}
-
-    def fetch(self, queue_name: str, count: int) -> list[tuple[str, bytes]]:
-        """Take up to ``count`` messages of ``queue_name`` into this worker's ack set: (Redis id, data) each."""
-        flat = self._fetch(keys=[self.namespace], args=[queue_name, self.broker_id, current_millis(), min(count, 1000)])
-        return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+    def consumer_class(self) -> type[Any]:
+        raise TypeError(f"{type(self).__name__} only enqueues: a worker consumes through workers.broker.WorkerBroker")
 
     def close(self) -> None:
         super().close()
         self.client.connection_pool.disconnect()
 
 
-def build_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> Broker:
-    """A Redis broker that enqueues only signed messages, with ``middleware`` after (an enqueuer needs none)."""
-    broker = Broker(
+def build_broker(settings: Settings, middleware: Sequence[Middleware] = (), kind: type[Broker] = Broker) -> Broker:
+    """A Redis broker (a ``kind``) that enqueues only signed messages, with ``middleware`` after (an
+    enqueuer needs none)."""
+    broker = kind(
         signer=Signer(settings.queue_signing_keys),
-        yielding=frozenset({EMAILS_QUEUE}),
         url=settings.redis_url,
         middleware=[RequireSignatures(), *middleware],
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

@@ -274,7 +274,7 @@ def consumer_environment(settings: Settings) -> dict[str, str]:
       (5-10 ms after the first empty poll, doubling), idle or with all its prefetch in hand.
       Dramatiq's default, 1 s, lets a message that finds the consumer asleep wait up to a second.
       The price: an idle consumer polls Redis about 65 times a second; a delay queue's, ten times
-      less (``adapters.queue.Consumer``), so an idle process of three queues makes some 200 cheap
+      less (``workers.consumer.Consumer``), so an idle process of three queues makes some 200 cheap
       calls a second.
 
     Measured with an actor that sleeps 20 ms, 8 threads, on this project's loaded 2-core machine

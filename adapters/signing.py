@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 from dramatiq import Message
-from dramatiq.common import q_name
+
+from adapters.compat.dramatiq import q_name
 
 #: The message option that carries the message's HMAC.
 SIGNATURE = "signature"

@@ -1,7 +1,8 @@
 """``make run``: the whole local stack in the foreground, with a short walkthrough.
 
 Ctrl-C or SIGTERM stops every child; a child that dies on its own is restarted with a back-off
-(``devstack.supervisor``), and the stack goes on.
+(``devstack.supervisor``), and the stack goes on. One launcher per ``var/`` (``devstack.ownership``):
+a second one refuses, or waits for what a killed one left; its children die with it (the keeper).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 
 from adapters.settings import ConfigError, read_dotenv
+from devstack.ownership import OwnershipError, take_var
+from devstack.procs import hold_until_children_stop
 from devstack.stack import Stack, StackError
 from devstack.supervisor import Supervisor
 
@@ -57,8 +60,13 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     try:
         environ = {**read_dotenv(Path(".env")), **os.environ}
-        stack = Stack(Path("var"), environ, ingress_port=int(environ.get("PORT") or 5001))
-    except (ConfigError, StackError, ValueError) as error:
+        port = int(environ.get("PORT") or 5001)
+        if environ.get("APP_ENV") != "production":  # Stack refuses that; no var/ for it
+            # Before anything in var/ is written; held until this launcher's children are all gone.
+            hold_until_children_stop(take_var(Path("var"), notice=lambda line: print(line, flush=True)))
+        stack = Stack(Path("var"), environ, ingress_port=port)
+        stack.check_ingress_port()  # before any part starts: a taken port would answer our health check
+    except (ConfigError, StackError, OwnershipError, ValueError) as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)

@@ -4,7 +4,7 @@ Every child runs in its own session (process group) so that stopping it also sto
 forked (the Dramatiq CLI forks worker processes). A launcher that dies without stopping them
 (``kill -9``, a test run killed at its time limit) leaves no orphan either: a keeper process
 holds the read end of a pipe only the launcher writes to, and on its end of file stops every
-group still registered with it.
+group still registered with it (``devstack/keeper.py``).
 """
 
 from __future__ import annotations
@@ -37,28 +37,8 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-#: The keeper: reads ``+PGID``/``-PGID`` lines; at end of file (its launcher is gone, however it
-#: went) it sends SIGTERM to each group left, and SIGKILL to what still runs 10 s later.
-_KEEPER = """
-import os, signal, sys, time
-groups = set()
-for line in sys.stdin:
-    (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
-def signal_all(sig):
-    for group in list(groups):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            groups.discard(group)
-        except PermissionError:
-            groups.discard(group)
-signal_all(signal.SIGTERM)
-deadline = time.monotonic() + 10
-while groups and time.monotonic() < deadline:
-    time.sleep(0.1)
-    signal_all(0)
-signal_all(signal.SIGKILL)
-"""
+#: The keeper (its file says what it does), run as a script: it imports nothing of ours.
+_KEEPER = str(Path(__file__).with_name("keeper.py"))
 
 
 class _Keeper:
@@ -68,6 +48,14 @@ class _Keeper:
     _process: subprocess.Popen[str] | None = None
     _pipe: IO[str] | None = None
     _pid: int | None = None
+    _held: tuple[int, ...] = ()
+
+    @classmethod
+    def hold(cls, fd: int) -> None:
+        with cls._lock:
+            if cls._pipe is not None and cls._pid == os.getpid():
+                raise RuntimeError("the keeper already runs: hand it a descriptor before the first child starts")
+            cls._held += (fd,)
 
     @classmethod
     def register(cls, group: int, keep: bool) -> None:
@@ -76,17 +64,27 @@ class _Keeper:
                 if not keep:
                     return
                 keeper = subprocess.Popen(
-                    [sys.executable, "-I", "-c", _KEEPER],
+                    [sys.executable, "-I", _KEEPER],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     text=True,
+                    pass_fds=cls._held,
                     start_new_session=True,  # a Ctrl-C to the launcher's group is the launcher's to handle
                 )
                 cls._process, cls._pipe, cls._pid = keeper, keeper.stdin, os.getpid()
             assert cls._pipe is not None
             cls._pipe.write(f"{'+' if keep else '-'}{group}\n")
             cls._pipe.flush()
+
+
+def hold_until_children_stop(fd: int) -> None:
+    """Have the keeper inherit ``fd`` (a lock), so that it stays open until every child has stopped.
+
+    The keeper outlives a launcher killed with SIGKILL by the time it takes to stop its children;
+    a lock it holds tells the next launcher that they are still there. Call before the first child.
+    """
+    _Keeper.hold(fd)
 
 
 class Child:

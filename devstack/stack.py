@@ -22,13 +22,15 @@ from typing import Any
 
 import redis
 
+from adapters.compat.dramatiq import heartbeats_key
 from devstack import demo
+from devstack.ownership import OwnershipError, check_port, listens
 from devstack.procs import Child, free_port, python_module
 
 HOST = "127.0.0.1"
 LOCAL_STRIPE_KEY = "sk_test_localstripe"
 #: Dramatiq's Redis broker records each worker process's last fetch here.
-HEARTBEATS = "dramatiq:__heartbeats__"
+HEARTBEATS = heartbeats_key("dramatiq")
 #: Order in which parts stop: the apps first so the worker finishes its messages.
 STOP_ORDER = ("ingress", "worker", "smtp", "stripe", "mongo", "redis")
 
@@ -197,9 +199,19 @@ class Stack:
             "smtp://{host}:{port}",
         )
 
+    def check_ingress_port(self) -> None:
+        """Refuse, in one line, an ingress port another process holds: it would answer our health check."""
+        try:
+            check_port(HOST, self.ingress_port, "PORT")
+        except OwnershipError as error:
+            raise StackError(str(error)) from None
+
     def start_ingress(self) -> None:
         child = self._child("ingress", python_module("ingress"), env=self.app_env())
-        child.wait_until(lambda: _http_ok(self.urls["ingress"] + "/api/webhooks/health"), 30, "health check")
+        health = self.urls["ingress"] + "/api/webhooks/health"
+        # Up once our own child holds the port and answers: whatever else took the port in between
+        # would answer too, while our child fails to bind it.
+        child.wait_until(lambda: listens(child.pid, self.ingress_port) and _http_ok(health), 30, "health check")
 
     def start_worker(self) -> None:
         """Start the worker; ready once a worker process has fetched from Redis (its broker heartbeat)."""
@@ -238,6 +250,7 @@ class Stack:
     def start(self) -> dict[str, Any]:
         """Start every part (embedded or given), wait until all answer, write ``stack.json``."""
         try:
+            self.check_ingress_port()
             self.start_parts()
             env = self.app_env()
             self.demo = demo.seed(self.urls["mongo"], env["MONGODB_DB"], env["JWT_SECRET"])

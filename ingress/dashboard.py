@@ -37,7 +37,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from adapters.mailer import TEMPLATES_DIR
+from adapters import templating
 from adapters.mongo import Doc
 from adapters.ops_sessions import OpsSession
 from domain.errors import RequestRefused
@@ -87,7 +87,7 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ""
 
 
-TEMPLATES = Jinja2Templates(directory=TEMPLATES_DIR / "ops")  # autoescapes .html
+TEMPLATES = Jinja2Templates(env=templating.dashboard_environment())  # templates/ops; autoescapes .html
 TEMPLATES.env.filters["when"] = _when
 TEMPLATES.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
 

@@ -1,12 +1,13 @@
 """Dumb stand-ins for the ports MongoDB does not serve: Stripe, the outbox. They store, never decide.
 
 The use cases are tested against the real MongoDB adapters (the stand-in, or ``TEST_MONGODB_URI``);
-the rules are tested as pure functions.
+the rules are tested as pure functions. Email delivery is tested against stores of its own
+(``StoredNotifications``, ``ScriptedSender``), its outbox and mailer against MongoDB and SMTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo.database import Database
@@ -17,6 +18,7 @@ from adapters.inbox import MongoInbox
 from adapters.mongo import MongoPayments
 from adapters.refunds import MongoRefunds
 from domain.errors import ProviderRefused
+from domain.payments import Payment
 from usecases.ports import Deps, Enrollments, Links, Notice
 
 
@@ -179,3 +181,86 @@ def mongo_deps(
         jobs=RecordingJobs(),
         disputes=MongoDisputes(db),
     )
+
+
+class StoredNotifications:
+    """The outbox's notifications by dedupe key, as email delivery sees them; every call is recorded.
+
+    ``claim`` takes a ``pending`` one (counting the attempt under a new token) and returns a copy;
+    the other writes store what they are given. Fencing by the token is tested against MongoDB.
+    """
+
+    def __init__(self, *docs: Mapping[str, Any]) -> None:
+        self.docs = {str(d["dedupeKey"]): {"status": "pending", "attempts": 0, **d} for d in docs}
+        self.calls: list[tuple[str, str, str | None, str | None]] = []  # (method, key, holder or token, text)
+
+    def claim(self, key: str, holder: str | None = None) -> Mapping[str, Any] | None:
+        self.calls.append(("claim", key, holder, None))
+        doc = self.docs.get(key)
+        if doc is None or doc["status"] != "pending":
+            return None
+        doc.update(status="sending", attempts=doc["attempts"] + 1, claimToken=f"token-{len(self.calls)}")
+        return dict(doc)
+
+    def mark_sent(self, key: str, token: str) -> None:
+        self._store("mark_sent", key, token, "sent", None)
+
+    def release(self, key: str, token: str, error: str) -> None:
+        self._store("release", key, token, "pending", error)
+
+    def mark_failed(self, key: str, token: str, error: str) -> None:
+        self._store("mark_failed", key, token, "failed", error)
+
+    def cancel(self, key: str, token: str, reason: str) -> None:
+        self._store("cancel", key, token, "cancelled", reason)
+
+    def _store(self, method: str, key: str, token: str, status: str, text: str | None) -> None:
+        self.calls.append((method, key, token, text))
+        self.docs[key].update(status=status, lastError=text)
+
+
+class ScriptedSender:
+    """Renders every template alike; each ``send`` raises the next scripted fault, or is kept.
+
+    ``render_fault`` is raised by every ``render``. The ``withdrawn`` check each send was handed is
+    kept for the test to ask: the real mailer asks it before each SMTP try.
+    """
+
+    def __init__(self, *faults: Exception, render_fault: Exception | None = None) -> None:
+        self.faults = list(faults)
+        self.render_fault = render_fault
+        self.sent: list[tuple[str, str, str]] = []  # (to, subject, Message-ID)
+        self.checks: list[Callable[[], str | None]] = []
+
+    def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]:
+        if self.render_fault is not None:
+            raise self.render_fault
+        return f"{template} subject", "text\n", "<p>html</p>\n"
+
+    def send(
+        self, to: str, subject: str, text: str, html: str, message_id: str, withdrawn: Callable[[], str | None]
+    ) -> None:
+        self.checks.append(withdrawn)
+        if self.faults:
+            raise self.faults.pop(0)
+        self.sent.append((to, subject, message_id))
+
+
+class PaymentsByIntent:
+    """Payments by PaymentIntent id, for what only reads one (``Payments.by_intent``)."""
+
+    def __init__(self, *payments: Payment) -> None:
+        self.payments = {p.intent_id: p for p in payments}
+
+    def by_intent(self, intent_id: str) -> Payment | None:
+        return self.payments.get(intent_id)
+
+
+class CountedOutcomes:
+    """Every email outcome reported, in order."""
+
+    def __init__(self) -> None:
+        self.counted: list[str] = []
+
+    def count(self, outcome: str) -> None:
+        self.counted.append(outcome)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -128,6 +128,72 @@ class Notice:
 class Outbox(Protocol):
     def notify_all(self, notices: Sequence[Notice]) -> None:
         """Ensure one email exists under each notice's key and is on its way unless already sent."""
+
+
+class BadTemplate(Exception):
+    """The email cannot be written (unknown template, a value it needs missing): retrying cannot help."""
+
+
+class Undeliverable(Exception):
+    """The server refused this recipient or this message for good (5xx): resending cannot help."""
+
+
+class Withdrawn(Exception):
+    """The caller's check said the email stopped being true before the server took it: not sent."""
+
+
+class NotSent(Exception):
+    """A send fault that may pass (server down, 4xx, timeout, refused login); its text names no address."""
+
+
+class Notifications(Protocol):
+    """The outbox as email delivery sees it. Every write after ``claim`` is fenced by the claim's
+    token: an attempt whose claim was taken over since changes nothing."""
+
+    def claim(self, key: str, holder: str | None = None) -> Mapping[str, Any] | None:
+        """Take the notification for this attempt (``holder``), counted in ``attempts``: the stored
+        document with its ``claimToken``, or None when it is sent, failed or held by a live attempt."""
+
+    def mark_sent(self, key: str, token: str) -> None: ...
+
+    def release(self, key: str, token: str, error: str) -> None:
+        """Back to ``pending`` after a fault, for the next attempt."""
+
+    def mark_failed(self, key: str, token: str, error: str) -> None: ...
+
+    def cancel(self, key: str, token: str, reason: str) -> None:
+        """``cancelled``: what the email says stopped being true, so it is never sent."""
+
+
+class EmailSender(Protocol):
+    def render(self, template: str, context: Mapping[str, str]) -> tuple[str, str, str]:
+        """``(subject, text, html)`` of the template; raises ``BadTemplate``."""
+
+    def send(
+        self, to: str, subject: str, text: str, html: str, message_id: str, withdrawn: Callable[[], str | None]
+    ) -> None:
+        """Send one email under its stable ``message_id``; brief faults are retried within the call.
+
+        ``withdrawn`` runs before each try and once connected: a reason it gives raises ``Withdrawn``
+        and nothing is sent. Raises ``Undeliverable`` for a refusal for good, ``NotSent`` for a fault
+        that may pass.
+        """
+
+
+class EmailOutcomes(Protocol):
+    def count(self, outcome: str) -> None:
+        """One email ``sent``, ``failed`` for good, or ``cancelled``."""
+
+
+@dataclass(frozen=True)
+class EmailDeps:
+    """What email delivery touches, built once per worker process."""
+
+    notifications: Notifications
+    sender: EmailSender
+    payments: Payments
+    outcomes: EmailOutcomes
+    max_attempts: int  # the email actor's budget: the first try and its retries
 
 
 class Inbox(Protocol):

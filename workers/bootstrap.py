@@ -13,11 +13,12 @@ from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
-from adapters.queue import Broker, build_broker, send
+from adapters.queue import send
 from adapters.settings import Settings
 from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
 from workers import actors
+from workers.broker import WorkerBroker, build_worker_broker
 from workers.emails import declare_emails_actor
 from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
@@ -32,7 +33,7 @@ from workers.middleware.unheld import RequeueUnheld
 
 @dataclass(frozen=True)
 class Worker:
-    broker: Broker
+    broker: WorkerBroker
     deps: Deps
     db: Database[Doc]
 
@@ -46,7 +47,7 @@ def worker_middleware(settings: Settings, extra: Sequence[Middleware] = ()) -> l
 
     Only what the actors need: no ``Callbacks``, ``Pipelines``, ``AgeLimit`` or shutdown
     notifications, whose options could make a worker enqueue or run what nobody signed. The
-    signature was checked before any of them sees a message (``adapters.queue.Consumer``).
+    signature was checked before any of them sees a message (``workers.consumer.Consumer``).
     ``extra`` middleware see a message after ``DurableRetries`` decided its fate (Dramatiq calls
     ``after_*`` hooks in reverse order, so they are placed before it in the list).
     """
@@ -81,7 +82,7 @@ def bootstrap(settings: Settings) -> Worker:
         RequeueDeadWorkers(dead_worker_interval(settings)),
         Metrics(),  # after DurableRetries decided: retry or dead letter
     ]
-    broker = build_broker(settings, worker_middleware(settings, extra))
+    broker = build_worker_broker(settings, worker_middleware(settings, extra))
     broker.on_refused = failures.refused
     outbox = MongoOutbox(db, broker)  # the handlers write to it, the emails actor and sweep read it
     deps = build_deps(settings, db, broker, outbox=outbox)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.dead_workers import check_dispatch_script, requeue_dead_workers
+from adapters.compat.dramatiq import check_dramatiq_internals
+from adapters.dead_workers import requeue_dead_workers
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, build_broker, event_message, send
 from adapters.settings import Settings
 from devstack import events
@@ -35,7 +36,7 @@ def test_a_dead_workers_messages_are_requeued_and_a_live_ones_are_not(
 ) -> None:
     """The victim took 3 messages and died; the survivor, heartbeating, keeps its 1 and gets the 3 back."""
     victim, survivor = brokers
-    check_dispatch_script()
+    check_dramatiq_internals(victim)
     for _ in range(4):
         send(victim, event_message(events.event("payment_intent.succeeded", {"id": "pi_1"})))
     assert len(victim.do_fetch(STRIPE_EVENTS_QUEUE, 3)) == 3

@@ -22,14 +22,16 @@ from dramatiq.common import current_millis
 from adapters.failures import MongoFailures
 from adapters.mailer import Mailer
 from adapters.mongo import MongoPayments, now
-from adapters.outbox import MongoOutbox, ensure_outbox_indexes, message_id_for
-from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, Broker, build_broker, notification_message, send
+from adapters.outbox import MongoOutbox, ensure_outbox_indexes
+from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, Broker, notification_message, send
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
 from devstack.send_event import pending_payment
+from domain.notices import message_id_for
 from tests.support import queued_messages, wait_for
 from tests.unit.test_email_templates import CONTEXTS
 from workers.bootstrap import worker_middleware
+from workers.broker import build_worker_broker
 from workers.emails import declare_emails_actor
 from workers.middleware.failures import RecordFailures
 from workers.middleware.sweeper import NotificationSweeper, sweep_age
@@ -104,7 +106,7 @@ def emails(settings: Settings, db: Any, sink: Sink) -> Iterator[Emails]:
         email_max_retries=10,
         notification_sweep_seconds=1,
     )
-    broker = build_broker(tuned, worker_middleware(tuned, [RecordFailures(MongoFailures(db))]))
+    broker = build_worker_broker(tuned, worker_middleware(tuned, [RecordFailures(MongoFailures(db))]))
     broker.flush_all()
     ensure_outbox_indexes(db)
     outbox = MongoOutbox(db, broker)

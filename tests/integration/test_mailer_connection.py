@@ -12,8 +12,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from adapters.mailer import Mailer, Withdrawn
+from adapters.mailer import Mailer
 from devstack.procs import free_port
+from usecases.ports import Withdrawn
 
 HOST = "127.0.0.1"
 

@@ -14,27 +14,29 @@ from typing import cast
 
 import pytest
 
-from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, Consumer, build_broker, event_message, send
+from adapters.queue import STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
 from devstack import events
+from workers.broker import WorkerBroker, build_worker_broker
+from workers.consumer import Consumer
 from workers.middleware.unheld import RequeueUnheld, ack_set
 
 
 @pytest.fixture
-def broker(settings: Settings) -> Iterator[Broker]:
-    broker = build_broker(dataclasses.replace(settings, broker_maintenance_chance=0))
+def broker(settings: Settings) -> Iterator[WorkerBroker]:
+    broker = build_worker_broker(dataclasses.replace(settings, broker_maintenance_chance=0))
     broker.flush_all()
     yield broker
     broker.flush_all()
     broker.close()
 
 
-def queued(broker: Broker) -> list[str]:
+def queued(broker: WorkerBroker) -> list[str]:
     entries = cast(list[bytes], broker.client.lrange(f"{broker.namespace}:{STRIPE_EVENTS_QUEUE}", 0, -1))
     return [entry.decode() for entry in entries]
 
 
-def test_only_what_two_rounds_in_a_row_find_unheld_is_given_back(broker: Broker) -> None:
+def test_only_what_two_rounds_in_a_row_find_unheld_is_given_back(broker: WorkerBroker) -> None:
     """Of four messages in the ack set, the two the consumer holds stay; the two it never got go back
     on the second round, not the first (a fetch in flight looks the same for a moment)."""
     consumer = broker.consume(STRIPE_EVENTS_QUEUE, prefetch=8, timeout=20)
@@ -62,7 +64,7 @@ def test_only_what_two_rounds_in_a_row_find_unheld_is_given_back(broker: Broker)
     assert queued(broker) == [lost]  # nothing given back twice, nothing held given back
 
 
-def test_a_round_redis_does_not_answer_starts_the_count_again(broker: Broker) -> None:
+def test_a_round_redis_does_not_answer_starts_the_count_again(broker: WorkerBroker) -> None:
     """Seen unheld, then a failed round: the next round's sighting is a first one."""
     consumer = broker.consume(STRIPE_EVENTS_QUEUE, prefetch=8, timeout=20)
     assert isinstance(consumer, Consumer)

@@ -1,4 +1,4 @@
-"""The broker's consumers (``adapters.queue.Consumer``): a delay queue's backs off further than
+"""The worker's consumers (``workers.consumer.Consumer``): a delay queue's backs off further than
 the others', a yielding queue's holds one message at a time while the process has other work, and
 each knows which messages of its ack set the process holds."""
 
@@ -15,30 +15,31 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 
-from adapters.queue import DELAY_POLL_FACTOR, YIELD_WINDOW, YIELDING_PREFETCH, Broker, Consumer
 from adapters.signing import Signer
+from workers.broker import WorkerBroker
+from workers.consumer import DELAY_POLL_FACTOR, YIELD_WINDOW, YIELDING_PREFETCH, Consumer
 
 
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    broker = Broker(Signer((b"k",)), yielding=frozenset({"emails"}), url="redis://127.0.0.1:9/0", middleware=[])
+def broker() -> Iterator[WorkerBroker]:
+    broker = WorkerBroker(Signer((b"k",)), yielding=frozenset({"emails"}), url="redis://127.0.0.1:9/0", middleware=[])
     yield broker  # consumers connect on their first fetch: nothing listens on port 9
     broker.close()
 
 
-def consume(broker: Broker, queue: str, prefetch: int = 2) -> Consumer:
+def consume(broker: WorkerBroker, queue: str, prefetch: int = 2) -> Consumer:
     consumer = broker.consume(queue, prefetch=prefetch, timeout=20)
     assert isinstance(consumer, Consumer)
     return consumer
 
 
-def test_a_delay_queue_s_consumer_polls_at_most_ten_times_less_often(broker: Broker) -> None:
+def test_a_delay_queue_s_consumer_polls_at_most_ten_times_less_often(broker: WorkerBroker) -> None:
     assert consume(broker, "emails").timeout == 20
     assert consume(broker, "emails.DQ").timeout == 20 * DELAY_POLL_FACTOR == 200
     assert consume(broker, "DQ").timeout == 20  # a queue that only looks like one
 
 
-def test_the_emails_hold_one_message_while_events_are_held(broker: Broker) -> None:
+def test_the_emails_hold_one_message_while_events_are_held(broker: WorkerBroker) -> None:
     emails, events, retries = (consume(broker, q, prefetch=16) for q in ("emails", "stripe-events", "stripe-events.DQ"))
     assert emails.prefetch == events.prefetch == 16  # nothing held anywhere: the full prefetch
 
@@ -58,7 +59,7 @@ def test_the_emails_hold_one_message_while_events_are_held(broker: Broker) -> No
 
 
 def test_the_emails_go_on_yielding_for_a_while_after_an_event_was_given_out(
-    broker: Broker, monkeypatch: pytest.MonkeyPatch
+    broker: WorkerBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emails, events = consume(broker, "emails", prefetch=16), consume(broker, "stripe-events", prefetch=16)
     dramatiq.actor(actor_name="a", queue_name="stripe-events", broker=broker)(lambda: None)
@@ -74,7 +75,9 @@ def test_the_emails_go_on_yielding_for_a_while_after_an_event_was_given_out(
     assert emails.prefetch == 16
 
 
-def test_a_message_handed_out_is_held_until_acked_and_a_restart_keeps_the_normal_queue_s_hold(broker: Broker) -> None:
+def test_a_message_handed_out_is_held_until_acked_and_a_restart_keeps_the_normal_queue_s_hold(
+    broker: WorkerBroker,
+) -> None:
     """What the worker was given stays held across a restart of its queue's consumer (it still runs and
     is acked through the new one), and is let go by an ack; a delay queue's new consumer holds nothing."""
     events, retries = consume(broker, "stripe-events"), consume(broker, "stripe-events.DQ")
@@ -95,7 +98,9 @@ def test_a_message_handed_out_is_held_until_acked_and_a_restart_keeps_the_normal
     assert restarted.held() == {"r1"}
 
 
-def test_a_message_is_let_go_once_acked_nacked_or_given_back(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_message_is_let_go_once_acked_nacked_or_given_back(
+    broker: WorkerBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An ack Redis took, an ack that failed for good, and a give-back that failed all let the message go."""
     events = consume(broker, "stripe-events")
     proxies = []
@@ -117,3 +122,15 @@ def test_a_message_is_let_go_once_acked_nacked_or_given_back(broker: Broker, mon
     with pytest.raises(ConnectionClosed):  # Redis away: the messages are not in memory any more either
         events.requeue(iter(proxies[3:]))
     assert events.held() == set()
+
+
+def test_only_a_worker_s_broker_consumes() -> None:
+    """A broker built for enqueueing refuses to consume: no consumer without the door runs a message."""
+    from adapters.queue import Broker
+
+    enqueuer = Broker(Signer((b"k",)), url="redis://127.0.0.1:9/0", middleware=[])
+    try:
+        with pytest.raises(TypeError, match=r"only enqueues: a worker consumes through workers\.broker\.WorkerBroker"):
+            enqueuer.consume("stripe-events", prefetch=1, timeout=20)
+    finally:
+        enqueuer.close()

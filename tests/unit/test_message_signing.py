@@ -194,9 +194,9 @@ class Door:
     dead-lettered, and the refusals it reported: the door as ``Consumer._admit`` runs it."""
 
     def __init__(self) -> None:
-        from adapters.queue import Broker
+        from workers.broker import WorkerBroker
 
-        self.broker = Broker(SIGNER, url="redis://127.0.0.1:9/0", middleware=[])  # never connects
+        self.broker = WorkerBroker(SIGNER, url="redis://127.0.0.1:9/0", middleware=[])  # never connects
         dramatiq.actor(actor_name=STRIPE_EVENTS_ACTOR, queue_name=STRIPE_EVENTS_QUEUE, broker=self.broker)(
             lambda event: None
         )

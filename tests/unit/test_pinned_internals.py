@@ -13,15 +13,22 @@ from typing import Any
 
 import localstripe.resources
 import pytest
+import redis.asyncio.connection
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import Retries
 from dramatiq.worker import Worker
 from mongomock.store import CollectionStore
 
+from adapters import async_queue
+from adapters.compat.dramatiq import DRAMATIQ_PINNED, check_dramatiq_internals
+from adapters.compat.redis import REDIS_WRITTEN_FOR, check_redis_internals
+from adapters.queue import Broker
+from adapters.signing import Signer
 from devstack import localstripe_server
 from devstack.mongo_standin import __main__ as standin_main
 from devstack.mongo_standin.internals import MONGOMOCK_PINNED, check_mongomock_internals
 from tests.support import wait_for
-from workers.middleware.stranded import DRAMATIQ_PINNED, RequeueStrandedDelays, check_dramatiq_internals
+from workers.middleware.stranded import RequeueStrandedDelays
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -33,7 +40,7 @@ def requirements() -> set[str]:
 
 
 def test_dramatiq_internals_are_those_of_the_pinned_version() -> None:
-    """The installed Dramatiq is the pinned one and has every internal ``stranded.py`` uses."""
+    """The installed Dramatiq is the pinned one and has every internal ``adapters/compat/dramatiq.py`` uses."""
     assert f"dramatiq[redis]=={DRAMATIQ_PINNED}" in requirements() and version("dramatiq") == DRAMATIQ_PINNED
     broker = RedisBroker()  # connects lazily: no Redis needed
     try:
@@ -54,8 +61,41 @@ def test_a_missing_dramatiq_internal_stops_the_worker_at_boot(monkeypatch: pytes
         broker.close()
     message = str(error.value)
     assert message.startswith("dramatiq internals changed: RedisBroker has no __getattr__ (for broker.do_requeue)")
-    assert f"dramatiq {DRAMATIQ_PINNED} (pinned in pyproject.toml" in message
+    assert f"compat/dramatiq.py was written for dramatiq {DRAMATIQ_PINNED} (pinned in pyproject.toml" in message
     assert middleware._thread is None
+
+
+def test_a_dramatiq_internal_that_no_longer_does_what_is_assumed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``Retries`` whose re-enqueue no longer goes through the broker it is handed fails the check."""
+    check_dramatiq_internals()  # read once before the change: the check reads the replaced method afresh
+    monkeypatch.setattr(Retries, "after_process_message", lambda self, broker, message, **kw: None)
+    with pytest.raises(RuntimeError, match=r"^dramatiq internals changed: Retries\.after_process_message no longer"):
+        check_dramatiq_internals()
+
+
+def test_redis_internals_are_those_it_was_written_for() -> None:
+    """The installed redis-py is within pyproject.toml's bound and has what ``adapters/compat/redis.py`` uses."""
+    bound = next(r for r in requirements() if r.startswith("redis[hiredis]"))
+    major = int(version("redis").split(".")[0])
+    assert f"<{major + 1}" in bound and version("redis").startswith(REDIS_WRITTEN_FOR.split(".")[0])
+    check_redis_internals()
+
+
+def test_a_missing_redis_internal_stops_the_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asyncio connection without ``_parser`` is named, and the webhook's enqueuer is not built."""
+    no_parser = lambda self, parser_class: setattr(self, "_parser", None)  # noqa: E731
+    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "set_parser", no_parser)
+    with pytest.raises(RuntimeError) as error:
+        check_redis_internals()
+    message = str(error.value)
+    assert message.startswith("redis-py internals changed: an asyncio Connection has no _parser")
+    assert f"adapters/compat/redis.py was written for redis-py {REDIS_WRITTEN_FOR}" in message
+    broker = Broker(Signer((b"k",)), url="redis://127.0.0.1:9/0")  # connects lazily: never here
+    try:
+        with pytest.raises(RuntimeError, match=r"^redis-py internals changed"):
+            async_queue.build_enqueuer(SimpleNamespace(redis_url="redis://127.0.0.1:9/0"), broker)  # type: ignore[arg-type]
+    finally:
+        broker.close()
 
 
 def test_mongomock_internals_are_those_of_the_pinned_version() -> None:

@@ -15,7 +15,8 @@ from typing import Any
 from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 
-from adapters.dead_workers import check_dispatch_script, requeue_dead_workers
+from adapters.compat import dramatiq as internals
+from adapters.dead_workers import requeue_dead_workers
 from workers.middleware.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class RequeueDeadWorkers(Periodic):
     name = "dead-workers"
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
-        check_dispatch_script()
+        internals.check_dramatiq_internals(broker, worker)  # the dispatch script's maintenance, among others
         super().after_worker_boot(broker, worker)
 
     def round(self, broker: Broker) -> None:

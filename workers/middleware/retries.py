@@ -5,6 +5,9 @@ when Redis blips at that moment, ``emit_after`` logs the error and the worker th
 message: it is gone, with no dead letter (Dramatiq PR #545). Here the re-enqueue is retried
 until Redis answers; if it never does within ``give_up_after``, the message is failed so it is
 nacked into the dead letters (and recorded in ``job_failures``) instead of silently acked.
+
+That ``Retries`` re-enqueues through the broker object it is handed (here a proxy) is a Dramatiq
+internal, checked at boot with the others (``adapters.compat.dramatiq``).
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from typing import Any
 import redis
 from dramatiq import Broker as DramatiqBroker
 
-from adapters.queue import Broker
+from adapters.compat import dramatiq as internals
+from workers.broker import WorkerBroker
 from workers.middleware.periodic import Periodic
-from workers.middleware.stranded import check_dramatiq_internals
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class RequeueUnheld(Periodic):
         self.unheld: dict[str, set[str]] = {}
 
     def after_worker_boot(self, broker: DramatiqBroker, worker: Any) -> None:
-        check_dramatiq_internals(broker, worker)  # what tells a held message from a stranded one
+        internals.check_dramatiq_internals(broker, worker)  # what tells a held message from a stranded one
         super().after_worker_boot(broker, worker)
 
     def round(self, broker: DramatiqBroker) -> None:
-        assert isinstance(broker, Broker)
+        assert isinstance(broker, WorkerBroker)
         last, self.unheld = self.unheld, {}  # a round that fails starts the count again
         try:
             self.unheld = self.check(broker, last)
@@ -56,7 +56,7 @@ class RequeueUnheld(Periodic):
             log.warning("ack sets not checked: Redis did not answer", extra={"error": repr(error)})
 
     @staticmethod
-    def check(broker: Broker, last: dict[str, set[str]]) -> dict[str, set[str]]:
+    def check(broker: WorkerBroker, last: dict[str, set[str]]) -> dict[str, set[str]]:
         """Requeue what ``last`` and this round both found unheld; returns what this round found unheld."""
         consumers = dict(broker.consumers)
         queues = sorted(consumers)
@@ -71,7 +71,7 @@ class RequeueUnheld(Periodic):
         for queue, ids in unheld.items():
             stale = ids & last.get(queue, set())
             if stale:
-                broker.do_requeue(queue, *sorted(stale))
+                internals.requeue(broker, queue, *sorted(stale))
                 log.warning(
                     "gave back %d messages this worker's ack set held but the worker did not",
                     len(stale),
@@ -81,6 +81,6 @@ class RequeueUnheld(Periodic):
         return unheld
 
 
-def ack_set(broker: Broker, queue: str) -> str:
+def ack_set(broker: WorkerBroker, queue: str) -> str:
     """This process's ack set for ``queue``, keyed as Dramatiq's scripts key it."""
-    return f"{broker.namespace}:__acks__.{broker.broker_id}.{queue}"
+    return internals.ack_set(broker.namespace, broker.broker_id, queue)
