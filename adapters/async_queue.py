@@ -56,11 +56,12 @@ class _Pending:
 
 
 def encode(message: Message[Any]) -> bytes:
-    """``message.encode()``, with orjson when Dramatiq's encoder is its plain JSON one (8x cheaper).
+    """``message.encode()``, with orjson when Dramatiq's encoder is its plain JSON one (far cheaper).
 
     The bytes differ only in escaping and float spelling, not in what ``json.loads`` reads back
     (floats round-trip exactly). Integers beyond 64 bits, which orjson refuses, take Dramatiq's path.
-    orjson writes a dataclass itself, its fields in the order ``Message.asdict()`` lists them.
+    orjson writes a dataclass itself, its fields in the order ``Message.asdict()`` lists them. How much
+    cheaper: docs/performance.md#figures-from-code-comments.
     """
     if type(dramatiq.get_encoder()) is JSONEncoder:
         try:
@@ -248,8 +249,9 @@ class AsyncEnqueuer:
         """Write every command at once, then read one reply each; an error reply (NOSCRIPT, OOM,
         READONLY…) is returned as its ``ResponseError``, not raised."""
         connection = self._connection
-        # Written part by part (one writev), never joined: joining a batch of 3 KB messages (into a
-        # fresh buffer of a few hundred KB each round trip) cost about 1.5 µs a message at 64 of them.
+        # Written part by part (one writev), never joined: joining a batch copies it into a fresh
+        # buffer of a few hundred KB each round trip, a cost paid per message
+        # (docs/performance.md#figures-from-code-comments).
         await connection.send_packed_command([part for command in commands for part in command])
         # Error replies returned, not raised; the timeout and error handling ``read_response`` does per
         # reply, ``_flush`` does once for the whole round trip.

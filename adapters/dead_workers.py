@@ -1,4 +1,4 @@
-"""Find worker processes whose heartbeat stopped and give their unacknowledged messages back (DESIGN §3.3).
+"""Find worker processes whose heartbeat stopped and give their unacknowledged messages back.
 
 Dramatiq returns a dead worker's in-flight messages only during queue maintenance, which it runs
 on a random one in ``maintenance_chance`` broker calls for the queue being called: minutes to
@@ -6,7 +6,8 @@ tens of minutes at idle. ``requeue_dead_workers`` runs that same maintenance (Dr
 ``dispatch`` script, so the bookkeeping stays Dramatiq's) on every declared queue at once, and
 refreshes the caller's heartbeat on the way. The worker runs it at boot and on a timer; ops can
 list and trigger it. The script, its keys and its arguments are Dramatiq internals
-(``adapters.compat.dramatiq``, checked at a worker's boot).
+(``adapters.compat.dramatiq``, checked at a worker's boot). The loss window this closes:
+docs/architecture.md#loss-windows-and-what-closes-them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """One email as the bytes that go on the wire: multipart/alternative, a text and an HTML part.
 
 Written out here rather than by ``email``'s generator: flattening even the ``compat32`` classes
-re-folds every header through ``Header`` and compiles a regular expression per message to check
-its random boundary: 1.0 ms an email, more than half of what a worker spent sending one. These
-bytes take 0.03 ms and read back the same (``tests/integration/test_mailer_connection.py``):
+re-folds every header through ``Header`` and compiles a regular expression per message to check its
+random boundary: most of what a worker spent sending an email
+(docs/performance.md#figures-from-code-comments). These bytes cost a small part of that and read
+back the same (``tests/integration/test_mailer_connection.py``):
   * every line is 7-bit and at most 78 characters: a header value that is not plain ASCII, or
     too long, goes through ``Header`` (RFC 2047 encoded words, folded); bodies are UTF-8 in base64
     (76-character lines, and the text comes back exactly, line ends included);

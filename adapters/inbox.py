@@ -1,4 +1,4 @@
-"""The ``stripe_events`` inbox (CONTRACT §5, DESIGN §2 "Inbox"): each Stripe event recorded once by its id.
+"""The ``stripe_events`` inbox (docs/data.md#stripe_events-the-inbox): each Stripe event recorded once by its id.
 
 A delivery is recorded before the worker acts on it; a processed or ignored event is skipped on
 redelivery; an event left ``received`` is found by the stale-work sweep and queued again. An event

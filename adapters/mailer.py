@@ -8,9 +8,10 @@ take over. The password is kept out of ``repr``, log lines and error messages. T
 the email port's (``usecases.ports``): the use case catches them without knowing Jinja2 or smtplib.
 
 Each worker thread keeps one SMTP connection and reuses it across messages (a new connection per
-email cost 40% of the worker's CPU); any fault drops it, and the next try connects afresh.
-Before each try, and again once a new connection is up, the caller's ``withdrawn`` check runs: an
-email that stopped being true while a try waited (or while the connection was made) is never sent.
+email cost much of the worker's CPU: docs/performance.md#figures-from-code-comments); any fault
+drops it, and the next try connects afresh. Before each try, and again once a new connection is up,
+the caller's ``withdrawn`` check runs: an email that stopped being true while a try waited (or while
+the connection was made) is never sent.
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ _retry_brief_faults = retry(
 
 @functools.lru_cache(maxsize=4096)
 def _parse(value: str) -> tuple[str, str]:
-    """``(display name, address)``; cached: recipients repeat, and parsing took 0.2 ms an email."""
+    """``(display name, address)``; cached: recipients repeat, and parsing is slow.
+
+    How slow: docs/performance.md#figures-from-code-comments.
+    """
     return email.utils.parseaddr(value)
 
 

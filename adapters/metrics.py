@@ -1,4 +1,4 @@
-"""The service's Prometheus metrics, every one defined here (CONTRACT §3: ``GET /metrics``).
+"""The service's Prometheus metrics, every one defined here (``GET /metrics``: docs/api.md#metrics).
 
 The edges count: the webhook route, the workers' ``Metrics`` middleware and the scrape itself
 (queue depths); the use cases and the rules never import this module.

@@ -1,4 +1,4 @@
-"""pymongo repositories for this service's collections (CONTRACT §5).
+"""pymongo repositories for this service's collections (docs/data.md#collections-and-indexes).
 
 Writes that matter use majority write concern and decisions read from the primary, so a
 failover never hands a decision a stale document.

@@ -1,4 +1,4 @@
-"""The ``notifications`` outbox (CONTRACT §5, DESIGN §2 "Emails").
+"""The ``notifications`` outbox (docs/data.md#notifications-the-outbox).
 
 One document per email, keyed by a dedupe key the domain builds (event or action, template,
 recipient). Every handler attempt re-asserts its notifications with ``notify_all`` (all of one

@@ -149,7 +149,7 @@ def _redact_all(value: Any) -> Any:
 
 
 def event_message(event: dict[str, Any]) -> Message[Any]:
-    """The message for one Stripe event; its id is the event's id (CONTRACT §3).
+    """The message for one Stripe event; its id is the event's id (docs/api.md#the-webhook).
 
     The id does not dedupe (each enqueue gets its own Redis id); the worker's inbox does.
     Secrets are stripped here, the one door every event goes through into the queue.

@@ -1,4 +1,4 @@
-"""Configuration from the environment and an optional ``.env`` file (CONTRACT §2).
+"""Configuration from the environment and an optional ``.env`` file (docs/configuration.md).
 
 ``load_settings`` validates everything at start-up; a missing or malformed value raises
 ``ConfigError`` whose message is one line naming the variable. Entry points print that line
@@ -47,7 +47,8 @@ class Settings:
     jwt_secret: str = field(repr=False)
     #: Furthest ahead a JWT's ``exp`` may be, in days (a token "valid for ever" is refused).
     jwt_max_age_days: int
-    #: HMAC key over every queued message (DESIGN §5: Redis is not a trust boundary); never in Redis.
+    #: HMAC key over every queued message (Redis is not a trust boundary: docs/queue-security.md);
+    #: never in Redis.
     #: The first signs queued messages, every one verifies them (rotation).
     queue_signing_keys: tuple[bytes, ...] = field(repr=False)
     ops_token: str | None = field(repr=False)
@@ -277,12 +278,7 @@ def consumer_environment(settings: Settings) -> dict[str, str]:
       less (``workers.consumer.Consumer``), so an idle process of three queues makes some 200 cheap
       calls a second.
 
-    Measured with an actor that sleeps 20 ms, 8 threads, on this project's loaded 2-core machine
-    (drain rate of 1,200 queued messages against the 400/s 8 threads can do; p99 enqueue → actor
-    start at one message per 70 ms; ranges over two runs): 1 s and one per thread, 56 % and 479
-    ms; 1 s and two per thread, 90 % and 371 ms; 20 ms and one per thread, 64-70 % and 26-30 ms;
-    20 ms and two per thread, 83-87 % and 19-82 ms (the machine's load); 20 ms and four per
-    thread, 86-96 % and 18-28 ms, which would strand twice as many.
+    How each choice trades drain rate against latency: docs/performance.md#worker-polling-and-prefetch.
     """
     prefetch = settings.worker_prefetch or 2 * settings.worker_threads
     return {"dramatiq_queue_prefetch": str(prefetch), "dramatiq_worker_timeout": str(settings.worker_poll_ms)}

@@ -1,4 +1,4 @@
-"""A specialist's earnings: one MongoDB aggregation over their paid payments (CONTRACT §3).
+"""A specialist's earnings: one MongoDB aggregation over their paid payments (docs/api.md#what-the-payment-routes-do).
 
 Per currency (never summed across currencies), per month and currency, per service and currency:
 ``count``, ``gross`` (sum of amounts), ``refunded`` (sum of ``amountRefunded``), ``disputed``

@@ -2,7 +2,7 @@
 
 The local stack's asyncio servers (the SMTP sink, the MongoDB stand-in) and the benchmark's
 open-loop generator share this machine's cores with what they serve or measure: uvloop's
-transports cost them about a quarter less CPU (the sink: 1.12 → 0.85 ms an email).
+transports cost them less CPU (docs/performance.md#figures-from-code-comments).
 """
 
 from __future__ import annotations

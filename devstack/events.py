@@ -91,7 +91,7 @@ def payment_intent(
 
 
 def intent_metadata(payment: Mapping[str, Any]) -> dict[str, str]:
-    """The PaymentIntent metadata create-intent writes (CONTRACT §5), for a stored payment."""
+    """The PaymentIntent metadata create-intent writes (docs/data.md#payments), for a stored payment."""
     return {
         "paymentRecordId": str(payment["_id"]),
         "customerId": str(payment["customerId"]),

@@ -1,4 +1,4 @@
-"""The local stack (CONTRACT §1), used by ``make run`` and by the end-to-end tests alike.
+"""The local stack (README.md#what-make-run-starts), used by ``make run`` and by the end-to-end tests alike.
 
 Each part is embedded unless its variable names a real one: Redis (``REDIS_URL``), MongoDB
 (``MONGODB_URI``), Stripe (``STRIPE_SECRET_KEY``), SMTP (``SMTP_URL``). The ingress and a
@@ -269,7 +269,7 @@ class Stack:
         return info
 
     def info(self) -> dict[str, Any]:
-        """What ``var/stack.json`` says (CONTRACT §1)."""
+        """What ``var/stack.json`` says (README.md#what-make-run-starts)."""
         env = self.app_env()
         return {
             "ingress": self.urls["ingress"],

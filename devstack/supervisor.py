@@ -1,9 +1,9 @@
 """Keep the local stack up: a part that dies on its own is restarted on its port, with a back-off.
 
-CONTRACT §1: the stack never stops because one part died. ``Supervisor.tick()`` is called every
-half second by ``make run``: each dead part is restarted once its back-off has passed (1 s, then
-doubling up to 30 s while it keeps dying; back to 1 s after it stayed up for a minute), and every
-death and restart is logged with the part's log tail.
+The stack never stops because one part died (README.md#what-make-run-starts). ``Supervisor.tick()``
+is called every half second by ``make run``: each dead part is restarted once its back-off has
+passed (1 s, then doubling up to 30 s while it keeps dying; back to 1 s after it stayed up for a
+minute), and every death and restart is logged with the part's log tail.
 """
 
 from __future__ import annotations

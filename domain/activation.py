@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.payments import COMPLETED, PARTIALLY_REFUNDED, Payment, due_status
 
-#: ``reviewRequired.reason`` values (CONTRACT §5).
+#: ``reviewRequired.reason`` values (docs/data.md#payments).
 AMOUNT_MISMATCH = "amount_mismatch"
 METADATA_MISMATCH = "metadata_mismatch"
 DUPLICATE_PAYMENT = "duplicate_payment"

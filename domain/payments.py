@@ -1,4 +1,4 @@
-"""The payment state machine (DESIGN §2) and how Stripe's intent states map onto it."""
+"""The payment state machine (docs/architecture.md#payment-states) and how Stripe's intent states map onto it."""
 
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     DISPUTE_LOST: frozenset(),
 }
 
-#: Not paid yet: create-intent hands the same intent back for another attempt (CONTRACT §3).
+#: Not paid yet: create-intent hands the same intent back for another attempt (docs/api.md#what-the-payment-routes-do).
 REUSABLE = frozenset({PENDING, REQUIRES_ACTION, FAILED})
 
 #: Statuses that hold the customer's one open slot for a service, so no second intent is made:
 #: the reusable ones, one whose money may be on its way, and one paid but not activated yet
 #: (a second intent then could charge the customer twice). Activation, a review flag or any
-#: other status gives the slot up (DESIGN §2, "Two sets of payments").
+#: other status gives the slot up (docs/architecture.md#payment-states).
 HOLDS_SLOT = REUSABLE | {PROCESSING, COMPLETED}
 
 
@@ -169,7 +169,7 @@ class Dispute:
 
 @dataclass(frozen=True)
 class Payment:
-    """The fields of a ``payments`` document the rules read (CONTRACT §5).
+    """The fields of a ``payments`` document the rules read (docs/data.md#payments).
 
     Ids (``record_id``, parties, ``service_id``) are opaque to the rules: adapters store them
     as ObjectIds and compare them as given.

@@ -21,9 +21,10 @@ def tune_gc() -> None:
 
     Every request allocates short-lived tracked objects (scope, coroutines, tasks, futures, the
     message), so with the default threshold (700) the collector ran every few requests and, as
-    requests in flight kept theirs alive, kept moving them into older generations to scan again:
-    10-20% of the webhook's CPU in wrk runs. ``gc.freeze`` leaves the modules and the app built at
-    start-up out of every later collection. Cycles are still collected, only in larger batches.
+    requests in flight kept theirs alive, kept moving them into older generations to scan again: a
+    real share of the webhook's CPU (docs/performance.md#figures-from-code-comments). ``gc.freeze``
+    leaves the modules and the app built at start-up out of every later collection. Cycles are still
+    collected, only in larger batches.
     """
     gc.collect()
     gc.freeze()
@@ -39,9 +40,10 @@ def main() -> int:
         app,
         host=settings.host,
         port=settings.port,
-        # uvloop when installed (uvicorn[standard]; else asyncio): the bare HTTP cycle costs about half
-        # as much CPU. HTTP/1.1 is httptools (always in uvicorn[standard]) held to the head size cap
-        # and the head and body deadlines (ingress/server.py); no WebSocket upgrades.
+        # uvloop when installed (uvicorn[standard]; else asyncio): the bare HTTP cycle costs less CPU
+        # (docs/performance.md#figures-from-code-comments). HTTP/1.1 is httptools (always in
+        # uvicorn[standard]) held to the head size cap and the head and body deadlines
+        # (ingress/server.py); no WebSocket upgrades.
         loop="auto",
         http=protocol_class(EdgeLimits.of(settings)),
         ws="none",

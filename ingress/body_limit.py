@@ -1,4 +1,4 @@
-"""A cap on the request body of every route, before anything reads it (DESIGN §5).
+"""A cap on the request body of every route, before anything reads it (docs/api.md#conventions).
 
 Pure ASGI middleware: a declared ``Content-Length`` over the route's cap is answered at once, and
 a body streamed without one (chunked) is cut off as soon as the bytes received pass the cap, so

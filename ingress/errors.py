@@ -1,4 +1,4 @@
-"""The one JSON error shape of the API (CONTRACT §3): ``{"error": {"code", "message", "field"?}}``."""
+"""The one JSON error shape of the API (docs/api.md#conventions): ``{"error": {"code", "message", "field"?}}``."""
 
 from __future__ import annotations
 

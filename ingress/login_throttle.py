@@ -1,12 +1,13 @@
 """Failed dashboard logins per client address: after ``limit`` in a window, that address waits.
 
-150 wrong ops tokens could be tried at 786 a second. Failures are counted in Redis (one key per
-address, living one window from the first failure), so every ingress process sees the same
-count; once an address reaches the limit every login from it, right token or not, is refused
-until the key expires (a correct guess among refusals would otherwise still tell). A successful
-login clears the count. When Redis cannot be reached each process counts in its own memory
-instead (the bound is then per process, not lost), with a warning: ops need the dashboard most
-when something is down, so this fails neither open nor shut.
+Without it, wrong ops tokens could be tried as fast as the ingress answers
+(docs/performance.md#figures-from-code-comments). Failures are counted in Redis (one key per
+address, living one window from the first failure), so every ingress process sees the same count;
+once an address reaches the limit every login from it, right token or not, is refused until the key
+expires (a correct guess among refusals would otherwise still tell). A successful login clears the
+count. When Redis cannot be reached each process counts in its own memory instead (the bound is then
+per process, not lost), with a warning: ops need the dashboard most when something is down, so this
+fails neither open nor shut.
 
 The address is ``request.client.host``: behind a proxy, uvicorn's ``--forwarded-allow-ips``
 decides whether that is the proxy's or the client's.

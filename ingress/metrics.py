@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus text of ``adapters.metrics`` and the queue depths (CONTRACT §3).
+"""``GET /metrics``: the Prometheus text of ``adapters.metrics`` and the queue depths (docs/api.md#metrics).
 
 Not under the ops token: open when ``METRICS_TOKEN`` is unset, else ``Authorization: Bearer
 $METRICS_TOKEN`` (compared in constant time) or 401 in the API's error shape.

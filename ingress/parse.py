@@ -1,4 +1,4 @@
-"""The one set of parsers for everything a client sends (DESIGN §5): every route uses these.
+"""The one set of parsers for everything a client sends: every route uses these (docs/api.md#conventions).
 
 Each parser takes the raw value (from a JSON body, a path, a query string, a header) and either
 returns it as the type the code needs, or raises ``Invalid`` (422 ``validation_error`` naming the
@@ -259,8 +259,9 @@ _NOT_FAST = object()
 def json_value(raw: bytes) -> Any:
     """``raw`` parsed as JSON, within ``MAX_DEPTH`` and with finite numbers only.
 
-    A well-formed body (every webhook) is parsed once by orjson, several times faster than the
-    exact path below, which stays the reference for every body orjson cannot vouch for.
+    A well-formed body (every webhook) is parsed once by orjson, faster than the exact path below
+    (docs/performance.md#figures-from-code-comments), which stays the reference for every body
+    orjson cannot vouch for.
     """
     value = _fast_json(raw)
     return _exact_json(raw) if value is _NOT_FAST else value

@@ -1,11 +1,12 @@
-"""``/api/payments/*`` for the MERN frontend: JWT auth, validation, then the domain (CONTRACT §3).
+"""``/api/payments/*`` for the MERN frontend: JWT auth, validation, then the domain.
 
 Every blocking call (MongoDB, Redis, Stripe) runs in a thread pool of its own (``PAYMENT_THREADS``),
 so a slow Stripe can hold at most that many threads: the event loop and the default pool, which
 the webhook's enqueue uses, stay free for Stripe's deliveries. Every input goes through ``ingress.parse``:
 ids (``serviceId``: ObjectId; ``paymentIntentId`` and the path's ``paymentId``: ``pi_…``),
 ``serviceType``, ``amount``, and the history's ``status`` (an enum), ``limit`` (1 to 100) and ``cursor``.
-What each caller sees of a payment is ``serialize.payment_json``'s allow-list.
+What each caller sees of a payment is ``serialize.payment_json``'s allow-list. What each route does:
+docs/api.md#what-the-payment-routes-do.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ T = TypeVar("T")
 MAX_PAGE = 100
 #: Threads the payment routes may hold at once; Starlette's default pool (40) is left to the webhook.
 PAYMENT_THREADS = 16
-#: The payment statuses the history may be filtered by (DESIGN §2).
+#: The payment statuses the history may be filtered by (docs/architecture.md#payment-states).
 STATUSES = frozenset(TRANSITIONS)
 
 

@@ -1,4 +1,4 @@
-"""A request id, one access line, and the catch-all for failures nobody expected (CONTRACT §3).
+"""A request id, one access line, and the catch-all for failures nobody expected (docs/api.md#conventions).
 
 Pure ASGI middleware, outermost of the app's own (one layer for the three, as each layer wraps
 ``send`` once more on every request): it gives each request an id (answered in the

@@ -3,7 +3,7 @@
 Ids as 24-hex strings, dates as ISO 8601 UTC; values JSON cannot carry (NaN, Decimal128, bytes)
 become null or strings rather than failing the answer.
 
-Who sees what of a ``payments`` document (CONTRACT §3, §5). An allow-list per view: a field not
+Who sees what of a ``payments`` document (docs/api.md#who-sees-what). An allow-list per view: a field not
 listed is not shown, so a field added to the collection later stays private until named here.
 
 - ``customer`` (the payment's customer): ``id``, ``paymentId``, ``customerId``, ``serviceId``,

@@ -1,11 +1,11 @@
 """The HTTP/1.1 protocol ``python -m ingress`` serves with: uvicorn's httptools one, held to limits.
 
-Left to itself, uvicorn reads a request head of any size (httptools keeps a header until its
-end, copying it as it grows: four 32 MiB ``Authorization`` headers took the ingress to 312 MiB)
-and waits for a client for ever: no timer runs before a first answer is out, and any byte
-received disarms the keep-alive one, so a head or a body sent a byte at a time, or never
-finished, holds a connection and what it buffered. ``GuardedHttpToolsProtocol`` adds, per
-connection:
+Left to itself, uvicorn reads a request head of any size (httptools keeps a header until its end,
+copying it as it grows, so a few huge headers take memory far past their size:
+docs/performance.md#figures-from-code-comments) and waits for a client for ever: no timer runs
+before a first answer is out, and any byte received disarms the keep-alive one, so a head or a body
+sent a byte at a time, or never finished, holds a connection and what it buffered.
+``GuardedHttpToolsProtocol`` adds, per connection:
 
 - a cap on the head (``MAX_HEADER_BYTES``, request target and header lines): bytes are counted as
   they arrive, so a head over the cap is refused after at most one read past it, never buffered

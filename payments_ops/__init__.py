@@ -1,1 +1,1 @@
-"""``payments-ops``: the ops operations for people on a shell (CONTRACT §4)."""
+"""``payments-ops``: the ops operations for people on a shell (docs/operations.md#payments-ops)."""

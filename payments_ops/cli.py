@@ -1,4 +1,4 @@
-"""``payments-ops``: queues and failed jobs from a shell (CONTRACT §4).
+"""``payments-ops``: queues and failed jobs from a shell.
 
     payments-ops queues
     payments-ops failures list [--queue Q] [--actor A] [--error TEXT] [--since T] [--until T] [--state S]
@@ -13,7 +13,8 @@
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
 
 Every command takes ``--json`` for scripts, and ``--as NAME``: the person the audit names (by
-default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
+default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration. What each
+command is for: docs/operations.md#payments-ops.
 """
 
 from __future__ import annotations

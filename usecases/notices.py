@@ -1,7 +1,7 @@
 """The emails a payment's story sends, each written to the outbox under one dedupe key.
 
 Every call re-asserts its notification, so a retry after a crash between a state change and the
-outbox write heals it, and no key is ever emailed twice (DESIGN §2, "Emails").
+outbox write heals it, and no key is ever emailed twice (docs/data.md#notifications-the-outbox).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ T = TypeVar("T")
 #: How many failures a dry run shows.
 SAMPLE = 5
 #: Bounds of a replay's rate, in messages per second: below a tenth a run of a few messages takes
-#: minutes between each; above a thousand the rate limits nothing (an unlimited replay does ~600/s).
+#: minutes between each; above a thousand the rate limits nothing, an unlimited replay being slower
+#: (docs/performance.md#figures-from-code-comments).
 MIN_RATE = 0.1
 MAX_RATE = 1000.0
 #: Seconds between two progress writes of a background job (and one at its end).

@@ -1,4 +1,4 @@
-"""Reconcile with Stripe: recover what a lost webhook or a lost message left undone (DESIGN §3, the safety net).
+"""Reconcile with Stripe: recover what a lost webhook or a lost message left undone (docs/operations.md#reconcile).
 
 Stripe keeps events for 30 days and does not deliver in order, so "since the newest processed"
 would miss older lost events: the window starts at the earlier of ``window`` ago and the oldest

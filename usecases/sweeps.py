@@ -1,4 +1,4 @@
-"""Finish work a crash or a lost message left behind (the stale-inbox sweep of DESIGN §3).
+"""Finish work a crash or a lost message left behind (docs/operations.md#sweeps-and-stuck-work).
 
 Every worker runs ``heal`` on a timer; ops show and trigger the same sweep. Both halves are safe to
 run anywhere, any number of times: the inbox skips what is done and activation is once-only.

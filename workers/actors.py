@@ -35,7 +35,7 @@ def declare_actor(
     time_limit_ms: int | None = None,
     priority: int = 0,
 ) -> dramatiq.Actor[Any, Any]:
-    """Declare ``fn`` as an actor with the project's retry policy (DESIGN §3).
+    """Declare ``fn`` as an actor with the project's retry policy (docs/configuration.md#retries-and-sweeps).
 
     Bounded exponential backoff from the settings; ``PermanentError`` goes to the dead letters
     at once, without retries. ``time_limit_ms`` overrides Dramatiq's 10-minute time limit.

@@ -5,8 +5,8 @@ straight from an asyncio connection's parser (``Connection._parser.read_response
 an error reply (NOSCRIPT, OOM, READONLY…) where ``Connection.read_response`` raises it, and then
 sets ``next_health_check`` as ``read_response`` does after a read. The public way,
 ``Connection.read_response(disconnect_on_error=False)`` with each ``ResponseError`` caught, reads
-the same replies at about twice the cost per reply (1 to 1.5 µs more, measured here with 3 KB
-replies): its per-read timeout and error handling, which the enqueuer does once per round trip.
+the same replies at a higher cost per reply (docs/performance.md#figures-from-code-comments): its
+per-read timeout and error handling, which the enqueuer does once per round trip.
 
 ``check_redis_internals`` stops the ingress at boot if that changed.
 """

@@ -1,11 +1,12 @@
 """Writing a snapshot in a forked child, as Redis's BGSAVE does: the fork is the consistent cut.
 
-Encoding the whole state takes time that grows with the data (150 ms at 20 MB here), and every
-command waits while it runs under the engine's lock. Forking takes a few milliseconds instead:
-the child gets a copy-on-write image of the state as it is at the fork, encodes and writes it,
-and exits, while the parent goes on serving commands. Callers rely on: ``start`` being called
-under the engine's lock (the cut), and ``Writer.wait`` returning once the file is whole on disk,
-or raising ``OSError`` naming why the child could not write it.
+Encoding the whole state takes time that grows with the data
+(docs/performance.md#figures-from-code-comments), and every command waits while it runs under the
+engine's lock. Forking takes a few milliseconds instead: the child gets a copy-on-write image of the
+state as it is at the fork, encodes and writes it, and exits, while the parent goes on serving
+commands. Callers rely on: ``start`` being called under the engine's lock (the cut), and
+``Writer.wait`` returning once the file is whole on disk, or raising ``OSError`` naming why the
+child could not write it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """mongomock's ``filter_applies`` for the simplest filters, with the same answers for less CPU.
 
-The candidates an index narrows a query to still go through mongomock's matcher, about 20 µs a
-document: the notification sweep's ``$or`` of ``{status: s, updatedAt: {$lte: t}}`` branches meets
-every pending notification, thousands during a burst, and held every other command up for 100-300
-ms. ``compile_filter`` turns a filter made only of these into a plain Python predicate:
+The candidates an index narrows a query to still go through mongomock's matcher, slow per document:
+the notification sweep's ``$or`` of ``{status: s, updatedAt: {$lte: t}}`` branches meets every
+pending notification, thousands during a burst, and held every other command up
+(docs/performance.md#figures-from-code-comments). ``compile_filter`` turns a filter made only of
+these into a plain Python predicate:
   * ``{field: v}`` with ``v`` a string or an ObjectId (equality);
   * ``{field: {$lt | $lte | $gt | $gte: d}}`` with ``d`` a naive datetime (as mongomock hands
     filters to ``_iter_documents``), one or more of them;

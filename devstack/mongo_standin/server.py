@@ -44,12 +44,12 @@ FREEZE_INTERVAL = 1.0
 async def _freeze_loop() -> None:
     """Keep the cyclic garbage collector off the stored data.
 
-    Documents are acyclic and freed by reference counting, but the collector's full passes scan
-    every tracked object: 50-300 ms at a few hundred MB, with every command waiting. Each second,
-    what survived is moved to the permanent generation (``gc.freeze``, a list splice), so a pass
-    only sees objects younger than that. The young cycles (an exception and its traceback) are
-    collected first; a cycle that becomes garbage after its freeze is never collected, which the
-    loop's own objects make rare.
+    Documents are acyclic and freed by reference counting, but the collector's full passes scan every
+    tracked object, long at a few hundred MB, with every command waiting
+    (docs/performance.md#figures-from-code-comments). Each second, what survived is moved to the
+    permanent generation (``gc.freeze``, a list splice), so a pass only sees objects younger than
+    that. The young cycles (an exception and its traceback) are collected first; a cycle that
+    becomes garbage after its freeze is never collected, which the loop's own objects make rare.
     """
     while True:
         await asyncio.sleep(FREEZE_INTERVAL)

@@ -1,13 +1,14 @@
 """Unique-index enforcement for mongomock that costs O(1) per write instead of a collection scan.
 
-mongomock checks a unique index by running ``{field: value, ...}`` (``$and``-ed with the
-partial filter, if any) as a query over *every* document on *every* write, which makes inserting
-into a 10,000-document collection take ~20 ms. Here a key map (``hashindex``) picks a small
-*superset* of the documents that query could match; the very same mongomock query is then run on
-just those. So the verdict is mongomock's, only faster; a key value the hash can't represent
-(sub-document, array, regex, Decimal128, ...) falls back to mongomock's full scan. A partial
-index is checked through a map of only the documents its filter admits, so the many documents
-outside it (say, ``openKey: null`` under a ``{openKey: {$type: "string"}}`` filter) cost nothing.
+mongomock checks a unique index by running ``{field: value, ...}`` (``$and``-ed with the partial
+filter, if any) as a query over *every* document on *every* write, so an insert costs more the
+larger the collection (docs/performance.md#figures-from-code-comments). Here a key map
+(``hashindex``) picks a small *superset* of the documents that query could match; the very same
+mongomock query is then run on just those. So the verdict is mongomock's, only faster; a key value
+the hash can't represent (sub-document, array, regex, Decimal128, ...) falls back to mongomock's
+full scan. A partial index is checked through a map of only the documents its filter admits, so the
+many documents outside it (say, ``openKey: null`` under a ``{openKey: {$type: "string"}}`` filter)
+cost nothing.
 
 Callers rely on ``ensure_uniques(collection, doc, inserted)`` behaving like mongomock's
 ``Collection._ensure_uniques`` (``doc`` is already in the store; raise if another document shares

@@ -1,4 +1,4 @@
-"""The payment API's access rules, validation, reads and rate limits (CONTRACT §3)."""
+"""The payment API's access rules, validation, reads and rate limits (docs/api.md#authentication)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""No input gives a 500, every error has the contract's shape, nothing unverified is enqueued (CONTRACT §3, DESIGN §5).
+"""No input gives a 500, every error has the API's error shape, nothing unverified is enqueued.
 
 Property-based: hypothesis sends arbitrary JSON bodies, raw bytes, ids, query strings, tokens and
 headers to the real app (``create_app``) on the test Redis and MongoDB, with a fake Stripe. Example
-counts are kept small so the file runs in well under a minute.
+counts are kept small so the file runs in well under a minute. The error shape: docs/api.md#conventions;
+what is checked before anything is queued: docs/architecture.md#security.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def api(settings: Settings, db: Any) -> Iterator[Api]:
 
 
 def check(response: Any, allowed: set[int]) -> None:
-    """Not a 500, a status among ``allowed``, a request id, and an error body in the contract's shape."""
+    """Not a 500, a status among ``allowed``, a request id, and an error body in the API's error shape."""
     assert response.status_code in allowed, (response.status_code, response.text)
     assert response.headers.get("x-request-id")
     if response.status_code >= 400:
@@ -331,7 +332,7 @@ def _deep(n: int) -> bytes:
 
 
 def test_the_reported_inputs_are_refused_in_the_error_shape(api: Api) -> None:
-    """Each input the issue found answering a plain-text 500 now gets its 4xx in the contract's shape."""
+    """Each input the issue found answering a plain-text 500 now gets its 4xx in the API's error shape."""
     bad_id, customer = f"{api.seeded.service}\n", api.customer
     huge_cursor = base64.urlsafe_b64encode(b"99999999999999999999:" + b"a" * 24).decode()
     deep = _deep(100_000)

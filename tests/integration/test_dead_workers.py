@@ -1,4 +1,7 @@
-"""A dead worker's in-flight messages come back within a bounded time, a live worker's never (DESIGN §3.3)."""
+"""A dead worker's in-flight messages come back within a bounded time, a live worker's never.
+
+The loss window this closes: docs/architecture.md#loss-windows-and-what-closes-them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Emails end to end inside one process: outbox in MongoDB, Redis queue, real worker, real SMTP sink (DESIGN §2)."""
+"""Emails end to end inside one process: outbox in MongoDB, Redis queue, real worker, real SMTP sink.
+
+The outbox: docs/data.md#notifications-the-outbox.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Stripe events through the inbox and the handlers, against MongoDB: any order, any duplicate (DESIGN §2).
+"""Stripe events through the inbox and the handlers, against MongoDB: any order, any duplicate.
 
-The use cases run on the real MongoDB adapters; only Stripe and the outbox are stand-ins.
+The use cases run on the real MongoDB adapters; only Stripe and the outbox are stand-ins. What keeps
+every effect once: docs/architecture.md#idempotency-and-claims.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The writes folded for issue 11, each tested for what it must still refuse (DESIGN §2).
+"""The writes folded for issue 11, each tested for what it must still refuse.
+
+What each write must keep: docs/architecture.md#idempotency-and-claims.
 
 - ``Payments.move_by_intent`` finds and moves a payment in one write only when the
   step-by-step path would have moved it at once: any doubt is a miss that changes nothing;

@@ -1,4 +1,7 @@
-"""``GET /metrics``: Prometheus text whose counters move with the traffic; ``METRICS_TOKEN`` guards it (CONTRACT §3)."""
+"""``GET /metrics``: Prometheus text whose counters move with the traffic; ``METRICS_TOKEN`` guards it.
+
+The metrics: docs/api.md#metrics.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/ops/api``: the ops service over HTTP behind OPS_TOKEN (issue 9, CONTRACT §3 Ops)."""
+"""``/ops/api``: the ops service over HTTP behind OPS_TOKEN (issue 9, docs/api.md#ops-api)."""
 
 from __future__ import annotations
 

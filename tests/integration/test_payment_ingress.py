@@ -1,6 +1,7 @@
-"""The payment API's edge: who may call (JWT, users), what each caller sees, limits and prices (CONTRACT §3, DESIGN §5).
+"""The payment API's edge: who may call (JWT, users), what each caller sees, limits and prices.
 
 The real app on the test Redis and MongoDB, with a fake Stripe (``api_support.FakeGateway``).
+Who may call and what each sees: docs/api.md#authentication, docs/api.md#who-sees-what.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""A retry waiting out its backoff survives a Redis restart (DESIGN §3.2, Dramatiq issue #527)."""
+"""A retry waiting out its backoff survives a Redis restart (Dramatiq issue #527).
+
+The loss window this closes: docs/architecture.md#loss-windows-and-what-closes-them.
+"""
 
 from __future__ import annotations
 

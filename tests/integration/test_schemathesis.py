@@ -1,11 +1,11 @@
-"""The served OpenAPI schema and the app agree: schemathesis fuzzes every documented operation (CONTRACT §3).
+"""The served OpenAPI schema and the app agree: schemathesis fuzzes every documented operation.
 
 The schema is loaded from the app's own ``GET /openapi.json`` (``schemathesis.openapi.from_asgi``)
 and each operation gets schema-conforming (positive) and schema-violating (negative) requests with
 a valid customer JWT. Checks: no 500, every status, header and content type documented, every body
 valid against its documented schema. (``negative_data_rejection`` is left out: the API ignores
 unknown query parameters, as web APIs do, and the fixed token stands in for a removed header.)
-Example counts are small to keep the run short.
+Example counts are small to keep the run short. The routes and operations: docs/api.md#routes-and-operations.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The stale-work sweep finishes what a lost retry or a dead worker left behind, and nothing else (DESIGN §3)."""
+"""The stale-work sweep finishes what a lost retry or a dead worker left behind, and nothing else.
+
+The sweeps: docs/operations.md#sweeps-and-stuck-work.
+"""
 
 from __future__ import annotations
 

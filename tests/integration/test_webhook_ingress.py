@@ -1,4 +1,7 @@
-"""The webhook route verifies, enqueues with the event id as message id, and refuses bad input (CONTRACT §3)."""
+"""The webhook route verifies, enqueues with the event id as message id, and refuses bad input.
+
+The route: docs/api.md#the-webhook.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Worker retry policy: PermanentError straight to the dead letters, exhausted retries recorded (DESIGN §3)."""
+"""Worker retry policy: PermanentError straight to the dead letters, exhausted retries recorded.
+
+What ops do with them: docs/operations.md#failed-jobs.
+"""
 
 from __future__ import annotations
 

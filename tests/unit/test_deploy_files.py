@@ -1,4 +1,4 @@
-"""Procfile and docker-compose.yml describe the production processes (CONTRACT §1)."""
+"""Procfile and docker-compose.yml describe the production processes (docs/operations.md#running-it)."""
 
 from __future__ import annotations
 

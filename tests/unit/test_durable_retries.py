@@ -1,4 +1,7 @@
-"""A retry whose re-enqueue hits a Redis outage is not lost (DESIGN §3.1, Dramatiq PR #545)."""
+"""A retry whose re-enqueue hits a Redis outage is not lost (Dramatiq PR #545).
+
+The loss window this closes: docs/architecture.md#loss-windows-and-what-closes-them.
+"""
 
 from __future__ import annotations
 

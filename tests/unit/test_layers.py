@@ -1,4 +1,7 @@
-"""The flow runs one way: ingress → queue → actor → use case → rules and adapters, never back (DESIGN §1)."""
+"""The flow runs one way: ingress → queue → actor → use case → rules and adapters, never back.
+
+The layers: docs/architecture.md#layers.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prices in major units become Stripe amounts in minor units, per currency (CONTRACT §3)."""
+"""Prices in major units become Stripe amounts in minor units, per currency (docs/api.md#conventions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The edge's parsers accept exactly what they document and refuse everything else with a 4xx (DESIGN §5).
+"""The edge's parsers accept exactly what they document and refuse everything else with a 4xx (docs/api.md#conventions).
 
 Property-based where it matters: any text, bytes or JSON goes in; out comes the parsed value or
 ``Invalid``/``Malformed`` (or ``Unauthorized``, ``BadCursor``, ``False``), never another exception.

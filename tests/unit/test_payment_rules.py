@@ -1,4 +1,7 @@
-"""The pure rules of a payment: the state machine, the open slot, activation, pricing (DESIGN §2)."""
+"""The pure rules of a payment: the state machine, the open slot, activation, pricing.
+
+The states: docs/architecture.md#payment-states.
+"""
 
 from __future__ import annotations
 

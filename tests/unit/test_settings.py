@@ -1,4 +1,4 @@
-"""Configuration is validated at start-up with one clear line naming the variable (CONTRACT §2)."""
+"""Configuration is validated at start-up with one clear line naming the variable (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ BASE = {"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_abc"
 
 
 def test_defaults_fill_what_is_optional() -> None:
-    """Only the three secrets are required; the rest have the contract's defaults."""
+    """Only the three secrets are required; the rest have their documented defaults."""
     s = load_settings(BASE, dotenv=None)
     assert (s.port, s.mongodb_db, s.webhook_max_bytes, s.refund_window_days) == (5001, "app", 1_048_576, 30)
     assert s.redis_url == "redis://127.0.0.1:6379/0"

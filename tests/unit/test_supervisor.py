@@ -1,4 +1,7 @@
-"""make run restarts a part that died, with a back-off that grows while it keeps dying (CONTRACT §1)."""
+"""make run restarts a part that died, with a back-off that grows while it keeps dying.
+
+The local stack: README.md#what-make-run-starts.
+"""
 
 from __future__ import annotations
 

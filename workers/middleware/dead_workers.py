@@ -1,10 +1,10 @@
-"""Requeue a dead worker's in-flight messages within a bounded time, whatever the traffic (DESIGN §3.3).
+"""Requeue a dead worker's in-flight messages within a bounded time, whatever the traffic.
 
 At boot and every ``interval`` seconds each worker process runs ``requeue_dead_workers``: it keeps
 this process's heartbeat fresh even while every thread is busy (so a live worker is never taken
 for dead), and gives back the messages of any worker whose heartbeat is older than the broker's
 ``heartbeat_timeout``. A worker killed at time t has its messages back in the queues by
-t + heartbeat_timeout + interval at the latest.
+t + heartbeat_timeout + interval at the latest (docs/architecture.md#loss-windows-and-what-closes-them).
 """
 
 from __future__ import annotations

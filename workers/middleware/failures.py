@@ -1,4 +1,4 @@
-"""Record every final failure in ``job_failures`` (DESIGN §3.4 and §3.6).
+"""Record every final failure in ``job_failures`` (docs/data.md#ops-collections).
 
 Dramatiq's dead-letter copy carries the traceback of the attempt before the last (none for
 ``throws``) and expires after 7 days. This keeps the whole message, the final error and its

@@ -1,4 +1,4 @@
-"""Dramatiq's retries, minus the loss window of DESIGN §3.1.
+"""Dramatiq's retries, minus a loss window (docs/architecture.md#loss-windows-and-what-closes-them).
 
 Dramatiq's ``Retries`` re-enqueues a failed message from an ``after_process_message`` hook;
 when Redis blips at that moment, ``emit_after`` logs the error and the worker then acks the

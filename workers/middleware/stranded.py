@@ -1,4 +1,4 @@
-"""Give back delayed messages that a Redis outage strands in this process (DESIGN §3.2).
+"""Give back delayed messages that a Redis outage strands in this process.
 
 When a consumer loses its Redis connection, Dramatiq drops the delayed messages it held in
 memory (retries waiting for their backoff), while Redis keeps them in this process's ack set.
@@ -8,7 +8,7 @@ happens, and ``workers.consumer.Consumer`` names in ``broker.stranded`` a queue 
 it could not give back on another fault, so this middleware watches for both; then every delayed
 message in this process's ack set for that queue that the consumer does not hold is requeued
 (once Redis answers). A message promoted twice in a race is processed twice, which the actors
-tolerate.
+tolerate. This loss window and the others: docs/architecture.md#loss-windows-and-what-closes-them.
 
 All of that leans on Dramatiq internals (``adapters.compat.dramatiq``): its check stops the worker
 at boot if they changed, instead of letting the watcher fail unseen.

@@ -1,4 +1,7 @@
-"""Re-enqueue notifications left behind, every few seconds and once at boot (DESIGN §2 "Emails")."""
+"""Re-enqueue notifications left behind, every few seconds and once at boot.
+
+The sweeps: docs/operations.md#sweeps-and-stuck-work.
+"""
 
 from __future__ import annotations
 
