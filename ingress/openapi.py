@@ -93,7 +93,7 @@ SCHEMA: dict[str, Any] = {
     "info": {
         "title": "payments-pipeline",
         "version": "1",
-        "description": "Stripe webhooks and the payment API of the marketplace (CONTRACT §3).",
+        "description": "Stripe webhooks and the payment API of the marketplace.",
     },
     "paths": {
         "/api/webhooks/stripe": {"post": {**_WEBHOOK, "operationId": "stripeWebhook"}},
