@@ -228,7 +228,7 @@ def apply(mutant: Mutant, tree: Path) -> None:
 def run_model(tree: Path) -> tuple[bool, str]:
     """(found, the assertion that failed) of the model test on ``tree``, as ``make test`` runs it."""
     command = [sys.executable, "-m", "pytest", "tests/model/test_payment_life.py", "-k", "one_payments_life"]
-    command += ["-x", "-q", "-p", "no:cacheprovider", "--timeout=0", "--session-timeout=0"]
+    command += ["-x", "-q", "-p", "no:cacheprovider", "--timeout=0", "--session-timeout=86400"]
     env = {**os.environ, "PYTHONPATH": str(tree), "HYPOTHESIS_PROFILE": "default"}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
