@@ -23,8 +23,7 @@ from adapters.refunds import MongoRefunds, ensure_refund_indexes
 from adapters.settings import Settings
 from adapters.statistics import ensure_statistics_indexes
 from adapters.stripe_gateway import StripeGateway, build_client
-from usecases.ops import OpsDeps
-from usecases.ports import CheckoutDeps, Deps, Links
+from usecases.ports import CheckoutDeps, Deps, Links, OpsDeps
 
 
 def ensure_all_indexes(db: Database[Doc]) -> None:

@@ -37,7 +37,7 @@ from devstack.procs import free_port
 from devstack.send_event import pending_payment
 from devstack.stack import LOCAL_STRIPE_KEY, Stack
 from usecases import ops
-from usecases.ops import FailureSelection, Operator
+from usecases.ports import FailureSelection, Operator
 from usecases.reconcile import reconcile
 
 

@@ -47,7 +47,7 @@ from ingress.login_throttle import LoginThrottle
 from ingress.ops import OpsRoutes, parse_selection
 from ingress.serialize import payment_json
 from usecases import ops, reviews
-from usecases.ops import Operator
+from usecases.ports import Operator
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -30,8 +30,7 @@ from ingress import parse
 from ingress.errors import ApiError
 from ingress.serialize import jsonable, payment_json
 from usecases import ops, reviews
-from usecases.ops import FailureSelection, Operator, OpsDeps
-from usecases.ports import Deps
+from usecases.ports import Deps, FailureSelection, Operator, OpsDeps
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

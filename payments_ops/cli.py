@@ -41,8 +41,8 @@ from ingress.serialize import payment_json
 from payments_ops import simulate
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
-from usecases.ops import MAX_RATE, MIN_RATE, FailureSelection, Operator, OpsDeps
-from usecases.ports import Deps
+from usecases.ops import MAX_RATE, MIN_RATE
+from usecases.ports import Deps, FailureSelection, Operator, OpsDeps
 
 #: The door the audit names for runs from this command.
 VIA = "payments-ops"

@@ -25,7 +25,7 @@ from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.support import wait_for
 from usecases import ops
 from usecases.inbox import process_event
-from usecases.ops import FailureSelection, FailureStore, Operator, OpsDeps, StoredFailure
+from usecases.ports import FailureSelection, FailureStore, Operator, OpsDeps, StoredFailure
 from usecases.reconcile import reconcile
 from workers.bootstrap import Worker
 

@@ -25,8 +25,7 @@ from domain.payments import Payment
 from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.integration.test_ops_api import AUTH, TOKEN, app_client
 from usecases.inbox import process_event
-from usecases.ops import Operator
-from usecases.ports import Payments
+from usecases.ports import Operator, Payments
 from usecases.refunds import execute_refund
 from usecases.reviews import act
 from usecases.sweeps import heal

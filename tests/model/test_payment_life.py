@@ -48,8 +48,7 @@ from tests.fakes import Attempts, RecordingOutbox, mongo_deps
 from tests.model.stripe_model import LOST, OPEN_DISPUTE, WON, StripeModel
 from usecases.checkout import confirm_payment, create_intent
 from usecases.inbox import process_event
-from usecases.ops import Operator
-from usecases.ports import CheckoutDeps, Deps
+from usecases.ports import CheckoutDeps, Deps, Operator
 from usecases.reconcile import reconcile
 from usecases.refunds import Requester, execute_refund, request_refund
 from usecases.reviews import act
