@@ -34,10 +34,10 @@ from bson.errors import InvalidId
 from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
+from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
 from adapters.wiring import build_deps, build_ops
 from domain.errors import RequestRefused
-from ingress.serialize import payment_json
 from payments_ops import simulate
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
