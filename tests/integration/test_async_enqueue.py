@@ -23,9 +23,9 @@ from adapters.async_queue import AsyncEnqueuer, build_enqueuer
 from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, Broker, event_message
 from adapters.settings import Settings
 from adapters.signing import SIGNATURE, refusal
-from devstack import events
 from devstack.send_event import seed_payment
 from ingress.app import create_app
+from payments_ops import events
 from tests.support import queued_messages, signed
 from workers.bootstrap import bootstrap
 

@@ -26,8 +26,8 @@ from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, Broker, notification_message, send
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
-from devstack.send_event import pending_payment
 from domain.notices import message_id_for
+from payments_ops.simulate import pending_payment
 from tests.support import queued_messages, wait_for
 from tests.unit.test_email_templates import CONTEXTS
 from workers.bootstrap import worker_middleware

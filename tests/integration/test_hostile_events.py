@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from adapters.mongo import now
 from adapters.settings import Settings
-from devstack import events
-from devstack.send_event import pending_payment
 from ingress.app import create_app
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.support import signed, wait_for
 from workers.bootstrap import Worker
 

@@ -19,8 +19,8 @@ from adapters.mongo import now
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, event_message, notification_message, send
 from adapters.settings import Settings
 from adapters.wiring import build_ops
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.support import wait_for
 from usecases import ops

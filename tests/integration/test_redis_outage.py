@@ -12,9 +12,9 @@ import pytest
 
 from adapters.queue import event_message, send
 from adapters.settings import Settings
-from devstack import events
 from devstack.send_event import seed_payment
 from devstack.stack import Stack
+from payments_ops import events
 from tests.conftest import REAL_REDIS
 from tests.support import wait_for
 from workers.bootstrap import bootstrap

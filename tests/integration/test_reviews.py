@@ -18,10 +18,10 @@ from adapters.mongo import now
 from adapters.refunds import MongoRefunds
 from adapters.settings import Settings
 from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.errors import RequestRefused
 from domain.payments import Payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.integration.test_ops_api import AUTH, TOKEN, app_client
 from usecases.inbox import process_event

@@ -21,8 +21,8 @@ import pytest
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
 from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.integration.counting import Counts, counting, install
 from tests.support import queued_messages, wait_for
 from workers.bootstrap import Worker, bootstrap

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from adapters.settings import Settings
-from devstack.stack import LOCAL_STRIPE_KEY
+from payments_ops.config import LOCAL_STRIPE_KEY
 from tests.integration import wheel_probe
 from tests.unit.test_email_templates import CONTEXTS
 
