@@ -28,10 +28,10 @@ from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.deps import build_deps, build_ops
 from adapters.mongo import now
 from adapters.queue import build_broker, event_message, send
 from adapters.settings import load_settings
-from adapters.wiring import build_deps, build_ops
 from devstack.procs import free_port
 from devstack.stack import Stack
 from payments_ops import events

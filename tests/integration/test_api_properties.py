@@ -25,8 +25,8 @@ from starlette.testclient import TestClient
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, build_broker
 from adapters.settings import Settings
 from domain.payments import TRANSITIONS
-from ingress.app import create_app
 from ingress.auth import ROLES
+from ingress.composition import create_app
 from payments_ops import events
 from tests.integration.api_support import (
     JWT_SECRET,

@@ -11,8 +11,8 @@ import stripe
 from bson import ObjectId
 
 from adapters.checkout import MongoCatalog, MongoCheckout
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
 from domain.errors import RequestRefused
 from payments_ops import events
 from tests.fakes import BrokenEnrollments, mongo_deps

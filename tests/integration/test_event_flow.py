@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from adapters.wiring import ensure_all_indexes
+from adapters.indexes import ensure_all_indexes
 from domain.errors import RetryLater
 from payments_ops import events
 from payments_ops.simulate import pending_payment

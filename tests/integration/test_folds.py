@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from adapters.enrollments import MongoEnrollments
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import MongoPayments
 from adapters.outbox import MongoOutbox
 from adapters.queue import EMAILS_QUEUE, Broker
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
 from domain.activation import Claim, claim_of
 from domain.payments import COMPLETED, sources_of
 from payments_ops import events

@@ -13,8 +13,8 @@ from bson import ObjectId
 
 from adapters.enrollments import MongoEnrollments
 from adapters.inbox import MongoInbox
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import MongoPayments
-from adapters.wiring import ensure_all_indexes
 from domain.events import StripeEvent
 from domain.payments import Payment
 from payments_ops import events

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
 from payments_ops import events
 from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps

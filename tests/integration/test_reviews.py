@@ -14,10 +14,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from adapters.audit import MongoAudit
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
 from adapters.refunds import MongoRefunds
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
 from domain.errors import RequestRefused
 from domain.payments import Payment
 from payments_ops import events

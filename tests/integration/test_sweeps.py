@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import pytest
 
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
 from payments_ops import events
 from payments_ops.simulate import pending_payment
 from tests.fakes import RecordingJobs, mongo_deps

@@ -332,7 +332,8 @@ def test_compose_config_and_the_image_build() -> None:
     run("docker", "compose", "config", "--quiet", cwd=ROOT, env=env)
     tag = "payments-pipeline:wheel-test"
     run("docker", "build", "--quiet", "--tag", tag, ".", cwd=ROOT)
-    imports = "import ingress.__main__, ingress.app, workers.__main__, workers.bootstrap, payments_ops.cli, templates"
+    roots = "ingress.composition, workers.composition, payments_ops.composition"
+    imports = f"import ingress.__main__, workers.__main__, payments_ops.cli, {roots}, templates"
     run("docker", "run", "--rm", tag, "python", "-c", imports)
     assert run("docker", "run", "--rm", tag, "payments-ops", "--help").startswith("usage: payments-ops")
 

@@ -15,7 +15,7 @@ from adapters.signing import Signer
 from payments_ops import events
 from payments_ops.simulate import pending_payment
 from tests.support import queued_messages, wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 DEAD = f"{STRIPE_EVENTS_QUEUE}.XQ"
 

@@ -41,7 +41,7 @@ from pymongo.database import Database
 
 from adapters.audit import MongoAudit
 from adapters.checkout import MongoCatalog, MongoCheckout
-from adapters.wiring import ensure_all_indexes
+from adapters.indexes import ensure_all_indexes
 from domain.errors import RequestRefused, RetryLater
 from domain.payments import PAID, paid_status
 from tests.fakes import Attempts, RecordingOutbox, mongo_deps
