@@ -19,7 +19,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from adapters.mongo import Doc, now
-from usecases.ops import Operator
+from usecases.ports import Operator
 
 
 class MongoAuditRun:

@@ -18,7 +18,7 @@ from pymongo.database import Database
 from adapters.compat.dramatiq import DELAY_SUFFIX
 from adapters.mongo import Doc, now
 from adapters.queue import Refused
-from usecases.ops import CLAIMED, FailureSelection, StoredFailure
+from usecases.ports import CLAIMED, FailureSelection, StoredFailure
 
 #: How long a replay or purge holds a record it claimed: far longer than acting on one record
 #: takes, so a claim a crash left behind is taken back after it, and never a live one's.

@@ -20,7 +20,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from adapters.mongo import Doc, now
-from usecases.ops import Operator
+from usecases.ports import Operator
 
 KEEP = timedelta(days=30)
 

@@ -22,7 +22,7 @@ from dramatiq.common import q_name
 from adapters.async_queue import encode as fast_encode
 from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
 from adapters.signing import SIGNATURE, Signer, refusal
-from devstack import events
+from payments_ops import events
 
 KEY = b"k" * 32
 RUNS = 20_000

@@ -28,16 +28,17 @@ from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.deps import build_deps, build_ops
 from adapters.mongo import now
 from adapters.queue import build_broker, event_message, send
 from adapters.settings import load_settings
-from adapters.wiring import build_deps, build_ops
-from devstack import events
 from devstack.procs import free_port
-from devstack.send_event import pending_payment
-from devstack.stack import LOCAL_STRIPE_KEY, Stack
+from devstack.stack import Stack
+from payments_ops import events
+from payments_ops.config import LOCAL_STRIPE_KEY
+from payments_ops.simulate import pending_payment
 from usecases import ops
-from usecases.ops import FailureSelection, Operator
+from usecases.ports import FailureSelection, Operator
 from usecases.reconcile import reconcile
 
 

@@ -1,6 +1,6 @@
 """Payments stored as create-intent stores them, and the signed Stripe events that pay for them.
 
-Built from ``devstack`` (``send_event.pending_payment``, ``events``), as the tests and the local
+Built with ``payments_ops`` (``simulate.pending_payment``, ``events``), as the tests and the local
 walkthrough build theirs, so the worker finds what it would find in production.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 
 SUCCEEDED = "payment_intent.succeeded"
 #: The issue's body size: a real ``payment_intent.succeeded`` delivery is about 3 KB.

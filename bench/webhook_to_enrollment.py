@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.payloads import seed, succeeded
 from bench.procstat import cpu_seconds
 from bench.stats import pct
-from devstack import events
 from devstack.procs import Child, free_port, python_module
 from devstack.stack import Stack
+from payments_ops import events
 
 TUNING = {"WORKER_PROCESSES": "2", "WORKER_THREADS": "8", "LOG_LEVEL": "WARNING", "RETRY_MIN_BACKOFF_MS": "200"}
 BARE_APP = """

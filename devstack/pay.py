@@ -17,7 +17,7 @@ from pathlib import Path
 
 import stripe
 
-from devstack.stack import LOCAL_STRIPE_KEY
+from payments_ops.config import LOCAL_STRIPE_KEY
 
 
 def pay(api_base: str, intent_id: str, card: str = "pm_card_visa", api_key: str = LOCAL_STRIPE_KEY) -> str:

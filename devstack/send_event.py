@@ -12,47 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bson import ObjectId
 from pymongo import MongoClient
 
-from adapters.checkout import open_key
-from adapters.mongo import now
-from devstack import events
-
-INTENT_TYPES = sorted(t for t in events.INTENT_STATES)
-
-
-def pending_payment(intent_id: str, amount: int = 49900, currency: str = "INR") -> dict[str, Any]:
-    """A pending ``payments`` document as create-intent stores it, for made-up parties."""
-    at = now()
-    customer_id, service_id = ObjectId(), ObjectId()
-    return {
-        "_id": ObjectId(),
-        "paymentId": intent_id,
-        "openKey": open_key(customer_id, service_id),
-        "customerId": customer_id,
-        "serviceId": service_id,
-        "specialistId": ObjectId(),
-        "serviceType": "course",
-        "serviceName": "Seeded course",
-        "customerEmail": "seed-customer@example.com",
-        "customerName": "Seed Customer",
-        "specialistEmail": "seed-specialist@example.com",
-        "specialistName": "Seed Specialist",
-        "amount": amount,
-        "currency": currency,
-        "status": "pending",
-        "amountRefunded": 0,
-        "refunds": [],
-        "statusHistory": [{"status": "pending", "at": at, "eventId": None}],
-        "createdAt": at,
-        "updatedAt": at,
-    }
+from payments_ops import events
+from payments_ops.simulate import TYPES, pending_payment, post_event
 
 
 def seed_payment(db: Any, intent_id: str) -> dict[str, str]:
@@ -62,24 +28,9 @@ def seed_payment(db: Any, intent_id: str) -> dict[str, str]:
     return events.intent_metadata(payment)
 
 
-def post_event(ingress: str, secret: str, event: dict[str, Any]) -> tuple[int, str]:
-    """Sign and POST ``event`` as Stripe would; return the status and body of the answer."""
-    body = json.dumps(event).encode()
-    request = urllib.request.Request(
-        ingress + "/api/webhooks/stripe",
-        data=body,
-        headers={"Content-Type": "application/json", "Stripe-Signature": events.sign(body, secret)},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.send_event", description=__doc__.splitlines()[0])
-    parser.add_argument("type", nargs="?", choices=INTENT_TYPES)
+    parser.add_argument("type", nargs="?", choices=TYPES)
     parser.add_argument("--payment", help="the pi_… id of a stored payment")
     parser.add_argument("--seed", action="store_true", help="store a pending payment for a new intent first")
     parser.add_argument("--show", action="store_true", help="print the newest events, payments and enrollments")

@@ -26,9 +26,9 @@ from adapters.compat.dramatiq import heartbeats_key
 from devstack import demo
 from devstack.ownership import OwnershipError, check_port, listens
 from devstack.procs import Child, free_port, python_module
+from payments_ops.config import LOCAL_STRIPE_KEY
 
 HOST = "127.0.0.1"
-LOCAL_STRIPE_KEY = "sk_test_localstripe"
 #: Dramatiq's Redis broker records each worker process's last fetch here.
 HEARTBEATS = heartbeats_key("dramatiq")
 #: Order in which parts stop: the apps first so the worker finishes its messages.

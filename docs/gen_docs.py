@@ -587,7 +587,7 @@ def served_api() -> tuple[list[tuple[str, str]], dict[str, Any]]:
 
     from adapters.queue import build_broker
     from adapters.settings import load_settings
-    from ingress.app import create_app
+    from ingress.composition import create_app
 
     settings = load_settings(SAMPLE_ENV, dotenv=None)
     broker = build_broker(settings)
@@ -797,7 +797,7 @@ def render_indexes() -> str:
     """The generated block of docs/data.md: collections, who names them, and the indexes created."""
     import mongomock
 
-    from adapters.wiring import ensure_all_indexes
+    from adapters.indexes import ensure_all_indexes
 
     db: Any = mongomock.MongoClient().get_database("docs")
     ensure_all_indexes(db)

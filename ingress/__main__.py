@@ -9,7 +9,7 @@ import uvicorn
 
 from adapters.logs import configure_logging
 from adapters.settings import load_or_exit
-from ingress.app import create_app
+from ingress.composition import create_app
 from ingress.server import EdgeLimits, protocol_class
 
 #: Allocations between young collections (Python's default is 700), then the older generations'.

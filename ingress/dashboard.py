@@ -40,14 +40,14 @@ from starlette.templating import Jinja2Templates
 from adapters import templating
 from adapters.mongo import Doc
 from adapters.ops_sessions import OpsSession
+from adapters.serialize import payment_json
 from domain.errors import RequestRefused
 from ingress import parse
 from ingress.errors import REFUSAL_STATUS, ApiError, error
 from ingress.login_throttle import LoginThrottle
 from ingress.ops import OpsRoutes, parse_selection
-from ingress.serialize import payment_json
 from usecases import ops, reviews
-from usecases.ops import Operator
+from usecases.ports import Operator
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -7,22 +7,21 @@ $METRICS_TOKEN`` (compared in constant time) or 401 in the API's error shape.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters import metrics
-from adapters.queue import Broker
-from adapters.queue_admin import RedisQueueAdmin
-from adapters.settings import Settings
 from ingress.errors import error
 
 
 class MetricsRoute:
-    def __init__(self, settings: Settings, broker: Broker) -> None:
-        self.token = settings.metrics_token
-        self.depths = metrics.QueueDepths(RedisQueueAdmin(broker).depths)
+    def __init__(self, token: str | None, depths: Callable[[], metrics.Depths]) -> None:
+        """``depths``: each queue's ready, delayed, in-flight and dead counts, read at each scrape."""
+        self.token = token
+        self.depths = metrics.QueueDepths(depths)
 
     def authorized(self, request: Request) -> bool:
         if self.token is None:

@@ -5,7 +5,7 @@ so a slow Stripe can hold at most that many threads: the event loop and the defa
 the webhook's enqueue uses, stay free for Stripe's deliveries. Every input goes through ``ingress.parse``:
 ids (``serviceId``: ObjectId; ``paymentIntentId`` and the path's ``paymentId``: ``pi_…``),
 ``serviceType``, ``amount``, and the history's ``status`` (an enum), ``limit`` (1 to 100) and ``cursor``.
-What each caller sees of a payment is ``serialize.payment_json``'s allow-list. What each route does:
+What each caller sees of a payment is ``adapters.serialize.payment_json``'s allow-list. What each route does:
 docs/api.md#what-the-payment-routes-do.
 """
 
@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.reads import BadCursor, MongoPaymentReads
+from adapters.serialize import jsonable, payment_json, view_of
 from adapters.statistics import MongoStatistics
 from domain.payments import TRANSITIONS
 from domain.refunds import check_reason
@@ -30,7 +31,6 @@ from ingress import parse
 from ingress.auth import DEFAULT_MAX_AGE_DAYS, Caller, UserLookup, bearer_token, caller_from_claims, decode
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
-from ingress.serialize import jsonable, payment_json, view_of
 from usecases import checkout, refunds
 from usecases.ports import CheckoutDeps
 

@@ -26,24 +26,22 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson.errors import InvalidId
 
-from adapters.mongo import connect
-from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
+from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
-from adapters.wiring import build_deps, build_ops
 from domain.errors import RequestRefused
-from ingress.serialize import payment_json
 from payments_ops import simulate
+from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
-from usecases.ops import MAX_RATE, MIN_RATE, FailureSelection, Operator, OpsDeps
-from usecases.ports import Deps
+from usecases.ops import MAX_RATE, MIN_RATE
+from usecases.ports import Deps, FailureSelection, Operator, OpsDeps
 
 #: The door the audit names for runs from this command.
 VIA = "payments-ops"
@@ -268,27 +266,6 @@ def run(args: argparse.Namespace, deps: OpsDeps) -> int:
         for record in ops.export(selection(args), deps):
             print(json.dumps(record, default=str))
     return 0
-
-
-@dataclass
-class Connected:
-    deps: OpsDeps
-    core: Deps
-    reads: MongoPaymentReads
-    db: Any
-    close: Callable[[], None]
-
-
-def connect_ops(settings: Settings) -> Connected:
-    db = connect(settings.mongodb_uri, settings.mongodb_db)
-    broker = build_broker(settings)
-
-    def close() -> None:
-        broker.close()
-        db.client.close()
-
-    core = build_deps(settings, db, broker)
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

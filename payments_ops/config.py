@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 from adapters.settings import ConfigError, Settings, load_settings, read_dotenv
-from devstack.stack import LOCAL_STRIPE_KEY
 
+#: The key the local stack's Stripe stand-in is called with (localstripe accepts any): ``make run``
+#: gives it to its ingress and worker, so ``payments-ops`` acting on that stack uses it too.
+LOCAL_STRIPE_KEY = "sk_test_localstripe"
 #: Any of these set means the operator named a stack.
 SERVICE_VARIABLES = ("REDIS_URL", "MONGODB_URI", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "JWT_SECRET")
 

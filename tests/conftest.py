@@ -17,7 +17,8 @@ from pymongo.database import Database
 from adapters.mongo import connect
 from adapters.settings import Settings, load_settings
 from devstack.procs import free_port
-from devstack.stack import LOCAL_STRIPE_KEY, Stack
+from devstack.stack import Stack
+from payments_ops.config import LOCAL_STRIPE_KEY
 
 #: Small timings so retries, dead letters and recovery happen within seconds.
 TUNING = {

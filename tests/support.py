@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from devstack import events
+from payments_ops import events
 
 T = TypeVar("T")
 

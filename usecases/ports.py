@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -299,7 +300,7 @@ class Links:
 
 @dataclass(frozen=True)
 class Deps:
-    """Everything a handler may touch, built once per process in the bootstrap."""
+    """Everything a handler may touch, built once per process by its composition root."""
 
     payments: Payments
     inbox: Inbox
@@ -368,3 +369,132 @@ class CheckoutDeps:
     checkout: Checkout
     intents: Intents
     core: Deps
+
+
+# The ops service's ports (usecases/ops.py, usecases/reviews.py): the adapters behind the
+# ``payments-ops`` command, the ``/ops`` API and the dashboard implement these.
+
+#: A failure record's states while a run holds it (it was ``dead``; it ends ``replayed`` or ``purged``).
+REPLAYING = "replaying"
+PURGING = "purging"
+CLAIMED = (REPLAYING, PURGING)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who acts: the person's name, and the door (``payments-ops``, ``ops-api``, ``ops-dashboard``)."""
+
+    name: str
+    via: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class FailureSelection:
+    """Which failures: by ids, or by queue, actor, error text, last-failure time range and state."""
+
+    ids: tuple[str, ...] = ()
+    queue: str | None = None
+    actor: str | None = None
+    error: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFailure:
+    id: str
+    queue: str
+    redis_message_id: str | None
+    message: str  # Dramatiq's encoded message
+    event_id: str | None = None  # the Stripe event the job was processing, if any
+
+
+class FailureStore(Protocol):
+    def page(
+        self, selection: FailureSelection, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    def get(self, failure_id: str) -> dict[str, Any] | None: ...
+
+    def select(self, selection: FailureSelection) -> list[StoredFailure]: ...
+
+    def claim(self, failure_id: str, state: str, by: str) -> str | None:
+        """Take a dead record (``state``: replaying or purging) in one conditional write; its token, or None."""
+
+    def mark(self, failure_id: str, state: str, by: str, token: str) -> bool:
+        """The claimed record's end state, while ``token`` still holds it."""
+
+    def release(self, failure_id: str, token: str) -> None:
+        """Give a claimed record back (``dead``) after its action failed."""
+
+
+class QueueAdmin(Protocol):
+    def depths(self) -> dict[str, dict[str, int]]: ...
+
+    def authentic(self, encoded: str) -> bool:
+        """Whether a stored message carries the project's valid signature."""
+
+    def enqueue_copy(self, encoded: str) -> None:
+        """Enqueue a fresh copy of a stored message: retries and age reset, signed again."""
+
+    def drop_dead_letter(self, queue: str, redis_message_id: str) -> None: ...
+
+    def dead_workers(self) -> dict[str, int]:
+        """Worker (broker) ids whose heartbeat stopped, with how many messages each still holds."""
+
+    def requeue_dead_workers(self) -> dict[str, int]:
+        """Give those messages back to their queues; returns what each dead worker held."""
+
+
+class StoredEvents(Protocol):
+    def payload(self, event_id: str) -> dict[str, Any] | None:
+        """The Stripe event as the inbox stored it (without secrets), if it is there."""
+
+    def unfinished(self, older_than: timedelta) -> list[dict[str, Any]]:
+        """Events left ``received`` or ``failed`` since longer than ``older_than``: id, type, status, times."""
+
+    def purge(self, event_id: str, by: str) -> None:
+        """Finish an event ops purged (``purged``) unless it was processed or ignored meanwhile."""
+
+
+class EventJobs(Protocol):
+    def enqueue_event(self, payload: Mapping[str, Any]) -> None: ...
+
+
+class AuditRun(Protocol):
+    def finish(self, count: int, state: str = "finished", detail: Mapping[str, Any] | None = None) -> None:
+        """The run's end record: how many it did, ``finished``, ``stopped`` or ``failed``, and what it found."""
+
+
+class Audit(Protocol):
+    def record(self, who: Operator, action: str, selection: Mapping[str, Any], count: int) -> None:
+        """A one-step action, done: one record."""
+
+    def start(self, who: Operator, action: str, selection: Mapping[str, Any], count: int) -> AuditRun:
+        """A run begins (``count``: what it selected): its start record, now; ``finish`` writes its end."""
+
+
+class JobStore(Protocol):
+    """Background ops jobs (``ops_jobs``): who started which run, how far it got."""
+
+    def create(self, who: Operator, action: str, selection: Mapping[str, Any], total: int) -> str: ...
+
+    def update(self, job_id: str, done: int, state: str = "running", result: Mapping[str, Any] | None = None) -> None:
+        """Progress (``done`` of the total); with a state other than ``running``, its end."""
+
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class OpsDeps:
+    failures: FailureStore
+    queues: QueueAdmin
+    audit: Audit
+    events: StoredEvents
+    jobs: EventJobs
+    runs: JobStore
+    sleep: Callable[[float], object] = time.sleep

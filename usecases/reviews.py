@@ -19,8 +19,7 @@ from domain.activation import DUPLICATE_PAYMENT
 from domain.errors import RequestRefused
 from domain.refunds import refund_amount
 from usecases.activation import activate
-from usecases.ops import Audit, Operator
-from usecases.ports import Deps
+from usecases.ports import Audit, Deps, Operator
 from usecases.transitions import reload
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from bson import ObjectId
 from pymongo import MongoClient, ReturnDocument, UpdateOne, monitoring
 from pymongo.write_concern import WriteConcern
 
-from adapters.wiring import ensure_all_indexes
+from adapters.indexes import ensure_all_indexes
 from bench.procstat import user_system_seconds
 from devstack.procs import free_port, port_open
 

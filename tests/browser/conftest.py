@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from adapters.queue import build_broker
 from adapters.settings import Settings
 from devstack.procs import free_port
-from ingress.app import create_app
+from ingress.composition import create_app
 from tests.integration.api_support import FakeGateway, api_settings
 from tests.integration.conftest import worker  # noqa: F401  (the fixture, for failures made by a real worker)
 from tests.integration.test_ops_api import TOKEN

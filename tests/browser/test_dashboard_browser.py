@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.test_dashboard import NAME, broken_failures
 from tests.integration.test_ops_api import TOKEN
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "dashboard.png"
 

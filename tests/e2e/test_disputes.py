@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack import events
 from devstack.stack import Stack
+from payments_ops import events
 from tests.e2e.test_refunds import ask_refund, mails, paid_shopper, payment
 from tests.support import signed, wait_for
 

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack import events
 from devstack.send_event import seed_payment
 from devstack.stack import Stack
+from payments_ops import events
 from tests.support import signed, wait_for
 
 SUCCEEDED = "payment_intent.succeeded"

@@ -16,7 +16,7 @@ from devstack.demo import token
 from devstack.stack import Stack
 from tests.e2e.shoppers import new_shopper
 
-#: Fields of a payment only admins see, and the bookkeeping nobody sees (ingress/serialize.py).
+#: Fields of a payment only admins see, and the bookkeeping nobody sees (adapters/serialize.py).
 ADMIN_ONLY = {"idempotencyKey", "reviewRequired", "customerEmail", "specialistEmail", "stripeEventId", "lastEventAt"}
 NOBODY = {"openKey", "creatingUntil"}
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from devstack import events
 from devstack.pay import pay
 from devstack.stack import Stack
+from payments_ops import events
 from tests.e2e.shoppers import Shopper, new_shopper
 from tests.support import mails_to, signed, wait_for
 

@@ -13,9 +13,10 @@ import httpx
 import pytest
 import stripe
 
-from devstack import events
 from devstack.pay import pay
-from devstack.stack import LOCAL_STRIPE_KEY, Stack
+from devstack.stack import Stack
+from payments_ops import events
+from payments_ops.config import LOCAL_STRIPE_KEY
 from tests.e2e.shoppers import Shopper, new_shopper
 from tests.support import mails_to, signed, wait_for
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import redis
 
-from devstack import events
 from devstack.send_event import seed_payment
 from devstack.stack import Stack
+from payments_ops import events
 from tests.conftest import REAL_REDIS
 from tests.support import queued_messages, signed, wait_for
 

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
-from devstack import events
 from devstack.pay import pay
-from devstack.send_event import pending_payment
-from devstack.stack import LOCAL_STRIPE_KEY
+from payments_ops import events
+from payments_ops.config import LOCAL_STRIPE_KEY
+from payments_ops.simulate import pending_payment
 
 PAID, DECLINED, RETRIED, REFUND = "paid", "declined", "declined then paid", "paid then refunded"
 #: A test card that always asks for 3-D Secure (Stripe's 4000 0000 0000 3220).

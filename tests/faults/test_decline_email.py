@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack import events
 from devstack.pay import pay
 from devstack.procs import Child, free_port, python_module
 from devstack.stack import HOST, Stack
+from payments_ops import events
 from tests.faults.checks import Mailbox
 from tests.faults.payments import RETRIED, THREE_D_SECURE, LocalStripe, Payment, prepare, store
 from tests.faults.smtp_stall import StalledSmtp

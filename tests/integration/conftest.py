@@ -11,13 +11,13 @@ from dramatiq.brokers.redis import RedisBroker
 
 from adapters.queue import build_broker
 from adapters.settings import Settings
-from workers.bootstrap import Worker, bootstrap
+from workers.composition import Worker, build_worker
 
 
 @pytest.fixture
 def worker(settings: Settings, db: Any) -> Iterator[Worker]:
     """A real Dramatiq worker in this process, on the test Redis and MongoDB."""
-    wired = bootstrap(settings)
+    wired = build_worker(settings)
     wired.broker.flush_all()
     running = dramatiq.Worker(wired.broker, worker_timeout=50, worker_threads=2)
     running.start()

@@ -25,10 +25,10 @@ from starlette.testclient import TestClient
 
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, build_broker
 from adapters.settings import Settings
-from devstack import events
 from domain.payments import TRANSITIONS
-from ingress.app import create_app
 from ingress.auth import ROLES
+from ingress.composition import create_app
+from payments_ops import events
 from tests.integration.api_support import (
     JWT_SECRET,
     FakeGateway,

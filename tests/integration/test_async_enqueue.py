@@ -23,11 +23,11 @@ from adapters.async_queue import AsyncEnqueuer, build_enqueuer
 from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, Broker, event_message
 from adapters.settings import Settings
 from adapters.signing import SIGNATURE, refusal
-from devstack import events
 from devstack.send_event import seed_payment
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops import events
 from tests.support import queued_messages, signed
-from workers.bootstrap import bootstrap
+from workers.composition import build_worker
 
 SECRET = "whsec_integration"
 MESSAGES = f"dramatiq:{STRIPE_EVENTS_QUEUE}.msgs"
@@ -238,7 +238,7 @@ def test_a_delivery_through_the_route_is_verified_and_processed_by_the_worker_si
 
     assert asyncio.run(run()).status_code == 200
     [message] = queued_messages(broker.client, STRIPE_EVENTS_QUEUE)
-    wired = bootstrap(settings)
+    wired = build_worker(settings)
     try:
         redis_id, actors = message.options["redis_message_id"], wired.broker.queue_actors[STRIPE_EVENTS_QUEUE]
         signer = wired.broker.signer

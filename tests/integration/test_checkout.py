@@ -11,10 +11,10 @@ import stripe
 from bson import ObjectId
 
 from adapters.checkout import MongoCatalog, MongoCheckout
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
-from devstack import events
 from domain.errors import RequestRefused
+from payments_ops import events
 from tests.fakes import BrokenEnrollments, mongo_deps
 from usecases.checkout import create_intent
 from usecases.inbox import process_event

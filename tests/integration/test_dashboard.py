@@ -15,15 +15,15 @@ from starlette.testclient import TestClient
 from adapters.mongo import now
 from adapters.queue import build_broker, notification_message, send
 from adapters.settings import Settings
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.refunds import ABANDONED
-from ingress.app import create_app
+from ingress.composition import create_app
 from ingress.dashboard import COOKIE, LoginCookies
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.integration.api_support import FakeGateway, api_settings
 from tests.integration.test_ops_api import TOKEN, app_client
 from tests.support import wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 HTML = {"Accept": "text/html"}
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')

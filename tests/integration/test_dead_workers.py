@@ -14,7 +14,7 @@ from adapters.compat.dramatiq import check_dramatiq_internals
 from adapters.dead_workers import requeue_dead_workers
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, build_broker, event_message, send
 from adapters.settings import Settings
-from devstack import events
+from payments_ops import events
 from tests.support import wait_for
 
 

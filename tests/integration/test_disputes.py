@@ -8,11 +8,11 @@ from typing import Any, cast
 
 import pytest
 
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.errors import RequestRefused
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.refunds import Requester, execute_refund, request_refund

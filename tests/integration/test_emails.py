@@ -29,12 +29,12 @@ from adapters.outbox import MongoOutbox, ensure_outbox_indexes
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, Broker, notification_message, send
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
-from devstack.send_event import pending_payment
 from domain.notices import message_id_for
+from payments_ops.simulate import pending_payment
 from tests.support import queued_messages, wait_for
 from tests.unit.test_email_templates import CONTEXTS
-from workers.bootstrap import worker_middleware
 from workers.broker import build_worker_broker
+from workers.composition import worker_middleware
 from workers.emails import declare_emails_actor
 from workers.middleware.failures import RecordFailures
 from workers.middleware.sweeper import NotificationSweeper, sweep_age

@@ -11,10 +11,10 @@ from typing import Any, cast
 
 import pytest
 
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
+from adapters.indexes import ensure_all_indexes
 from domain.errors import RetryLater
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.ports import Deps

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from adapters.enrollments import MongoEnrollments
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import MongoPayments
 from adapters.outbox import MongoOutbox
 from adapters.queue import EMAILS_QUEUE, Broker
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.activation import Claim, claim_of
 from domain.payments import COMPLETED, sources_of
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.integration.counting import Counts, counting, install
 from tests.support import queued_messages
 from usecases.ports import ACTIVATED, ALREADY, DUPLICATE, Notice

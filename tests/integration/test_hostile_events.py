@@ -15,11 +15,11 @@ from starlette.testclient import TestClient
 
 from adapters.mongo import now
 from adapters.settings import Settings
-from devstack import events
-from devstack.send_event import pending_payment
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.support import signed, wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 SECRET = "whsec_integration"
 AMOUNT = 79900

@@ -19,7 +19,7 @@ from adapters.settings import Settings
 from adapters.signing import Signer
 from tests.integration.test_worker_failures import stored_succeeded_event
 from tests.support import wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 NS = "dramatiq"
 

@@ -25,7 +25,7 @@ import pytest
 
 from adapters.settings import Settings
 from devstack.procs import Child, free_port, python_module
-from devstack.stack import LOCAL_STRIPE_KEY
+from payments_ops.config import LOCAL_STRIPE_KEY
 from tests.integration.api_support import JWT_SECRET, bearer, seed
 
 HOST = "127.0.0.1"

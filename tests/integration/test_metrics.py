@@ -19,12 +19,12 @@ from starlette.testclient import TestClient
 
 from adapters.queue import REFUNDS_ACTOR, STRIPE_EVENTS_QUEUE, Broker, event_message, refund_message, send
 from adapters.settings import Settings
-from devstack import events
 from devstack.procs import Child, free_port, python_module
-from devstack.send_event import pending_payment
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.support import signed, wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 SECRET = "whsec_integration"
 HOST = "127.0.0.1"

@@ -13,12 +13,12 @@ from bson import ObjectId
 
 from adapters.enrollments import MongoEnrollments
 from adapters.inbox import MongoInbox
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import MongoPayments
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.events import StripeEvent
 from domain.payments import Payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import mongo_deps
 from usecases.activation import activate
 from usecases.ports import ACTIVATED, ALREADY, DUPLICATE

@@ -15,19 +15,19 @@ from typing import Any, cast
 
 import pytest
 
+from adapters.deps import build_ops
 from adapters.mongo import now
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, event_message, notification_message, send
 from adapters.settings import Settings
-from adapters.wiring import build_ops
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.support import wait_for
 from usecases import ops
 from usecases.inbox import process_event
-from usecases.ops import FailureSelection, FailureStore, Operator, OpsDeps, StoredFailure
+from usecases.ports import FailureSelection, FailureStore, Operator, OpsDeps, StoredFailure
 from usecases.reconcile import reconcile
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 WHO = Operator("test", "tests")

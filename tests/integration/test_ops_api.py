@@ -12,11 +12,11 @@ from starlette.testclient import TestClient
 
 from adapters.queue import build_broker, notification_message, send
 from adapters.settings import Settings
-from devstack import events
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops import events
 from tests.integration.api_support import FakeGateway, api_settings
 from tests.support import wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 TOKEN = "ops-token-of-at-least-thirty-two-bytes"
 ROUTES = [

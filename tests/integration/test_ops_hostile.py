@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from adapters.mongo import now
 from adapters.queue import Broker, notification_message
 from adapters.settings import Settings
-from ingress.app import create_app
+from ingress.composition import create_app
 from ingress.dashboard import COOKIE
 from tests.integration.api_support import api_settings
 from tests.integration.test_dashboard import HTML, QuietStripe, csrf_of

@@ -23,10 +23,10 @@ from starlette.testclient import TestClient
 
 from adapters.queue import build_broker
 from adapters.settings import Settings
-from devstack import events
 from devstack.procs import free_port
-from ingress.app import create_app
+from ingress.composition import create_app
 from ingress.payments import PAYMENT_THREADS
+from payments_ops import events
 from tests.integration.api_support import JWT_SECRET, FakeGateway, Seeded, api_settings, bearer, seed
 from tests.support import signed
 

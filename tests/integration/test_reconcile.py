@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.reconcile import reconcile, window_start

@@ -15,12 +15,12 @@ import pytest
 
 from adapters.queue import event_message, send
 from adapters.settings import Settings
-from devstack import events
 from devstack.send_event import seed_payment
 from devstack.stack import Stack
+from payments_ops import events
 from tests.conftest import REAL_REDIS
 from tests.support import wait_for
-from workers.bootstrap import bootstrap
+from workers.composition import build_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(REAL_REDIS), reason="restarts Redis")]
 
@@ -41,7 +41,7 @@ def test_a_delayed_retry_is_processed_after_redis_restarts(own_redis: Stack, set
     tuned = dataclasses.replace(
         settings, redis_url=own_redis.urls["redis"], retry_min_backoff_ms=1500, retry_max_backoff_ms=1500
     )
-    wired = bootstrap(tuned)
+    wired = build_worker(tuned)
     worker = dramatiq.Worker(wired.broker, worker_timeout=50, worker_threads=2)
     worker.start()
     try:

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from adapters.mongo import now
 from adapters.queue import build_broker
 from adapters.settings import Settings
-from devstack.send_event import pending_payment
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops.simulate import pending_payment
 from tests.integration.api_support import JWT_SECRET, FakeGateway, Seeded, bearer, seed
 
 

@@ -15,14 +15,14 @@ import pytest
 from dramatiq.common import current_millis
 
 from adapters.dead_workers import attempt_over
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
 from adapters.queue import Broker
 from adapters.reads import MongoPaymentReads
 from adapters.refunds import MongoRefunds
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.errors import ProviderRefused, RequestRefused, RetryLater
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import Attempts, CrashAfterCount, FakeStripe, RecordingJobs, RecordingOutbox, mongo_deps
 from usecases.inbox import process_event
 from usecases.ports import Deps

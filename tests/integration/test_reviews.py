@@ -14,19 +14,18 @@ import pytest
 from starlette.testclient import TestClient
 
 from adapters.audit import MongoAudit
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
 from adapters.refunds import MongoRefunds
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
 from domain.errors import RequestRefused
 from domain.payments import Payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import FakeStripe, RecordingJobs, mongo_deps
 from tests.integration.test_ops_api import AUTH, TOKEN, app_client
 from usecases.inbox import process_event
-from usecases.ops import Operator
-from usecases.ports import Payments
+from usecases.ports import Operator, Payments
 from usecases.refunds import execute_refund
 from usecases.reviews import act
 from usecases.sweeps import heal

@@ -18,14 +18,14 @@ from typing import Any
 import dramatiq
 import pytest
 
+from adapters.indexes import ensure_all_indexes
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.integration.counting import Counts, counting, install
 from tests.support import queued_messages, wait_for
-from workers.bootstrap import Worker, bootstrap
+from workers.composition import Worker, build_worker
 
 NOOP_QUEUE = "noop"
 #: Messages per measurement: enough that a stray call shows as a fraction.
@@ -54,7 +54,7 @@ def counted(settings: Settings, db: Any) -> Iterator[Counted]:
     """A real worker on the events queue and a no-op actor's queue (not the emails queue)."""
     install()  # before the worker's MongoDB client exists
     ensure_all_indexes(db)
-    wired = bootstrap(settings)
+    wired = build_worker(settings)
     wired.broker.flush_all()
     dramatiq.actor(actor_name="noop", queue_name=NOOP_QUEUE, broker=wired.broker)(lambda: None)
     running = dramatiq.Worker(

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from adapters.queue import STRIPE_EVENTS_QUEUE, build_broker
 from adapters.settings import Settings
-from ingress.app import create_app
+from ingress.composition import create_app
 from ingress.openapi import SCHEMA
 from tests.integration.api_support import FakeGateway, api_settings, bearer, seed
 from tests.support import queued_messages

@@ -12,10 +12,10 @@ import pytest
 from bson import ObjectId
 from starlette.testclient import TestClient
 
+from adapters.indexes import ensure_all_indexes
 from adapters.queue import build_broker
 from adapters.settings import Settings
-from adapters.wiring import ensure_all_indexes
-from ingress.app import create_app
+from ingress.composition import create_app
 from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
 
 STATUSES = ["completed", "partially_refunded", "refunded", "disputed", "dispute_lost", "pending", "failed", "canceled"]

@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.wiring import ensure_all_indexes
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.fakes import RecordingJobs, mongo_deps
 from usecases.sweeps import heal
 

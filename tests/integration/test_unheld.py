@@ -16,7 +16,7 @@ import pytest
 
 from adapters.queue import STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
-from devstack import events
+from payments_ops import events
 from workers.broker import WorkerBroker, build_worker_broker
 from workers.consumer import Consumer
 from workers.middleware.unheld import RequeueUnheld, ack_set

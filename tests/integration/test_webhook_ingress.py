@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 from adapters.logs import JsonFormatter
 from adapters.queue import STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, Broker
 from adapters.settings import Settings
-from devstack import events
 from devstack.procs import free_port
-from ingress.app import create_app
+from ingress.composition import create_app
+from payments_ops import events
 from tests.support import queued_messages, signed
 
 SECRET = "whsec_integration"

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from adapters.settings import Settings
-from devstack.stack import LOCAL_STRIPE_KEY
+from payments_ops.config import LOCAL_STRIPE_KEY
 from tests.integration import wheel_probe
 from tests.unit.test_email_templates import CONTEXTS
 
@@ -332,7 +332,8 @@ def test_compose_config_and_the_image_build() -> None:
     run("docker", "compose", "config", "--quiet", cwd=ROOT, env=env)
     tag = "payments-pipeline:wheel-test"
     run("docker", "build", "--quiet", "--tag", tag, ".", cwd=ROOT)
-    imports = "import ingress.__main__, ingress.app, workers.__main__, workers.bootstrap, payments_ops.cli, templates"
+    roots = "ingress.composition, workers.composition, payments_ops.composition"
+    imports = f"import ingress.__main__, workers.__main__, payments_ops.cli, {roots}, templates"
     run("docker", "run", "--rm", tag, "python", "-c", imports)
     assert run("docker", "run", "--rm", tag, "payments-ops", "--help").startswith("usage: payments-ops")
 

@@ -15,10 +15,10 @@ from adapters.mongo import now
 from adapters.queue import STRIPE_EVENTS_QUEUE, event_message, send
 from adapters.settings import Settings
 from adapters.signing import Signer
-from devstack import events
-from devstack.send_event import pending_payment
+from payments_ops import events
+from payments_ops.simulate import pending_payment
 from tests.support import queued_messages, wait_for
-from workers.bootstrap import Worker
+from workers.composition import Worker
 
 DEAD = f"{STRIPE_EVENTS_QUEUE}.XQ"
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack import events
 from domain.errors import ProviderRefused
+from payments_ops import events
 
 #: Dispute statuses while it is open, and its two endings.
 OPEN_DISPUTE = ("warning_needs_response", "needs_response", "under_review")

@@ -41,15 +41,14 @@ from pymongo.database import Database
 
 from adapters.audit import MongoAudit
 from adapters.checkout import MongoCatalog, MongoCheckout
-from adapters.wiring import ensure_all_indexes
+from adapters.indexes import ensure_all_indexes
 from domain.errors import RequestRefused, RetryLater
 from domain.payments import PAID, paid_status
 from tests.fakes import Attempts, RecordingOutbox, mongo_deps
 from tests.model.stripe_model import LOST, OPEN_DISPUTE, WON, StripeModel
 from usecases.checkout import confirm_payment, create_intent
 from usecases.inbox import process_event
-from usecases.ops import Operator
-from usecases.ports import CheckoutDeps, Deps
+from usecases.ports import CheckoutDeps, Deps, Operator
 from usecases.reconcile import reconcile
 from usecases.refunds import Requester, execute_refund, request_refund
 from usecases.reviews import act

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack import events
 from domain.errors import PermanentError
 from domain.events import StripeEvent
+from payments_ops import events
 
 T0 = 1_700_000_000
 

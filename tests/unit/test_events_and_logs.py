@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from adapters.logs import JsonFormatter, log_context
-from devstack import events
 from domain.errors import PermanentError
 from domain.events import StripeEvent
+from payments_ops import events
 
 
 def test_an_event_without_an_object_id_is_permanent() -> None:
@@ -40,8 +40,8 @@ def test_log_lines_are_json_with_context_and_whitelisted_fields() -> None:
 def test_test_events_for_a_stored_payment_pass_the_activation_check() -> None:
     """Events the dev tools build for a stored payment carry the metadata create-intent writes."""
     from adapters.mongo import _payment
-    from devstack.send_event import pending_payment
     from domain.activation import intent_mismatch
+    from payments_ops.simulate import pending_payment
 
     doc = pending_payment("pi_stored")
     intent = events.payment_intent("payment_intent.succeeded", "pi_stored", 49900, "INR", events.intent_metadata(doc))

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from adapters.async_queue import resp
 from adapters.queue import _redact_all, redact
 from adapters.signing import _contains, signed_form
-from devstack import events
 from ingress import parse
+from payments_ops import events
 
 fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

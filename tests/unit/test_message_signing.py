@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from adapters.queue import EMAILS_ACTOR, EMAILS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE, event_message
 from adapters.signing import ALLOWED_OPTIONS, SIGNATURE, AlreadySigned, Signer, refusal
-from devstack import events
+from payments_ops import events
 
 KEY, OLD_KEY = b"k" * 32, b"o" * 32
 SIGNER = Signer((KEY,))

@@ -23,11 +23,11 @@ from bson import ObjectId
 from hypothesis import given
 
 from adapters.reads import MAX_MILLIS, BadCursor, decode_cursor, encode_cursor
-from devstack.events import sign
+from adapters.serialize import INTERNAL, VIEWS, payment_json
 from ingress import parse, signature
 from ingress.auth import Unauthorized, caller_from_claims, decode
 from ingress.body_limit import BodyLimit
-from ingress.serialize import INTERNAL, VIEWS, payment_json
+from payments_ops.events import sign
 
 fast = hypothesis.settings(max_examples=200, deadline=None, database=None)
 SECRET = "unit-test-jwt-secret-of-at-least-32-bytes"

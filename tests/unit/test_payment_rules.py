@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from devstack import events
 from domain import payments
 from domain.activation import AMOUNT_MISMATCH, METADATA_MISMATCH, intent_mismatch, may_activate
 from domain.checkout import Service, quote
 from domain.errors import RequestRefused
 from domain.notices import obsolete
 from domain.payments import Party, Payment
+from payments_ops import events
 
 METADATA = {"source": events.SOURCE, "paymentRecordId": "rec1", "customerId": "cus1", "serviceId": "svc1"}
 PAID_AT = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.events import sign
 from ingress.signature import verify
+from payments_ops.events import sign
 
 BODY = b'{"id": "evt_1", "type": "payment_intent.succeeded"}'
 

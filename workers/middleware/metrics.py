@@ -1,6 +1,6 @@
 """Count each message's outcome and time each attempt (``adapters.metrics``), seen from Dramatiq.
 
-Placed among ``bootstrap``'s extra middleware, so its ``after_*`` hooks run once
+Placed among ``workers.composition``'s extra middleware, so its ``after_*`` hooks run once
 ``DurableRetries`` decided the message's fate: a failed attempt whose message is now
 ``failed`` went to the dead letters, any other failed attempt will run again.
 

@@ -1,4 +1,9 @@
-"""``create_app(settings)``: the Starlette app, assembled explicitly; nothing runs at import."""
+"""The web process's composition root: ``create_app(settings)`` builds its whole object graph.
+
+Settings → MongoDB and the broker → the adapters → the use cases' dependencies → the routes →
+the Starlette app. This is the one place the ingress picks concrete adapters; the route modules
+only take what they are handed. Nothing runs at import: ``python -m ingress`` and the tests call it.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,17 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from adapters.async_queue import build_enqueuer
+from adapters.checkout import MongoCatalog, MongoCheckout
+from adapters.deps import build_deps, build_ops
+from adapters.indexes import ensure_all_indexes
 from adapters.mongo import connect
 from adapters.ops_sessions import MongoOpsSessions
 from adapters.queue import Broker, build_broker
+from adapters.queue_admin import RedisQueueAdmin
 from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
 from adapters.stripe_gateway import StripeGateway, build_client
-from adapters.wiring import build_checkout, build_deps, build_ops, ensure_all_indexes
 from domain.errors import RequestRefused
 from ingress import errors
 from ingress.auth import Unauthorized
@@ -39,6 +47,7 @@ from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.request_guard import RequestGuard
 from ingress.webhooks import StripeWebhook
+from usecases.ports import CheckoutDeps
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +72,10 @@ def create_app(
     # The webhook enqueues on the event loop (batched, no thread); the other routes keep the blocking broker.
     enqueuer = build_enqueuer(settings, broker)
     webhook = StripeWebhook(settings, enqueuer)
+    metrics = MetricsRoute(settings.metrics_token, RedisQueueAdmin(broker).depths)
     payments = PaymentRoutes(
         jwt_secret=settings.jwt_secret,
-        deps=build_checkout(db, deps, gateway),
+        deps=CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=gateway, core=deps),
         reads=MongoPaymentReads(db),
         limiter=RateLimiter(broker.client, settings.rate_limit_per_minute),
         find_user=MongoUsers(db).find,
@@ -102,7 +112,7 @@ def create_app(
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/metrics", MetricsRoute(settings, broker).handle, methods=["GET"]),
+        Route("/metrics", metrics.handle, methods=["GET"]),
         Route("/ops/api/queues", ops.queues, methods=["GET"]),
         Route("/ops/api/failures", ops.failures, methods=["GET"]),
         Route("/ops/api/failures/replay", ops.replay, methods=["POST"]),

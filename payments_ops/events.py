@@ -1,7 +1,8 @@
 """Realistic, signed Stripe test events (like ``stripe trigger``), built from Stripe's own fixtures.
 
-Used by the walkthrough's ``python -m devstack.send_event`` and by the tests, so both post
-payloads of the shape Stripe really sends.
+Used by ``payments-ops simulate``, the local stack's ``python -m devstack.send_event`` and the
+tests, so all of them post payloads of the shape Stripe really sends. The fixtures ship in the
+wheel with this package.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The one place a worker process wires real adapters to the use cases and the broker."""
+"""The worker process's composition root: ``build_worker(settings)`` builds its whole object graph.
+
+Settings → MongoDB → the worker's broker and its middleware → the adapters → the use cases'
+dependencies → the actors and the periodic sweeps. This is the one place a worker process picks
+concrete adapters; ``workers.entry`` calls it in every process the Dramatiq CLI starts.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from dataclasses import dataclass
 from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit
 from pymongo.database import Database
 
+from adapters.deps import build_deps
 from adapters.failures import MongoFailures
+from adapters.indexes import ensure_all_indexes
 from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
 from adapters.queue import send
 from adapters.settings import Settings
-from adapters.wiring import build_deps, ensure_all_indexes
 from usecases.ports import Deps
 from workers import actors
 from workers.broker import WorkerBroker, build_worker_broker
@@ -71,7 +77,7 @@ def dead_worker_interval(settings: Settings) -> float:
     return settings.broker_heartbeat_timeout_ms / 3000
 
 
-def bootstrap(settings: Settings) -> Worker:
+def build_worker(settings: Settings) -> Worker:
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_all_indexes(db)
     failures = MongoFailures(db)

@@ -1,4 +1,6 @@
-"""MongoDB documents as the API's JSON, and which fields of a payment each caller may see.
+"""MongoDB documents as JSON, and which fields of a payment each caller may see.
+
+Shared by the ingress (the API, the dashboard) and ``payments-ops``, so every door shows a payment alike.
 
 Ids as 24-hex strings, dates as ISO 8601 UTC; values JSON cannot carry (NaN, Decimal128, bytes)
 become null or strings rather than failing the answer.

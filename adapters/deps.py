@@ -1,4 +1,10 @@
-"""Real adapters wired to the use cases. Each process's bootstrap (worker, ingress) calls these once."""
+"""The use cases' dependencies on MongoDB, Redis and Stripe: ``Deps`` (the event handlers, refunds,
+checkout's core) and ``OpsDeps`` (the ops service), each from one database and one broker.
+
+Shared by the composition roots (``ingress.composition``, ``workers.composition``,
+``payments_ops.composition``), which each call them once; what only one process kind needs is
+built in its own root.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +13,20 @@ import functools
 from pymongo.database import Database
 
 from adapters.audit import MongoAudit
-from adapters.checkout import MongoCatalog, MongoCheckout, ensure_checkout_indexes
 from adapters.dead_workers import attempt_over
 from adapters.disputes import MongoDisputes
-from adapters.enrollments import MongoEnrollments, ensure_enrollment_indexes
+from adapters.enrollments import MongoEnrollments
 from adapters.failures import FailureRecords
 from adapters.inbox import MongoInbox
-from adapters.mongo import Doc, MongoPayments, ensure_indexes
-from adapters.ops_jobs import MongoOpsJobs, ensure_ops_job_indexes
-from adapters.ops_sessions import ensure_ops_session_indexes
-from adapters.outbox import MongoOutbox, ensure_outbox_indexes
+from adapters.mongo import Doc, MongoPayments
+from adapters.ops_jobs import MongoOpsJobs
+from adapters.outbox import MongoOutbox
 from adapters.queue import Broker, BrokerJobs
 from adapters.queue_admin import RedisQueueAdmin
-from adapters.refunds import MongoRefunds, ensure_refund_indexes
+from adapters.refunds import MongoRefunds
 from adapters.settings import Settings
-from adapters.statistics import ensure_statistics_indexes
 from adapters.stripe_gateway import StripeGateway, build_client
-from usecases.ops import OpsDeps
-from usecases.ports import CheckoutDeps, Deps, Links
-
-
-def ensure_all_indexes(db: Database[Doc]) -> None:
-    """Every index this service relies on; idempotent, run at start-up."""
-    ensure_indexes(db)
-    ensure_checkout_indexes(db)
-    ensure_enrollment_indexes(db)
-    ensure_outbox_indexes(db)
-    ensure_refund_indexes(db)
-    ensure_statistics_indexes(db)
-    ensure_ops_session_indexes(db)
-    ensure_ops_job_indexes(db)
+from usecases.ports import Deps, Links, OpsDeps
 
 
 def build_deps(
@@ -69,7 +59,3 @@ def build_ops(settings: Settings, db: Database[Doc], broker: Broker) -> OpsDeps:
         jobs=BrokerJobs(broker),
         runs=MongoOpsJobs(db),
     )
-
-
-def build_checkout(db: Database[Doc], deps: Deps, stripe: StripeGateway) -> CheckoutDeps:
-    return CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=stripe, core=deps)
