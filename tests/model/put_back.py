@@ -130,6 +130,11 @@ MUTANTS = (
                 "        _carried_out(payment, entry, deps)  # a crash may have come right after the money moved\n",
                 "",
             ),
+            (
+                "usecases/sweeps.py",
+                "            finished += finish_refund(intent_id, request, refund, deps)",
+                "            finished += 0",
+            ),
         ),
     ),
     Mutant(
