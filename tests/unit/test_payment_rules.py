@@ -43,7 +43,7 @@ def succeeded_intent(**changes: Any) -> dict[str, Any]:
     return intent
 
 
-def test_transition_table_matches_the_design() -> None:
+def test_transition_table_matches_the_documented_one() -> None:
     """Terminal states have no way out; a paid payment never goes back to unpaid; a lost dispute can come first."""
     for terminal in (payments.CANCELED, payments.DISPUTE_LOST):
         assert payments.TRANSITIONS[terminal] == frozenset()
