@@ -55,6 +55,7 @@ lint: $(VENV)/.test
 
 # The overall benchmark (bench/overall.py): every path next to its ceiling, in one run, as markdown.
 # BENCH_SECONDS, BENCH_EVENTS, BENCH_RATE, BENCH_RUNS scale it; BENCH_CODE=DIR measures another checkout.
+# Last, the worker memory soak: BENCH_SOAK_EVENTS (50,000; 0 skips it) through one worker (`python -m bench soak`: it alone).
 bench: $(VENV)/.test
 	bash bench/install_wrk.sh
 	$(BIN)/python -m bench

@@ -1,7 +1,8 @@
 """The overall benchmark (issue 11): every path next to its ceiling, measured in one run.
 
     make bench                                     # or: .venv/bin/python -m bench
-    BENCH_SECONDS=3 BENCH_EVENTS=500 make bench    # a quick run
+    BENCH_SECONDS=3 BENCH_EVENTS=500 BENCH_SOAK_EVENTS=2000 make bench    # a quick run
+    .venv/bin/python -m bench soak                 # the worker memory soak alone
     BENCH_CODE=/path/to/worktree .venv/bin/python -m bench   # measure another checkout
 
 Runs, in this order, on one local stack (``rig.py``):
@@ -11,7 +12,9 @@ Runs, in this order, on one local stack (``rig.py``):
   2. open loop at ``BENCH_RATE``/s, worker running: the bare app, then the webhook route, whose
      events are followed until their enrollments are active (end-to-end latency);
   3. queue drains of ``BENCH_EVENTS`` messages: the no-op actor (plain Dramatiq, then inside the
-     project's worker), the succeeded path with its emails left queued, then with them sent.
+     project's worker), the succeeded path with its emails left queued, then with them sent;
+  4. the worker memory soak (``soak.py``): ``BENCH_SOAK_EVENTS`` events through one worker, its
+     memory sampled every tenth of them (0: not run).
 Rounds interleave the variants, so a change in the machine's load hits all of them alike; each
 figure is the median of its rounds. Prints a markdown table and writes it to
 ``var/bench/latest.md`` under the measured checkout.
@@ -38,6 +41,7 @@ from bench.drain import DrainResult, QueueWatch, WorkerKind, child_path, drain, 
 from bench.open_loop import OpenLoopResult, open_loop
 from bench.procstat import cpu_seconds
 from bench.rig import Rig, Sizes
+from bench.soak import SoakResult, soak
 from bench.wrk import WrkResult, run_wrk, write_requests
 from usecases.handlers import SUBSCRIBED
 
@@ -53,6 +57,7 @@ class Config:
     events: int  # messages per drain; distinct bodies per wrk run
     rate: float  # of the open loop
     runs: int  # rounds; figures are their medians
+    soak_events: int  # through one worker, for the memory soak (0: no soak)
     connections: int
     wrk_threads: int
     sizes: Sizes
@@ -65,6 +70,7 @@ class Config:
             events=int(_env_number("BENCH_EVENTS", 3000)),
             rate=_env_number("BENCH_RATE", 200),
             runs=int(_env_number("BENCH_RUNS", 3)),
+            soak_events=int(_env_number("BENCH_SOAK_EVENTS", 50_000)),
             connections=int(_env_number("BENCH_CONNECTIONS", 64)),
             wrk_threads=int(_env_number("BENCH_WRK_THREADS", 2)),
             # The worker's size, passed to the stack as the project's settings (the issue's 2 x 8).
@@ -95,6 +101,7 @@ class Results:
     open_loop: OpenLoopRuns = field(default_factory=OpenLoopRuns)
     drains: dict[str, list[DrainResult]] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
+    soak: SoakResult | None = None
     #: What did not go as measured (a drain that never finished, events never activated).
     problems: list[str] = field(default_factory=list)
 
@@ -274,11 +281,22 @@ class Benchmark:
             text += f", {sent}/{2 * total} emails sent"
         return text
 
-    def run(self) -> Results:
-        bare_url = self.rig.start_bare()
-        self.closed_loop(bare_url)
-        self.open_loop(bare_url)
-        self.drains()
+    # -- 4: memory soak --------------------------------------------------------------------------------
+
+    def soak(self) -> None:
+        result = soak(self.rig, self.worker(), self.config.soak_events, self.progress)
+        if result.problem is not None:
+            self.problem(result.problem)
+        self.results.soak = result
+
+    def run(self, only_soak: bool = False) -> Results:
+        if not only_soak:
+            bare_url = self.rig.start_bare()
+            self.closed_loop(bare_url)
+            self.open_loop(bare_url)
+            self.drains()
+        if self.config.soak_events > 0:
+            self.soak()
         return self.results
 
 
@@ -287,16 +305,16 @@ def noop_message(event: dict[str, Any]) -> Message[Any]:
     return Message(queue_name=NOOP_QUEUE, actor_name=NOOP_ACTOR, args=(event,), kwargs={}, options={})
 
 
-def measure(config: Config) -> Results:
-    """Run everything on a fresh stack under a temporary folder, removed after a run that
-    succeeded unless ``BENCH_KEEP`` is set (the logs of every process are in it)."""
+def measure(config: Config, only_soak: bool = False) -> Results:
+    """Run everything (or the soak alone) on a fresh stack under a temporary folder, removed after
+    a run that succeeded unless ``BENCH_KEEP`` is set (the logs of every process are in it)."""
     var = Path(tempfile.mkdtemp(prefix="bench-"))
     rig = Rig(var, config.sizes)
     failed = True
     try:
         print(f"starting the stack in {var}", file=sys.stderr, flush=True)
         rig.start()
-        results = Benchmark(rig, config).run()
+        results = Benchmark(rig, config).run(only_soak)
         failed = bool(results.problems)  # keep the logs to look at
         return results
     finally:
