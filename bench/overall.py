@@ -13,7 +13,8 @@ Runs, in this order, on one local stack (``rig.py``):
      events are followed until their enrollments are active (end-to-end latency);
   3. queue drains of ``BENCH_EVENTS`` messages: the no-op actor (plain Dramatiq, then inside the
      project's worker), the succeeded path with its emails left queued, then with them sent;
-  4. the worker memory soak (``soak.py``): ``BENCH_SOAK_EVENTS`` events through one worker, its
+  4. the ingress's memory while it streams a 50,000-payment CSV export, against idle (``export_memory``).
+  5. the worker memory soak (``soak.py``): ``BENCH_SOAK_EVENTS`` events through one worker, its
      memory sampled every tenth of them (0: not run).
 Rounds interleave the variants, so a change in the machine's load hits all of them alike; each
 figure is the median of its rounds. Prints a markdown table and writes it to
@@ -38,6 +39,7 @@ from bench import payloads
 from bench.child.bench_noop import ACTOR as NOOP_ACTOR
 from bench.child.bench_noop import QUEUE as NOOP_QUEUE
 from bench.drain import DrainResult, QueueWatch, WorkerKind, child_path, drain, plain_noop, project_worker
+from bench.export_memory import ExportMemory, measure_export
 from bench.open_loop import OpenLoopResult, open_loop
 from bench.procstat import cpu_seconds
 from bench.rig import Rig, Sizes
@@ -102,6 +104,7 @@ class Results:
     drains: dict[str, list[DrainResult]] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
     soak: SoakResult | None = None
+    export: ExportMemory | None = None
     #: What did not go as measured (a drain that never finished, events never activated).
     problems: list[str] = field(default_factory=list)
 
@@ -295,6 +298,8 @@ class Benchmark:
             self.closed_loop(bare_url)
             self.open_loop(bare_url)
             self.drains()
+            self.progress("export of 50,000 payments: ingress memory")
+            self.results.export = measure_export(self.rig)
         if self.config.soak_events > 0:
             self.soak()
         return self.results

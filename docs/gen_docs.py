@@ -101,7 +101,7 @@ MEANINGS: dict[str, dict[str, str]] = {
     "Payment rules and limits": {
         "REFUND_WINDOW_DAYS": "Days after a payment first completed during which its customer may ask for a "
         "refund (its specialist and admins may ask at any time).",
-        "RATE_LIMIT_PER_MINUTE": "create-intent and confirm-payment calls per user and minute; beyond, "
+        "RATE_LIMIT_PER_MINUTE": "create-intent, confirm-payment and export calls per user and minute; beyond, "
         "429 `rate_limited`.",
         "REFUND_RATE_LIMIT_PER_MINUTE": "Refund requests per user and minute.",
         "REFUND_PAYMENT_RATE_LIMIT_PER_MINUTE": "Refund requests per payment and minute, whoever asks (counted "
@@ -116,6 +116,11 @@ MEANINGS: dict[str, dict[str, str]] = {
         "first byte after the previous answer; beyond, 408 `request_timeout` and the connection is closed.",
         "BODY_TIMEOUT_SECONDS": "Time a client has from the end of the head to the end of the body; beyond, "
         "408 `request_timeout` and the connection is closed.",
+        "CORS_ORIGINS": "Origins whose browser code (the MERN app) may call `/api/payments/…`, such as "
+        "`https://app.example.com`: scheme, host and port only, as the browser sends `Origin`. They get CORS "
+        "answers (a preflight's 200, their origin echoed in `Access-Control-Allow-Origin`, no credentials); "
+        "any other origin gets no `Access-Control-Allow-*` header. Unset: the origin of APP_BASE_URL, and "
+        "none when APP_ENV=production. The webhooks, `/ops` and `/metrics` never answer CORS.",
     },
     "Retries and sweeps": {
         "RETRY_MIN_BACKOFF_MS": "First backoff of a failed message, doubling on each retry.",
@@ -736,6 +741,9 @@ def render_routes() -> str:
             if "properties" in content or ("required" in content and "$ref" not in content):
                 keys = list(content.get("properties", {})) or list(content.get("required", ()))
                 shape = "`{" + ", ".join(keys) + "}`"
+            others = " or ".join(f"`{media}`" for media in answer.get("content", {}) if media != "application/json")
+            if others:  # a file (``text/csv``) besides, or instead of, JSON
+                shape = f"{shape} or {others}" if content else others
             lines.append(f"| {status} | {_cell(shape)} | {_cell(answer['description'])} |")
     lines += ["", "### Schemas"]
     for name, component in schema["components"]["schemas"].items():
