@@ -135,6 +135,13 @@ MUTANTS = (
                 "            finished += finish_refund(intent_id, request, refund, deps)",
                 "            finished += 0",
             ),
+            (
+                "usecases/refunds.py",
+                '        if deps.refunds.count(payment, stripe_id, int(refund["amount"]), reserved):\n'
+                '            log.info("refund recorded", extra={"outcome": "refunded"})\n',
+                '        if not deps.refunds.count(payment, stripe_id, int(refund["amount"]), reserved):\n'
+                "            return\n",
+            ),
         ),
     ),
     Mutant(
@@ -231,10 +238,10 @@ def apply(mutant: Mutant, tree: Path) -> None:
 
 
 def run_model(tree: Path) -> tuple[bool, str]:
-    """(found, the assertion that failed) of the model test on ``tree``, as ``make test`` runs it."""
+    """(found, the assertion that failed) of the model test on ``tree``: ``make test``'s search, unshrunk."""
     command = [sys.executable, "-m", "pytest", "tests/model/test_payment_life.py", "-k", "one_payments_life"]
     command += ["-x", "-q", "-p", "no:cacheprovider", "--timeout=0", "--session-timeout=86400"]
-    env = {**os.environ, "PYTHONPATH": str(tree), "HYPOTHESIS_PROFILE": "default"}
+    env = {**os.environ, "PYTHONPATH": str(tree), "HYPOTHESIS_PROFILE": "put-back"}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         raise SystemExit(f"the model test could not run ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr}")
