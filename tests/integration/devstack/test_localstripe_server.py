@@ -128,6 +128,7 @@ def test_localstripe_quirks(stripe_client: stripe.StripeClient) -> None:
     )
     with pytest.raises(stripe.CardError) as generic:
         intents.confirm(declined_alias.id)
+    assert generic.value.error is not None
     assert (generic.value.code, generic.value.error.decline_code) == ("card_declined", "generic_decline")
     unknown = intents.create(params={"amount": 100, "currency": "eur"})
     intents.update(unknown.id, params={"payment_method": "pm_card_chargeDeclined"})
