@@ -21,6 +21,8 @@ DEFAULT_STRIPE_API_VERSION = "2024-06-20"
 
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=_-]+$")
+#: A browser's ``Origin``: http(s), a host name or IP literal, an optional port; nothing after.
+_ORIGIN = re.compile(r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$")
 
 #: Bytes a secret must have when ``APP_ENV=production`` (HS256 keys shorter than the hash are guessable).
 MIN_SECRET_BYTES = 32
@@ -57,6 +59,8 @@ class Settings:
     email_from: str
     ops_email: str | None
     app_base_url: str
+    #: Origins whose browser code may call ``/api/payments/…`` (CORS); none means no CORS answers.
+    cors_origins: tuple[str, ...]
     refund_window_days: int
     webhook_max_bytes: int
     rate_limit_per_minute: int
@@ -169,6 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     if not secrets or not all(_WHSEC.match(s) for s in secrets):
         raise ConfigError("STRIPE_WEBHOOK_SECRET must be one or more comma-separated whsec_… values")
 
+    base_url = r.url("APP_BASE_URL", "http://localhost:5173", ("http", "https")) or ""
     settings = Settings(
         app_env=app_env,
         host=r.text("HOST", "127.0.0.1") or "127.0.0.1",
@@ -188,7 +193,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         smtp_url=r.url("SMTP_URL", None, ("smtp", "smtps")),
         email_from=r.text("EMAIL_FROM", "payments@localhost") or "",
         ops_email=r.text("OPS_EMAIL"),
-        app_base_url=r.url("APP_BASE_URL", "http://localhost:5173", ("http", "https")) or "",
+        app_base_url=base_url,
+        cors_origins=_cors_origins(r, base_url, production=app_env == "production"),
         refund_window_days=r.integer("REFUND_WINDOW_DAYS", 30),
         webhook_max_bytes=r.integer("WEBHOOK_MAX_BYTES", 1_048_576, minimum=1024),
         rate_limit_per_minute=r.integer("RATE_LIMIT_PER_MINUTE", 10, minimum=1),
@@ -230,6 +236,40 @@ def _signing_keys(r: _Reader, production: bool) -> tuple[bytes, ...]:
     if not all(keys):
         raise ConfigError("QUEUE_SIGNING_KEY must be one or more comma-separated keys, none of them empty")
     return keys
+
+
+def _cors_origins(r: _Reader, base_url: str, production: bool) -> tuple[str, ...]:
+    """``CORS_ORIGINS``, comma-separated origins; unset: the origin of ``APP_BASE_URL`` (the MERN app),
+    and none in production, where the app's origin must be named.
+
+    Lower-cased, with a default port dropped, as browsers send ``Origin``: a match is exact.
+    """
+    given = r.text("CORS_ORIGINS")
+    if given is None:
+        return () if production else (_origin_of(base_url),)
+    origins = [o.strip().lower() for o in given.split(",")]
+    bad = [o for o in origins if not _ORIGIN.fullmatch(o) or not _port_ok(o)]
+    if bad:
+        raise ConfigError(
+            f"CORS_ORIGINS must be comma-separated origins like https://app.example.com "
+            f"(http or https, a host, an optional port; no path, no *), got {bad[0]!r}"
+        )
+    return tuple(dict.fromkeys(_origin_of(o) for o in origins))
+
+
+def _port_ok(origin: str) -> bool:
+    port = origin.rpartition(":")[2]
+    return not port.isdigit() or 0 < int(port) < 65536
+
+
+def _origin_of(url: str) -> str:
+    """The origin of ``url`` as a browser sends it: scheme, host, the port unless the scheme's default."""
+    parts = urlsplit(url.lower())
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = "" if parts.port is None or parts.port == default else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _check_production(s: Settings) -> None:

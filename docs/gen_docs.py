@@ -116,6 +116,11 @@ MEANINGS: dict[str, dict[str, str]] = {
         "first byte after the previous answer; beyond, 408 `request_timeout` and the connection is closed.",
         "BODY_TIMEOUT_SECONDS": "Time a client has from the end of the head to the end of the body; beyond, "
         "408 `request_timeout` and the connection is closed.",
+        "CORS_ORIGINS": "Origins whose browser code (the MERN app) may call `/api/payments/…`, such as "
+        "`https://app.example.com`: scheme, host and port only, as the browser sends `Origin`. They get CORS "
+        "answers (a preflight's 200, their origin echoed in `Access-Control-Allow-Origin`, no credentials); "
+        "any other origin gets no `Access-Control-Allow-*` header. Unset: the origin of APP_BASE_URL, and "
+        "none when APP_ENV=production. The webhooks, `/ops` and `/metrics` never answer CORS.",
     },
     "Retries and sweeps": {
         "RETRY_MIN_BACKOFF_MS": "First backoff of a failed message, doubling on each retry.",

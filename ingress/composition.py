@@ -37,6 +37,7 @@ from domain.errors import RequestRefused
 from ingress import errors
 from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
+from ingress.cors import PaymentsCors
 from ingress.dashboard import Dashboard
 from ingress.health import Health
 from ingress.login_throttle import LoginThrottle
@@ -141,6 +142,7 @@ def create_app(
         # Outermost: request id on every line and answer, one access line, 500 internal_error.
         Middleware(RequestGuard, direct=dict.fromkeys(webhook_paths, webhook)),
         Middleware(BodyLimit, caps=dict.fromkeys(webhook_paths, settings.webhook_max_bytes)),
+        Middleware(PaymentsCors, origins=settings.cors_origins),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)
     # No trailing-slash redirects: Starlette builds their Location from the request's Host header, so
