@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from adapters.queue import build_broker
 from adapters.settings import ConfigError, Settings, load_settings
-from ingress.app import create_app
+from ingress.composition import create_app
 from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
 
 APP = "https://app.example.com"
