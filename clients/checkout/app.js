@@ -33,7 +33,8 @@ function describe(error) {
       return `${error.message}`;
     }
     const field = error.field ? `, field ${error.field}` : "";
-    return `${error.message} (${error.status} ${error.code}${field})`;
+    const request = error.requestId ? `; request ${error.requestId}` : "";
+    return `${error.message} (${error.status} ${error.code}${field}${request})`;
   }
   return String((error && error.message) || error);
 }
@@ -106,7 +107,7 @@ for (const [index, service] of config.services.entries()) {
 
 /** Poll the payment until its enrollment is active; then ask confirm-payment, as the seed app does. */
 async function waitForEnrollment(paymentId) {
-  const deadline = Date.now() + 8000;
+  const deadline = Date.now() + 6000;
   while (Date.now() < deadline) {
     const payment = await api.getPaymentDetails(paymentId);
     if (payment.enrollmentId) {
@@ -163,10 +164,16 @@ function cell(text, className) {
   return td;
 }
 
+let historyAsked = 0;
+
 async function loadHistory() {
+  const asked = ++historyAsked;
   try {
     const status = $("#status-filter").value || undefined;
     const page = await api.getPaymentHistory({ status, limit: 50 });
+    if (asked !== historyAsked) {
+      return; // a newer load (another filter) is on its way: its rows win
+    }
     const rows = page.items.map((payment) => {
       const row = document.createElement("tr");
       row.dataset.payment = payment.paymentId ?? "";
