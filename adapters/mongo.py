@@ -62,6 +62,8 @@ def ensure_indexes(db: Database[Doc]) -> None:
         partialFilterExpression={"paymentId": {"$type": "string"}},
     )
     db.payments.create_index([("customerId", ASCENDING), ("createdAt", DESCENDING)], name="customer_recent")
+    # The accounting export's period (adapters.exports); without it each export would scan every payment.
+    db.payments.create_index([("createdAt", DESCENDING)], name="created_recent")
     db.stripe_events.create_index([("status", ASCENDING), ("receivedAt", ASCENDING)], name="status_received")
     db.stripe_events.create_index([("status", ASCENDING), ("lastAttemptAt", ASCENDING)], name="status_last_attempt")
     db.payments.create_index(

@@ -11,7 +11,8 @@ Runs, in this order, on one local stack (``rig.py``):
   2. open loop at ``BENCH_RATE``/s, worker running: the bare app, then the webhook route, whose
      events are followed until their enrollments are active (end-to-end latency);
   3. queue drains of ``BENCH_EVENTS`` messages: the no-op actor (plain Dramatiq, then inside the
-     project's worker), the succeeded path with its emails left queued, then with them sent.
+     project's worker), the succeeded path with its emails left queued, then with them sent;
+  4. the ingress's memory while it streams a 50,000-payment CSV export, against idle (``export_memory``).
 Rounds interleave the variants, so a change in the machine's load hits all of them alike; each
 figure is the median of its rounds. Prints a markdown table and writes it to
 ``var/bench/latest.md`` under the measured checkout.
@@ -35,6 +36,7 @@ from bench import payloads
 from bench.child.bench_noop import ACTOR as NOOP_ACTOR
 from bench.child.bench_noop import QUEUE as NOOP_QUEUE
 from bench.drain import DrainResult, QueueWatch, WorkerKind, child_path, drain, plain_noop, project_worker
+from bench.export_memory import ExportMemory, measure_export
 from bench.open_loop import OpenLoopResult, open_loop
 from bench.procstat import cpu_seconds
 from bench.rig import Rig, Sizes
@@ -95,6 +97,7 @@ class Results:
     open_loop: OpenLoopRuns = field(default_factory=OpenLoopRuns)
     drains: dict[str, list[DrainResult]] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
+    export: ExportMemory | None = None
     #: What did not go as measured (a drain that never finished, events never activated).
     problems: list[str] = field(default_factory=list)
 
@@ -279,6 +282,8 @@ class Benchmark:
         self.closed_loop(bare_url)
         self.open_loop(bare_url)
         self.drains()
+        self.progress("export of 50,000 payments: ingress memory")
+        self.results.export = measure_export(self.rig)
         return self.results
 
 

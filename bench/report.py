@@ -131,7 +131,7 @@ def table(results: Results, config: Config) -> list[str]:
         return f"{ratio(row.rate, bare.rate)} (req/s); {row.cpu / bare.cpu:.1f}x CPU/req"
 
     runs = f"median of {config.runs}"
-    return [
+    rows = [
         f"| path | measured ({runs}) | ratio to its ceiling |",
         "|---|---|---|",
         f"| bare Starlette, one POST route reading the body (ceiling) | {_rate(bare.rate, 'req/s')}, "
@@ -155,6 +155,11 @@ def table(results: Results, config: Config) -> list[str]:
         f"({len(e2e)}/{loop.sent} events active, {config.runs} runs) | |",
         f"| RSS of each process after the runs | {rss} MB | |",
     ]
+    if results.export is not None:  # one run: a memory figure, not a rate
+        export = results.export
+        rows.append(f"| ingress RSS while streaming a {export.rows:,}-payment CSV export, to idle | {export.line()} "
+                    f"| {export.ratio:.2f} |")  # fmt: skip
+    return rows
 
 
 def notes(results: Results, config: Config) -> list[str]:

@@ -82,6 +82,19 @@ class Rig:
                 raise RuntimeError("the ceiling app answers like the ingress: ingress.__main__ ignores create_app")
         return url
 
+    def start_patient_ingress(self) -> tuple[str, int]:
+        """The ingress with a patient MongoDB client (``child/patient_ingress.py``) on a free port: URL, pid."""
+        port = free_port()
+        env = {**self.stack.app_env(), "PORT": str(port), "LOG_LEVEL": "WARNING"}
+        child = self._start_child("patient ingress", [sys.executable, str(CHILD_DIR / "patient_ingress.py")], env)
+        child.wait_tcp(HOST, port)
+        return f"http://{HOST}:{port}", child.pid
+
+    def stop_child(self, name: str) -> None:
+        child = self.children.pop(name, None)
+        if child is not None:
+            child.stop()
+
     def start_worker(self, kind: WorkerKind) -> Child:
         return self._start_child("worker", kind.argv, {**self.stack.app_env(), **kind.env})
 
@@ -103,7 +116,7 @@ class Rig:
         return child.start()
 
     def stop(self) -> None:
-        for name in ("worker", "bare"):
+        for name in ("worker", "bare", "patient ingress"):
             child = self.children.pop(name, None)
             if child is not None:
                 child.stop()

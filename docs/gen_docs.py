@@ -101,7 +101,7 @@ MEANINGS: dict[str, dict[str, str]] = {
     "Payment rules and limits": {
         "REFUND_WINDOW_DAYS": "Days after a payment first completed during which its customer may ask for a "
         "refund (its specialist and admins may ask at any time).",
-        "RATE_LIMIT_PER_MINUTE": "create-intent and confirm-payment calls per user and minute; beyond, "
+        "RATE_LIMIT_PER_MINUTE": "create-intent, confirm-payment and export calls per user and minute; beyond, "
         "429 `rate_limited`.",
         "REFUND_RATE_LIMIT_PER_MINUTE": "Refund requests per user and minute.",
         "REFUND_PAYMENT_RATE_LIMIT_PER_MINUTE": "Refund requests per payment and minute, whoever asks (counted "
@@ -743,6 +743,9 @@ def render_routes() -> str:
             if "properties" in content or ("required" in content and "$ref" not in content):
                 keys = list(content.get("properties", {})) or list(content.get("required", ()))
                 shape = "`{" + ", ".join(keys) + "}`"
+            others = " or ".join(f"`{media}`" for media in answer.get("content", {}) if media != "application/json")
+            if others:  # a file (``text/csv``) besides, or instead of, JSON
+                shape = f"{shape} or {others}" if content else others
             lines.append(f"| {status} | {_cell(shape)} | {_cell(answer['description'])} |")
     lines += ["", "### Schemas"]
     for name, component in schema["components"]["schemas"].items():

@@ -72,6 +72,16 @@ def check_chargeable(amount: int, currency: str) -> None:
         raise MoneyError(f"{code} amounts must end in 0 for Stripe")
 
 
+def major(amount: int, currency: str) -> str:
+    """An amount in major units with the currency's own decimals and no grouping (exports, spreadsheets).
+
+    >>> major(49900, "INR"), major(500, "jpy"), major(1234, "KWD")
+    ('499.00', '500', '1.234')
+    """
+    places = exponent(currency)
+    return f"{Decimal(amount).scaleb(-places):.{places}f}"
+
+
 def display(amount: int, currency: str) -> str:
     """An amount for people: ``INR 499.00``, ``JPY 500``.
 

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from adapters.async_queue import build_enqueuer
 from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.deps import build_deps, build_ops
+from adapters.exports import MongoPaymentExports
 from adapters.indexes import ensure_all_indexes
 from adapters.mongo import connect
 from adapters.ops_sessions import MongoOpsSessions
@@ -39,6 +40,7 @@ from ingress.auth import Unauthorized
 from ingress.body_limit import BodyLimit
 from ingress.cors import PaymentsCors
 from ingress.dashboard import Dashboard
+from ingress.exports import ExportRoutes
 from ingress.health import Health
 from ingress.login_throttle import LoginThrottle
 from ingress.metrics import MetricsRoute
@@ -99,6 +101,7 @@ def create_app(
         for close in owned:
             close()
 
+    exports = ExportRoutes(payments, MongoPaymentExports(db))
     ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
     dashboard = Dashboard(ops, db.stripe_events, MongoOpsSessions(db), LoginThrottle(broker.client))
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
@@ -109,6 +112,9 @@ def create_app(
         Route("/api/payments/create-intent", payments.create_intent, methods=["POST"]),
         Route("/api/payments/confirm-payment", payments.confirm_payment, methods=["POST"]),
         Route("/api/payments/history/customer", payments.history, methods=["GET"]),
+        # Before /api/payments/{payment_id}, which would take "export" for an id (a 422).
+        Route("/api/payments/history/customer/export", exports.customer, methods=["GET"]),
+        Route("/api/payments/export", exports.admin, methods=["GET"]),
         Route("/api/payments/specialist/statistics", payments.statistics, methods=["GET"]),
         Route("/api/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/api/payments/{payment_id}/refund", payments.refund, methods=["POST"]),

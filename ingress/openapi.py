@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from domain.exports import ADMIN_COLUMNS, CUSTOMER_COLUMNS, STATISTICS_COLUMNS
 from domain.payments import TRANSITIONS
 from ingress.parse import INT64_MAX
 
@@ -113,6 +114,46 @@ def _figures(key: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, A
     }
 
 
+_PERIOD = [
+    {
+        "name": name,
+        "in": "query",
+        "description": f"`createdAt` {bound}; a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z)",
+        "schema": {"type": "string", "format": "date-time"},
+    }
+    for name, bound in (("from", "from (inclusive)"), ("to", "before (exclusive; a date: the end of that day)"))
+]
+
+
+def _format(default: str, csv: str) -> dict[str, Any]:
+    return {
+        "name": "format",
+        "in": "query",
+        "description": csv,
+        "schema": {"type": "string", "enum": ["csv", "json"], "default": default},
+    }
+
+
+_DOWNLOAD_HEADERS = {
+    "Content-Disposition": {
+        "description": 'what to save it as: `attachment; filename="<kind>-YYYYMMDD.<format>"` (today, UTC)',
+        "schema": {"type": "string", "pattern": '^attachment; filename="[a-z-]+-[0-9]{8}\\.(csv|json)"$'},
+    }
+}
+_CSV = {"text/csv": {"schema": {"type": "string", "description": "UTF-8 CSV, header row first (RFC 4180)"}}}
+
+
+def _download(columns: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A streamed export: CSV with ``columns``, or JSON ``{items}``."""
+    return {
+        "description": f"{what}, streamed. CSV columns: {', '.join(f'`{c}`' for c in columns)}; amounts in "
+        "major units with the currency's decimals (`499.00` INR, `500` JPY, `1.234` KWD); a cell a "
+        "spreadsheet would run as a formula starts with `'`. JSON: `{items}`, each as the history shows it",
+        "headers": _DOWNLOAD_HEADERS,
+        "content": {**_CSV, "application/json": {"schema": _ref("Export")}},
+    }
+
+
 SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -188,6 +229,43 @@ SCHEMA: dict[str, Any] = {
                 },
             }
         },
+        "/api/payments/history/customer/export": {
+            "get": {
+                "operationId": "exportCustomerPayments",
+                "summary": "Every one of the caller's payments, newest first, as a CSV or JSON file (no paging)",
+                "parameters": [
+                    _format("csv", "`csv` (default) or `json`"),
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": sorted(TRANSITIONS)}},
+                    *_PERIOD,
+                ],
+                "responses": {
+                    "200": _download(CUSTOMER_COLUMNS, "the caller's payments"),
+                    "422": _error(
+                        "a bad `format`, `status`, `from` or `to`, or `from` not before `to` (`validation_error`)"
+                    ),
+                    "429": _error("rate limited per user (`rate_limited`)", _RETRY_AFTER),
+                    **_AUTHED,
+                },
+            }
+        },
+        "/api/payments/export": {
+            "get": {
+                "operationId": "exportPayments",
+                "summary": "Admins: every payment created in the period, newest first, as a CSV or JSON file",
+                "parameters": [_format("csv", "`csv` (default) or `json`"), *_PERIOD],
+                "responses": {
+                    "200": _download(
+                        ADMIN_COLUMNS,
+                        "every payment created in the period (`refunds`: their "
+                        "count; `reviewRequired`: the reason, when held for review)",
+                    ),
+                    "403": _error("caller is not an admin (`forbidden`)"),
+                    "422": _error("a bad `format`, `from` or `to`, or `from` not before `to` (`validation_error`)"),
+                    "429": _error("rate limited per user (`rate_limited`)", _RETRY_AFTER),
+                    **_AUTHED,
+                },
+            }
+        },
         "/api/payments/{paymentId}": {
             "get": {
                 "operationId": "getPayment",
@@ -239,11 +317,23 @@ SCHEMA: dict[str, Any] = {
                     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                     {"name": "specialistId", "in": "query", "schema": {"type": "string", "pattern": OBJECT_ID}},
+                    _format("json", "`json` (default): every figure; `csv`: the `byMonth` rows as a file"),
                 ],
                 "responses": {
-                    "200": _json(_ref("Statistics"), "the figures"),
+                    "200": {
+                        "description": "the figures (JSON, in minor units), or the `byMonth` rows as CSV (columns "
+                        + ", ".join(f"`{c}`" for c in STATISTICS_COLUMNS)
+                        + "; amounts in major units)",
+                        "headers": {
+                            "Content-Disposition": {
+                                **_DOWNLOAD_HEADERS["Content-Disposition"],
+                                "description": '`format=csv` only: `attachment; filename="statistics-YYYYMMDD.csv"`',
+                            }
+                        },
+                        "content": {"application/json": {"schema": _ref("Statistics")}, **_CSV},
+                    },
                     "403": _error("a customer, or another specialist's figures (`forbidden`)"),
-                    "422": _error("a bad date or id, or an admin naming no specialist (`validation_error`)"),
+                    "422": _error("a bad date, id or `format`, or an admin naming no specialist (`validation_error`)"),
                     **_AUTHED,
                 },
             }
@@ -445,6 +535,12 @@ SCHEMA: dict[str, Any] = {
                 {"serviceId": {"type": "string"}, "serviceName": {"type": ["string", "null"]}},
                 optional=("serviceName",),
             ),
+            "Export": {
+                "type": "object",
+                "required": ["items"],
+                "additionalProperties": False,
+                "properties": {"items": {"type": "array", "items": _ref("Payment")}},
+            },
             "Page": {
                 "type": "object",
                 "required": ["items", "nextCursor"],

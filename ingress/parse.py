@@ -132,6 +132,14 @@ def query_moment(params: Mapping[str, str], field: str, *, end: bool = False) ->
         raise Invalid(f"{field} is not a valid date", field) from None
 
 
+def query_period(params: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """``from`` and ``to`` (a date as ``to`` includes that day), either may be absent; ``from`` must come first."""
+    start, end = query_moment(params, "from"), query_moment(params, "to", end=True)
+    if start and end and start >= end:
+        raise Invalid("from must be before to", "from")
+    return start, end
+
+
 def choice(params: Mapping[str, str], field: str, allowed: Collection[str]) -> str | None:
     """An optional query parameter that must be one of ``allowed`` (an empty value counts as absent)."""
     raw = params.get(field)

@@ -25,9 +25,10 @@ from starlette.responses import JSONResponse, Response
 from adapters.reads import BadCursor, MongoPaymentReads
 from adapters.serialize import jsonable, payment_json, view_of
 from adapters.statistics import MongoStatistics
+from domain.exports import STATISTICS_COLUMNS, statistics_row
 from domain.payments import TRANSITIONS
 from domain.refunds import check_reason
-from ingress import parse
+from ingress import downloads, parse
 from ingress.auth import DEFAULT_MAX_AGE_DAYS, Caller, UserLookup, bearer_token, caller_from_claims, decode
 from ingress.errors import ApiError
 from ingress.ratelimit import RateLimiter
@@ -148,7 +149,10 @@ class PaymentRoutes:
         return JSONResponse({"refundRequestId": request_id, "status": "pending"}, status_code=202)
 
     async def statistics(self, request: Request) -> Response:
-        """A specialist's earnings (admins name the specialist); ``from``/``to`` bound ``paidAt``, ``to`` exclusive."""
+        """A specialist's earnings (admins name the specialist); ``from``/``to`` bound ``paidAt``, ``to`` exclusive.
+
+        ``format=csv``: the ``byMonth`` rows as a CSV file, amounts in major units.
+        """
         caller = await self.caller(request, "specialist", "admin")
         params = request.query_params
         asked = params.get("specialistId") or None
@@ -157,10 +161,11 @@ class PaymentRoutes:
         specialist = parse.object_id(asked, "specialistId") if asked else caller.id
         if not caller.admin and specialist != caller.id:
             raise ApiError(403, "forbidden", "a specialist sees their own statistics only")
-        start, end = parse.query_moment(params, "from"), parse.query_moment(params, "to", end=True)
-        if start and end and start >= end:
-            raise parse.Invalid("from must be before to", "from")
+        start, end = parse.query_period(params)
+        fmt = downloads.export_format(params, default="json")
         figures = await self.blocking(self.stats.earnings, specialist, start, end)
+        if fmt == "csv":  # the byMonth rows, for a spreadsheet
+            return downloads.csv_file("statistics", [STATISTICS_COLUMNS, *map(statistics_row, figures["byMonth"])])
         return JSONResponse(
             jsonable({"specialistId": specialist, "from": start, "to": end, **figures}),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -498,3 +498,21 @@ class OpsDeps:
     jobs: EventJobs
     runs: JobStore
     sleep: Callable[[float], object] = time.sleep
+
+
+@dataclass(frozen=True)
+class Period:
+    """``createdAt`` in [start, end); either end open (the exports')."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class PaymentExports(Protocol):
+    """Payments newest first (``createdAt``), read in batches rather than all at once (``usecases.exports``)."""
+
+    def of_customer(self, customer_id: Any, status: str | None, period: Period) -> Iterator[Mapping[str, Any]]:
+        """The customer's payments, in ``status`` when given, created in ``period``."""
+
+    def created_in(self, period: Period) -> Iterator[Mapping[str, Any]]:
+        """Every payment created in ``period``."""

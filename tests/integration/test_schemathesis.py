@@ -75,9 +75,11 @@ def fuzzed(settings: Settings, db: Any) -> Iterator[Fuzzed]:
 
 
 def test_the_served_schema_lists_every_payment_and_webhook_route(fuzzed: Fuzzed) -> None:
-    """``GET /openapi.json`` documents the webhook routes, health and the six payment routes, with bearer auth."""
+    """``GET /openapi.json`` documents the webhook routes, health and the eight payment routes, with bearer auth."""
     assert OPERATIONS == [
+        "GET /api/payments/export",
         "GET /api/payments/history/customer",
+        "GET /api/payments/history/customer/export",
         "GET /api/payments/specialist/statistics",
         "GET /api/payments/{paymentId}",
         "GET /api/webhooks/health",

@@ -106,6 +106,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/payments/history/customer/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every one of the caller's payments, newest first, as a CSV or JSON file (no paging) */
+        get: operations["exportCustomerPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/payments/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admins: every payment created in the period, newest first, as a CSV or JSON file */
+        get: operations["exportPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/payments/{paymentId}": {
         parameters: {
             query?: never;
@@ -346,6 +380,9 @@ export interface components {
             disputeLost: number;
             /** @description gross - refunded - disputeLost */
             net: number;
+        };
+        Export: {
+            items: components["schemas"]["Payment"][];
         };
         Page: {
             items: components["schemas"]["Payment"][];
@@ -959,6 +996,210 @@ export interface operations {
             };
         };
     };
+    exportCustomerPayments: {
+        parameters: {
+            query?: {
+                /** @description `csv` (default) or `json` */
+                format?: "csv" | "json";
+                status?: "canceled" | "completed" | "dispute_lost" | "disputed" | "failed" | "partially_refunded" | "pending" | "processing" | "refunded" | "requires_action";
+                /** @description `createdAt` from (inclusive); a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z) */
+                from?: string;
+                /** @description `createdAt` before (exclusive; a date: the end of that day); a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the caller's payments, streamed. CSV columns: `paymentId`, `createdAt`, `paidAt`, `serviceName`, `serviceType`, `status`, `currency`, `amount`, `amountRefunded`; amounts in major units with the currency's decimals (`499.00` INR, `500` JPY, `1.234` KWD); a cell a spreadsheet would run as a formula starts with `'`. JSON: `{items}`, each as the history shows it */
+            200: {
+                headers: {
+                    /** @description what to save it as: `attachment; filename="<kind>-YYYYMMDD.<format>"` (today, UTC) */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description head or body not received in time (`request_timeout`); the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the route's cap (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bad `format`, `status`, `from` or `to`, or `from` not before `to` (`validation_error`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description rate limited per user (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unexpected failure (`internal_error`, no detail; the log has it under X-Request-Id) */
+            500: {
+                headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportPayments: {
+        parameters: {
+            query?: {
+                /** @description `csv` (default) or `json` */
+                format?: "csv" | "json";
+                /** @description `createdAt` from (inclusive); a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z) */
+                from?: string;
+                /** @description `createdAt` before (exclusive; a date: the end of that day); a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description every payment created in the period (`refunds`: their count; `reviewRequired`: the reason, when held for review), streamed. CSV columns: `paymentId`, `createdAt`, `paidAt`, `serviceName`, `serviceType`, `status`, `currency`, `amount`, `amountRefunded`, `customerId`, `customerEmail`, `specialistId`, `refunds`, `disputeStatus`, `reviewRequired`; amounts in major units with the currency's decimals (`499.00` INR, `500` JPY, `1.234` KWD); a cell a spreadsheet would run as a formula starts with `'`. JSON: `{items}`, each as the history shows it */
+            200: {
+                headers: {
+                    /** @description what to save it as: `attachment; filename="<kind>-YYYYMMDD.<format>"` (today, UTC) */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description caller is not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description head or body not received in time (`request_timeout`); the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the route's cap (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bad `format`, `from` or `to`, or `from` not before `to` (`validation_error`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description rate limited per user (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unexpected failure (`internal_error`, no detail; the log has it under X-Request-Id) */
+            500: {
+                headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getPayment: {
         parameters: {
             query?: never;
@@ -1172,6 +1413,8 @@ export interface operations {
                 from?: string;
                 to?: string;
                 specialistId?: string;
+                /** @description `json` (default): every figure; `csv`: the `byMonth` rows as a file */
+                format?: "csv" | "json";
             };
             header?: never;
             path?: never;
@@ -1179,13 +1422,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the figures */
+            /** @description the figures (JSON, in minor units), or the `byMonth` rows as CSV (columns `month`, `currency`, `count`, `gross`, `refunded`, `disputed`, `disputeLost`, `net`; amounts in major units) */
             200: {
                 headers: {
+                    /** @description `format=csv` only: `attachment; filename="statistics-YYYYMMDD.csv"` */
+                    "Content-Disposition"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Statistics"];
+                    "text/csv": string;
                 };
             };
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
@@ -1224,7 +1470,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description a bad date or id, or an admin naming no specialist (`validation_error`) */
+            /** @description a bad date, id or `format`, or an admin naming no specialist (`validation_error`) */
             422: {
                 headers: {
                     [name: string]: unknown;
