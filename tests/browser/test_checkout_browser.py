@@ -9,9 +9,12 @@ and services of its own, named in the page's ``/config.json``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +58,8 @@ class Checkout:
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checkout]:
     """The local stack with the checkout page on a free port; CORS_ORIGINS names the page's 127.0.0.1 origin only."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node 20+ with npm builds the checkout page's client")
     port = free_port()
     page = f"http://127.0.0.1:{port}"
     overrides = {**TUNING, "CORS_ORIGINS": page, "APP_BASE_URL": page}
@@ -153,6 +158,19 @@ def payment_state(browser: webdriver.Chrome, *states: str, timeout: float = 30) 
     return str(line.text)
 
 
+def downloaded(browser: webdriver.Chrome, folder: Path, button: str) -> list[Path]:
+    """Press ``button`` and wait for the file(s) it saves into ``folder`` (Chrome's download directory)."""
+    before = set(folder.iterdir())
+    browser.find_element(By.ID, button).click()
+
+    def done() -> list[Path]:
+        new = set(folder.iterdir()) - before
+        finished = [p for p in new if not p.name.endswith(".crdownload")]
+        return sorted(finished) if finished and len(finished) == len(new) else []
+
+    return wait_for(done, 15, f"the download of {button}")
+
+
 def access_log(checkout: Checkout) -> list[dict[str, Any]]:
     """The ingress's access lines so far."""
     lines = checkout.stack.children["ingress"].log_path.read_text().splitlines()
@@ -249,17 +267,30 @@ def test_without_the_webhook_confirm_payment_enrolls(checkout: Checkout, chrome:
 
 
 def test_a_3d_secure_card_pays_once_authenticated(checkout: Checkout, chrome: webdriver.Chrome) -> None:
-    """4000 0025 0000 3155: the local Stripe's 3-D Secure dialog, completed; then enrolled."""
+    """4000 0025 0000 3155: the local Stripe's 3-D Secure dialog. Failed, the page says so and nothing is
+    paid; the same intent then pays once the dialog is completed, and the customer is enrolled."""
     party = new_party(checkout)
     open_page(chrome, checkout.page, "customer")
+
+    def dialog(answer: str) -> None:
+        button = WebDriverWait(chrome, 15).until(
+            lambda b: b.find_element(By.XPATH, f"//button[normalize-space()='{answer} authentication']")
+        )
+        assert payment_of(checkout, party)["status"] in ("pending", "requires_action")  # nothing paid before it
+        button.click()
+
     pay_with(chrome, THREE_D_SECURE)
-    complete = WebDriverWait(chrome, 15).until(
-        lambda b: b.find_element(By.XPATH, "//button[normalize-space()='Complete authentication']")
-    )
-    assert payment_of(checkout, party)["status"] in ("pending", "requires_action")  # nothing paid before it
-    complete.click()
+    dialog("Fail")
+    text = payment_state(chrome, "declined", "enrolled", "error")
+    assert text == "Payment declined: The provided PaymentMethod has failed authentication.", text
+    first = payment_of(checkout, party)
+    assert first["status"] != "completed" and enrollment(checkout, party) is None
+
+    pay_with(chrome, THREE_D_SECURE)
+    dialog("Complete")
     assert payment_state(chrome, "enrolled", "declined", "error").startswith("Enrolled in")
-    assert payment_of(checkout, party)["status"] == "completed"
+    paid = payment_of(checkout, party)
+    assert (paid["status"], paid["paymentId"]) == ("completed", first["paymentId"])  # the same intent, paid
     found = enrollment(checkout, party)
     assert found is not None and found["status"] == "active"
 
@@ -276,9 +307,11 @@ def test_a_declined_card_says_why_and_leaves_nothing_active(checkout: Checkout, 
     assert checkout.db.enrollments.count_documents({"customerId": party.customer, "status": "active"}) == 0
 
 
-def test_the_history_filters_and_refunds(checkout: Checkout, chrome: webdriver.Chrome) -> None:
+def test_the_history_filters_refunds_and_downloads_as_csv(
+    checkout: Checkout, chrome: webdriver.Chrome, downloads: Path
+) -> None:
     """A paid and a declined payment: the status filter shows each alone; the refund makes the paid one
-    refunded and cancels its enrollment."""
+    refunded and cancels its enrollment; the CSV export downloads the customer's payments, refund included."""
     party = new_party(checkout, services=2)
     paid = paid_through_the_api(checkout, party, 0)
     declined = paid_through_the_api(checkout, party, 1, card="pm_card_chargeCustomerFail")
@@ -307,9 +340,21 @@ def test_the_history_filters_and_refunds(checkout: Checkout, chrome: webdriver.C
     WebDriverWait(chrome, 15).until(lambda b: listed().get(paid) == "refunded")
     assert enrollment(checkout, party, 0)["status"] == "cancelled"  # type: ignore[index]
 
+    [path] = downloaded(chrome, downloads, "export-csv")
+    assert path.name == f"payments-{datetime.now(UTC):%Y%m%d}.csv"
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    by_intent = {row["paymentId"]: row for row in rows}
+    assert set(by_intent) == {paid, declined}
+    assert (by_intent[paid]["status"], by_intent[paid]["amount"], by_intent[paid]["amountRefunded"]) == (
+        "refunded",
+        "499.00",
+        "499.00",
+    )
+    assert by_intent[declined]["status"] == "failed" and by_intent[declined]["currency"] == "INR"
 
-def test_the_specialists_statistics_are_drawn(checkout: Checkout, chrome: webdriver.Chrome) -> None:
-    """The specialist's earnings: the totals, and a bar for this month in the revenue chart."""
+
+def test_the_specialists_statistics_are_drawn(checkout: Checkout, chrome: webdriver.Chrome, downloads: Path) -> None:
+    """The specialist's earnings: the totals, a bar for this month in the revenue chart, the CSV."""
     party = new_party(checkout, services=2)
     for service in (0, 1):
         paid_through_the_api(checkout, party, service)
@@ -323,6 +368,10 @@ def test_the_specialists_statistics_are_drawn(checkout: Checkout, chrome: webdri
     assert float(str(bar.get_attribute("height"))) > 50
     [total] = chrome.find_elements(By.CSS_SELECTOR, "#totals tr")
     assert total.find_elements(By.TAG_NAME, "td")[1].text == "2"
+    [path] = downloaded(chrome, downloads, "statistics-csv")
+    assert path.name == f"statistics-{datetime.now(UTC):%Y%m%d}.csv"
+    [row] = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    assert (row["month"], row["currency"], row["count"]) == (month, "INR", "2"), row
 
 
 def test_an_origin_cors_does_not_list_is_refused_by_the_browser(checkout: Checkout, chrome: webdriver.Chrome) -> None:

@@ -8,6 +8,7 @@
  *
  *     const api = createPaymentAPI({ baseUrl: "https://payments.example.com", getToken: () => auth.token });
  *     const { clientSecret, paymentId } = await api.createPaymentIntent({ serviceId, serviceType: "course" });
+ *     const { blob, filename } = await api.exportPaymentHistory({ format: "csv", status: "completed" });
  */
 import type { components, operations, paths } from "./schema.js";
 
@@ -39,8 +40,17 @@ export type PaymentHistoryQuery = Query<"customerHistory">;
 export type PaymentHistoryPage = JsonAnswer<"customerHistory", 200>;
 export type RefundRequest = JsonBody<"requestRefund">;
 export type RefundRequested = JsonAnswer<"requestRefund", 202>;
-export type StatisticsQuery = Query<"specialistStatistics">;
+/** The statistics' filters (`format` is the export's: `exportSpecialistStatistics`). */
+export type StatisticsQuery = Omit<Query<"specialistStatistics">, "format">;
 export type SpecialistStatistics = JsonAnswer<"specialistStatistics", 200>;
+export type PaymentHistoryExportQuery = Query<"exportCustomerPayments">;
+export type PaymentsExportQuery = Query<"exportPayments">;
+/** A file the API answered: its content, the name it says to save it as (`Content-Disposition`), its type. */
+export interface Download {
+  blob: Blob;
+  filename: string;
+  contentType: string;
+}
 /** The body of every error answer: `{ error: { code, message, field? } }`. */
 export type ErrorBody = Schemas["Error"];
 
@@ -52,6 +62,8 @@ const ROUTES = {
   history: "/api/payments/history/customer",
   refund: "/api/payments/{paymentId}/refund",
   statistics: "/api/payments/specialist/statistics",
+  historyExport: "/api/payments/history/customer/export",
+  adminExport: "/api/payments/export",
 } as const satisfies Record<string, keyof paths>;
 
 /**
@@ -101,6 +113,12 @@ export interface PaymentAPI {
   processRefund(paymentId: string, body?: RefundRequest): Promise<RefundRequested>;
   /** A specialist's earnings (admins name `specialistId`). */
   getSpecialistStatistics(query?: StatisticsQuery): Promise<SpecialistStatistics>;
+  /** All the caller's payments as a file (CSV unless `format: "json"`), filtered like the history. */
+  exportPaymentHistory(query?: PaymentHistoryExportQuery): Promise<Download>;
+  /** Admins: every payment created in the period, as a file. */
+  exportPayments(query?: PaymentsExportQuery): Promise<Download>;
+  /** A specialist's earnings by month as a CSV file. */
+  exportSpecialistStatistics(query?: StatisticsQuery): Promise<Download>;
 }
 
 type QueryValues = Record<string, string | number | boolean | null | undefined>;
@@ -126,6 +144,12 @@ function queryString(query: QueryValues | undefined): string {
   }
   const text = params.toString();
   return text ? `?${text}` : "";
+}
+
+/** The file name of `attachment; filename="payments-20261107.csv"`, else `fallback`. */
+export function filenameOf(disposition: string | null, fallback: string): string {
+  const found = /filename="([^"]+)"/.exec(disposition ?? "");
+  return found?.[1] ?? fallback;
 }
 
 function isErrorBody(body: unknown): body is ErrorBody {
@@ -199,6 +223,13 @@ export function createPaymentAPI(options: PaymentApiOptions): PaymentAPI {
     return (await (await request(call)).json()) as T;
   }
 
+  async function download(call: Call, fallback: string): Promise<Download> {
+    const response = await request({ ...call, accept: "text/csv, application/json" });
+    const filename = filenameOf(response.headers.get("Content-Disposition"), fallback);
+    const contentType = response.headers.get("Content-Type") ?? "application/octet-stream";
+    return { blob: await response.blob(), filename, contentType };
+  }
+
   return {
     createPaymentIntent: (body) => json({ method: "POST", path: ROUTES.createIntent, body }),
     confirmPayment: (paymentIntentId) =>
@@ -212,5 +243,18 @@ export function createPaymentAPI(options: PaymentApiOptions): PaymentAPI {
     processRefund: (paymentId, body = {}) =>
       json({ method: "POST", path: pathOf(ROUTES.refund, paymentId), body }),
     getSpecialistStatistics: (query) => json({ method: "GET", path: ROUTES.statistics, query }),
+    exportPaymentHistory: (query) =>
+      download({ method: "GET", path: ROUTES.historyExport, query }, `payments.${query?.format ?? "csv"}`),
+    exportPayments: (query) =>
+      download({ method: "GET", path: ROUTES.adminExport, query }, `payments.${query?.format ?? "csv"}`),
+    exportSpecialistStatistics: (query) =>
+      download(
+        {
+          method: "GET",
+          path: ROUTES.statistics,
+          query: { ...query, format: "csv" } satisfies Query<"specialistStatistics">,
+        },
+        "statistics.csv",
+      ),
   };
 }
