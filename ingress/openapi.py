@@ -33,7 +33,8 @@ def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | No
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    return _json(_ref("Error"), description, headers)
+    """An error answer; every one carries its request id (the clients show it, the logs have it)."""
+    return _json(_ref("Error"), description, {**_REQUEST_ID, **(headers or {})})
 
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string", "pattern": "^[0-9]+$"}}}

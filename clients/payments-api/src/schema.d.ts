@@ -425,6 +425,8 @@ export interface operations {
             /** @description bad, missing or stale signature (`invalid_signature`), or not JSON (`malformed_json`) */
             400: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -434,6 +436,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -443,6 +447,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -452,6 +458,8 @@ export interface operations {
             /** @description verified, but not a Stripe event (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -461,6 +469,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -481,6 +491,8 @@ export interface operations {
             /** @description queue unreachable (`broker_unavailable`): Stripe retries */
             503: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -519,6 +531,8 @@ export interface operations {
             /** @description bad, missing or stale signature (`invalid_signature`), or not JSON (`malformed_json`) */
             400: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -528,6 +542,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -537,6 +553,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -546,6 +564,8 @@ export interface operations {
             /** @description verified, but not a Stripe event (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -555,6 +575,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -575,6 +597,8 @@ export interface operations {
             /** @description queue unreachable (`broker_unavailable`): Stripe retries */
             503: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -606,6 +630,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -615,6 +641,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -624,6 +652,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -677,6 +707,8 @@ export interface operations {
             /** @description body is not JSON (`malformed_json`) */
             400: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -686,6 +718,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -695,6 +729,8 @@ export interface operations {
             /** @description caller is not a customer (`forbidden`) */
             403: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -704,6 +740,8 @@ export interface operations {
             /** @description unknown or inactive service (`not_found`) */
             404: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -713,6 +751,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -722,6 +762,8 @@ export interface operations {
             /** @description already enrolled (`already_enrolled`), or a concurrent request (`conflict`) */
             409: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -731,6 +773,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -740,6 +784,8 @@ export interface operations {
             /** @description body fails validation (`validation_error`, naming the `field`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -749,6 +795,8 @@ export interface operations {
             /** @description rate limited per user (`rate_limited`) */
             429: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -760,6 +808,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -780,6 +830,8 @@ export interface operations {
             /** @description Stripe failed (`stripe_error`) */
             502: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -813,6 +865,8 @@ export interface operations {
             /** @description body is not JSON (`malformed_json`) */
             400: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -822,6 +876,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -831,6 +887,8 @@ export interface operations {
             /** @description caller is not a customer (`forbidden`) */
             403: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -840,6 +898,8 @@ export interface operations {
             /** @description no such payment of the caller's (`not_found`) */
             404: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -849,6 +909,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -858,6 +920,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -867,6 +931,8 @@ export interface operations {
             /** @description body fails validation (`validation_error`, naming the `field`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -876,6 +942,8 @@ export interface operations {
             /** @description rate limited per user (`rate_limited`) */
             429: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -887,6 +955,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -907,6 +977,8 @@ export interface operations {
             /** @description Stripe failed (`stripe_error`) */
             502: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -941,6 +1013,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -950,6 +1024,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -959,6 +1035,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -968,6 +1046,8 @@ export interface operations {
             /** @description a bad `status`, `limit` or `cursor` (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -977,6 +1057,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1028,6 +1110,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1037,6 +1121,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1046,6 +1132,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1055,6 +1143,8 @@ export interface operations {
             /** @description a bad `format`, `status`, `from` or `to`, or `from` not before `to` (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1064,6 +1154,8 @@ export interface operations {
             /** @description rate limited per user (`rate_limited`) */
             429: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -1075,6 +1167,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1125,6 +1219,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1134,6 +1230,8 @@ export interface operations {
             /** @description caller is not an admin (`forbidden`) */
             403: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1143,6 +1241,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1152,6 +1252,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1161,6 +1263,8 @@ export interface operations {
             /** @description a bad `format`, `from` or `to`, or `from` not before `to` (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1170,6 +1274,8 @@ export interface operations {
             /** @description rate limited per user (`rate_limited`) */
             429: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -1181,6 +1287,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1223,6 +1331,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1232,6 +1342,8 @@ export interface operations {
             /** @description no such payment, or not the caller's (`not_found`) */
             404: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1241,6 +1353,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1250,6 +1364,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1259,6 +1375,8 @@ export interface operations {
             /** @description not a PaymentIntent id (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1268,6 +1386,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1314,6 +1434,8 @@ export interface operations {
             /** @description body is not JSON (`malformed_json`) */
             400: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1323,6 +1445,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1332,6 +1456,8 @@ export interface operations {
             /** @description no such payment, or not the caller's to refund (`not_found`) */
             404: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1341,6 +1467,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1350,6 +1478,8 @@ export interface operations {
             /** @description more than is left, not paid, under dispute, or past the window (`not_refundable`) */
             409: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1359,6 +1489,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1368,6 +1500,8 @@ export interface operations {
             /** @description body fails validation (`validation_error`, naming the `field`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1377,6 +1511,8 @@ export interface operations {
             /** @description rate limited per user or per payment (`rate_limited`) */
             429: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
@@ -1388,6 +1524,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1437,6 +1575,8 @@ export interface operations {
             /** @description no token, a bad or expired one, one without `exp`, or one for a user not in `users` */
             401: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1446,6 +1586,8 @@ export interface operations {
             /** @description a customer, or another specialist's figures (`forbidden`) */
             403: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1455,6 +1597,8 @@ export interface operations {
             /** @description head or body not received in time (`request_timeout`); the connection is closed */
             408: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1464,6 +1608,8 @@ export interface operations {
             /** @description body larger than the route's cap (`payload_too_large`) */
             413: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1473,6 +1619,8 @@ export interface operations {
             /** @description a bad date, id or `format`, or an admin naming no specialist (`validation_error`) */
             422: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1482,6 +1630,8 @@ export interface operations {
             /** @description request target and headers over `MAX_HEADER_BYTES` (`headers_too_large`); the connection is closed */
             431: {
                 headers: {
+                    /** @description this request's id in the logs */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
