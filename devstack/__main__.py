@@ -44,9 +44,19 @@ Walkthrough (a demo customer, specialist and course are seeded; tokens are in va
   Or post a signed test event yourself:
        .venv/bin/python -m devstack.send_event payment_intent.succeeded --seed
   Health:  curl -s {ingress}/api/webhooks/health
-
+{checkout_block}
 Ctrl-C stops everything.
 """
+
+CHECKOUT = """
+Checkout page (the frontend's stand-in, on an origin of its own): {url}/
+  Sign in as the demo customer, pick a service and pay: 4242 4242 4242 4242 pays (any future date,
+  any CVC), 4000 0025 0000 3155 asks for 3-D Secure, 4000 0000 0000 9995 is declined. Then the
+  payment history (filter, refund, CSV download); as the demo specialist, the earnings chart.
+  Every call it makes is clients/payments-api's (README.md#the-checkout-page).
+"""
+#: Where ``make run`` serves the checkout page unless ``CHECKOUT_PORT`` says otherwise (Vite's port).
+CHECKOUT_PORT = 5173
 
 
 class _Stop(Exception):
@@ -64,7 +74,8 @@ def main() -> int:
         if environ.get("APP_ENV") != "production":  # Stack refuses that; no var/ for it
             # Before anything in var/ is written; held until this launcher's children are all gone.
             hold_until_children_stop(take_var(Path("var"), notice=lambda line: print(line, flush=True)))
-        stack = Stack(Path("var"), environ, ingress_port=port)
+        checkout_port = int(environ.get("CHECKOUT_PORT") or CHECKOUT_PORT)
+        stack = Stack(Path("var"), environ, ingress_port=port, checkout_port=checkout_port)
         stack.check_ingress_port()  # before any part starts: a taken port would answer our health check
     except (ConfigError, StackError, OwnershipError, ValueError) as error:
         print(f"make run: {error}", file=sys.stderr)
@@ -74,7 +85,9 @@ def main() -> int:
     try:
         print("starting the local stack…", flush=True)
         info = stack.start()
-        print(WALKTHROUGH.format(**info), flush=True)
+        page = CHECKOUT.format(url=info["checkout"]) if info["checkout"] else ""
+        notices = "".join(f"\nNote: {notice}\n" for notice in stack.notices)
+        print(WALKTHROUGH.format(**info, checkout_block=page + notices), flush=True)
         supervisor = Supervisor(stack)
         while True:
             supervisor.tick()

@@ -14,6 +14,7 @@ from bson import ObjectId
 from pymongo import MongoClient, ReturnDocument
 
 from adapters.mongo import now
+from domain.money import to_minor
 
 USERS = {
     "customer": ("demo-customer@example.com", "Asha Customer"),
@@ -21,6 +22,8 @@ USERS = {
     "admin": ("demo-admin@example.com", "Ops Admin"),
 }
 COURSE = {"name": "Intro to Data Science (demo)", "type": "course", "price": 499, "currency": "INR"}
+#: A second service, so the checkout page has one to pick.
+CONSULTATION = {"name": "Career consultation, 1 hour (demo)", "type": "consultation", "price": 1500, "currency": "INR"}
 
 
 def token(user_id: Any, role: str, secret: str, ttl: int = 30 * 86400) -> str:
@@ -41,7 +44,7 @@ def _upsert(collection: Any, key: dict[str, Any], fields: dict[str, Any]) -> Obj
 
 
 def seed(mongodb_uri: str, db_name: str, jwt_secret: str) -> dict[str, str]:
-    """Create (or find) the demo users and course; return what ``stack.json`` reports as ``demo``."""
+    """Create (or find) the demo users and services; return what ``stack.json`` reports as ``demo``."""
     client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri, tz_aware=True)
     try:
         db = client[db_name]
@@ -49,14 +52,39 @@ def seed(mongodb_uri: str, db_name: str, jwt_secret: str) -> dict[str, str]:
             role: _upsert(db.users, {"email": email}, {"name": name, "role": role})
             for role, (email, name) in USERS.items()
         }
-        service_id = _upsert(
-            db.services, {"name": COURSE["name"]}, {**COURSE, "specialistId": ids["specialist"], "active": True}
-        )
+        course, _ = [
+            _upsert(db.services, {"name": s["name"]}, {**s, "specialistId": ids["specialist"], "active": True})
+            for s in (COURSE, CONSULTATION)
+        ]
     finally:
         client.close()
     return {
         "customer_jwt": token(ids["customer"], "customer", jwt_secret),
         "specialist_jwt": token(ids["specialist"], "specialist", jwt_secret),
         "admin_jwt": token(ids["admin"], "admin", jwt_secret),
-        "service_id": str(service_id),
+        "service_id": str(course),
     }
+
+
+def catalog(mongodb_uri: str, db_name: str, specialist_email: str = USERS["specialist"][0]) -> list[dict[str, Any]]:
+    """The active services of a specialist (the demo one by default), as the checkout page lists them.
+
+    Each as ``{id, name, type, amount, currency}``, the amount in minor units as create-intent charges it.
+    """
+    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri, tz_aware=True)
+    try:
+        db = client[db_name]
+        specialist = db.users.find_one({"email": specialist_email}, {"_id": 1})
+        found = db.services.find({"specialistId": specialist and specialist["_id"], "active": True}).sort("name", 1)
+        return [
+            {
+                "id": str(doc["_id"]),
+                "name": doc["name"],
+                "type": doc["type"],
+                "amount": to_minor(doc["price"], doc["currency"]),
+                "currency": doc["currency"],
+            }
+            for doc in found
+        ]
+    finally:
+        client.close()

@@ -12,6 +12,13 @@ That leans on localstripe internals (pinned in pyproject.toml), checked before s
 
 Not persisted (localstripe keeps them in memory): registered webhooks (``POST /_config/webhooks/{id}``)
 must be registered again after a restart.
+
+What a browser's checkout needs and localstripe 1.15 lacks is added as Stripe does it (README.md's
+checkout page): its Stripe.js (``/js.stripe.com/v3/``) gets a ``confirmCardPayment`` that sends the
+card element's card (``localstripe_card.js``), the API confirms an intent with the publishable
+key, the client secret and ``payment_method_data`` (``confirm_from_browser``), and Stripe's
+declining test cards (``4000 0000 0000 9995`` and the others of ``DECLINED_CARDS``) are declined
+when charged, with Stripe's code, decline code and message (``decline_test_cards``).
 """
 
 from __future__ import annotations
@@ -22,16 +29,18 @@ import inspect
 import logging
 import os
 import pickle
+import re
 import signal
 import sys
 import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from localstripe import resources
+from localstripe.errors import UserError, json_response
 from localstripe.resources import Store, store
 
 # localstripe registers plain (non-async) handlers, which aiohttp deprecates at import time; the
@@ -39,6 +48,7 @@ from localstripe.resources import Store, store
 # "error" filter, break an importing test).
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Bare functions are deprecated", category=DeprecationWarning)
+    from localstripe import server
     from localstripe.server import app
 
 log = logging.getLogger("devstack.localstripe")
@@ -56,8 +66,6 @@ def check_localstripe_internals() -> None:
             f" {LOCALSTRIPE_PINNED} (pinned in pyproject.toml; installed: {version('localstripe')})"
         )
 
-    from localstripe import server  # already imported above (server's warning filtered there)
-
     for owner, name in [
         (resources, "Store"),
         (resources, "store"),
@@ -65,10 +73,24 @@ def check_localstripe_internals() -> None:
         (resources, "UserError"),
         (resources, "try_convert_to_int"),
         (resources.PaymentIntent, "_update"),
+        (resources.PaymentIntent, "_confirm"),
+        (resources.PaymentIntent, "_report_failure"),
+        (resources.PaymentIntent, "_api_retrieve"),
+        (resources.PaymentMethod, "_charging_is_declined"),
+        (resources.Charge, "_set_auth_failure"),
+        (resources.Charge, "_raise_failure"),
         (server, "app"),
+        (server, "error_middleware"),
+        (server, "get_post_data"),
     ]:
         if not hasattr(owner, name):
             raise changed(f"{owner.__name__} has no {name}")
+    if not STRIPE_JS.is_file():
+        raise changed(f"its Stripe.js ({STRIPE_JS.name}) is missing")
+    if "confirmCardPayment" not in STRIPE_JS.read_text() or "function openModal(" not in STRIPE_JS.read_text():
+        raise changed(f"{STRIPE_JS.name} has no confirmCardPayment or openModal")
+    if server.error_middleware not in server.app.middlewares:
+        raise changed("its app no longer runs error_middleware")
     for name in ("try_load_from_disk", "dump_to_disk", "__setitem__", "__delitem__"):
         if name not in vars(resources.Store):
             raise changed(f"Store has no {name}")
@@ -172,6 +194,129 @@ def integer_intent_amounts() -> None:
     resources.PaymentIntent._update = _update
 
 
+#: localstripe's Stripe.js, and what this stand-in adds to it (a ``confirmCardPayment`` that pays with the card).
+STRIPE_JS = Path(server.__file__).with_name("localstripe-v3.js")
+CARD_JS = Path(__file__).with_name("localstripe_card.js")
+
+
+class Decline(NamedTuple):
+    code: str
+    decline_code: str
+    message: str
+
+
+#: Stripe's test cards declined when charged (docs.stripe.com/testing#declined-payments); localstripe
+#: declines most of them only when attached to a customer, and charges them otherwise.
+DECLINED_CARDS = {
+    "4000000000000002": Decline("card_declined", "generic_decline", "Your card was declined."),
+    "4000000000009995": Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009987": Decline("card_declined", "lost_card", "Your card was declined."),
+    "4000000000009979": Decline("card_declined", "stolen_card", "Your card was declined."),
+    "4000000000000069": Decline("expired_card", "expired_card", "Your card has expired."),
+    "4000000000000127": Decline("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
+}
+
+
+def _decline_of(method: Any) -> Decline | None:
+    number = getattr(method, "_card_number", None) if getattr(method, "type", "card") == "card" else None
+    return DECLINED_CARDS.get(number) if isinstance(number, str) else None
+
+
+def decline_test_cards() -> None:
+    """Decline ``DECLINED_CARDS`` when charged, with Stripe's code, decline code and message.
+
+    The charge fails as localstripe fails its own declining card (``4000 0000 0000 0341``): the
+    confirm is answered 402, the intent goes back to ``requires_payment_method`` with
+    ``last_payment_error``, and ``payment_intent.payment_failed`` is sent.
+    """
+    declined = resources.PaymentMethod._charging_is_declined
+    fail = resources.Charge._set_auth_failure
+
+    def _charging_is_declined(self: Any) -> bool:
+        return bool(declined(self)) or _decline_of(self) is not None
+
+    def _set_auth_failure(self: Any) -> None:
+        fail(self)
+        decline = _decline_of(resources.PaymentMethod._api_retrieve(self.payment_method))
+        if decline is not None:
+            self.failure_code, self.failure_message = decline.code, decline.message
+            self._decline_code = decline.decline_code
+
+    def _raise_failure(self: Any) -> None:
+        contents = {"code": self.failure_code, "charge": self.id}
+        if getattr(self, "_decline_code", None):
+            contents["decline_code"] = self._decline_code
+        raise UserError(402, self.failure_message, contents)
+
+    resources.PaymentMethod._charging_is_declined = _charging_is_declined
+    resources.Charge._set_auth_failure = _set_auth_failure
+    resources.Charge._raise_failure = _raise_failure
+
+
+_BROWSER_CONFIRM = re.compile(r"/v1/payment_intents/(pi_\w+)/confirm")
+#: Intent states a browser may confirm from (``requires_payment_method`` again after a decline).
+_CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
+
+
+def confirm_from_browser(intent_id: str, data: Any) -> web.Response:
+    """Confirm an intent as Stripe.js's ``confirmCardPayment`` asks Stripe to.
+
+    Authenticated by the publishable key and the intent's client secret, with the card in
+    ``payment_method_data``: the card becomes the intent's payment method and the intent is
+    confirmed (a card that asks for 3-D Secure leaves it ``requires_action``, for localstripe's
+    ``_authenticate``). A declined card is answered as Stripe answers it: 402, a ``card_error``
+    carrying the intent.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("payment_method_data"), dict):
+        raise UserError(400, "Bad request")
+    intent = resources.PaymentIntent._api_retrieve(intent_id)
+    if data.get("client_secret") != intent.client_secret:
+        raise UserError(401, "Unauthorized")
+    if intent.status not in _CONFIRMABLE:
+        raise UserError(
+            400,
+            f"You cannot confirm this PaymentIntent because it has a status of {intent.status}.",
+            {"code": "payment_intent_unexpected_state"},
+        )
+    method = resources.PaymentMethod(**data["payment_method_data"])
+    try:
+        intent.latest_charge = None  # a new attempt after a decline: Stripe makes a new charge
+        intent.payment_method = method.id
+        intent._confirm(on_failure_now=intent._report_failure)
+    except UserError as error:
+        if error.code != 402:
+            raise
+        body = error.body
+        body["error"].update(type="card_error", payment_intent=intent._export())
+        declined: web.Response = json_response(body, status=402)
+        return declined
+    finally:
+        store.dump_to_disk()
+    confirmed: web.Response = json_response(intent._export())
+    return confirmed
+
+
+@web.middleware
+async def browser_checkout(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Stripe.js with a card-paying ``confirmCardPayment``, and the confirm it makes (publishable key)."""
+    if request.method == "GET" and request.path == "/js.stripe.com/v3/":
+        text = STRIPE_JS.read_text() + "\n" + CARD_JS.read_text()
+        return web.Response(text=text, content_type="application/javascript")
+    found = _BROWSER_CONFIRM.fullmatch(request.path)
+    if request.method == "POST" and found:
+        data = await server.get_post_data(request, remove_auth=False)
+        if isinstance(data, dict) and str(data.get("key", "")).startswith("pk_"):
+            data = {k: v for k, v in data.items() if k not in ("key", "payment_user_agent", "referrer")}
+            return confirm_from_browser(found[1], data)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def serve_browser_checkout() -> None:
+    """Run ``browser_checkout`` inside localstripe's error middleware (so its errors answer as localstripe's)."""
+    app.middlewares.insert(app.middlewares.index(server.error_middleware) + 1, browser_checkout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -191,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     use_state_file(args.state)
     accept_refund_reason()
     integer_intent_amounts()
+    decline_test_cards()
+    serve_browser_checkout()
     if not args.from_scratch:
         store.try_load_from_disk()
     asyncio.run(serve(args.host, args.port))

@@ -2,7 +2,9 @@
 
 Each part is embedded unless its variable names a real one: Redis (``REDIS_URL``), MongoDB
 (``MONGODB_URI``), Stripe (``STRIPE_SECRET_KEY``), SMTP (``SMTP_URL``). The ingress and a
-Dramatiq worker always run as children, configured through their environment only.
+Dramatiq worker always run as children, configured through their environment only. With a
+``checkout_port``, the checkout page (``devstack.checkout_page``: the frontend's stand-in, the
+TypeScript client built first) is served there too, on an origin of its own.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from typing import Any
 import redis
 
 from adapters.compat.dramatiq import heartbeats_key
-from devstack import demo
+from devstack import demo, node
+from devstack.checkout_page import write_config
 from devstack.ownership import OwnershipError, check_port, listens
-from devstack.procs import Child, free_port, python_module
+from devstack.procs import Child, free_port, port_open, python_module
 from payments_ops.config import LOCAL_STRIPE_KEY
 
 HOST = "127.0.0.1"
 #: Dramatiq's Redis broker records each worker process's last fetch here.
 HEARTBEATS = heartbeats_key("dramatiq")
 #: Order in which parts stop: the apps first so the worker finishes its messages.
-STOP_ORDER = ("ingress", "worker", "smtp", "stripe", "mongo", "redis")
+STOP_ORDER = ("checkout", "ingress", "worker", "smtp", "stripe", "mongo", "redis")
+#: The publishable key the checkout page hands Stripe.js when the local Stripe stands in (any ``pk_`` does).
+LOCAL_PUBLISHABLE_KEY = "pk_test_localstripe"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -91,6 +96,10 @@ class Stack:
     demo: dict[str, str] = field(default_factory=dict)
     #: Extra arguments for ``python -m workers`` (e.g. modules to import in each worker process).
     worker_args: tuple[str, ...] = ()
+    #: Where the checkout page is served (``make run``: 5173, as Vite); None: not served.
+    checkout_port: int | None = None
+    #: What the launcher should tell about parts it left out (the checkout page without Node, say).
+    notices: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.var = self.var.resolve()
@@ -138,8 +147,15 @@ class Stack:
         )
         if "stripe" in self.children:
             env["STRIPE_API_BASE"] = self.urls["stripe"]
+        if self.checkout_port is not None and not self._given("APP_BASE_URL"):
+            env["APP_BASE_URL"] = self.checkout_url  # its emails' links, and so the origin CORS lets in
         env.update(self.overrides)
         return env
+
+    @property
+    def checkout_url(self) -> str:
+        """The checkout page's address: ``localhost``, the host ``APP_BASE_URL``'s default names."""
+        return f"http://localhost:{self.checkout_port}"
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -223,6 +239,47 @@ class Stack:
         finally:
             client.close()
 
+    def write_checkout_config(
+        self, users: list[dict[str, str]] | None = None, services: list[dict[str, Any]] | None = None
+    ) -> Path:
+        """Write what the checkout page's ``/config.json`` answers: by default the demo customer and
+        specialist and the demo specialist's services. The page reads it at each load."""
+        if users is None:
+            users = [
+                {"role": role, "name": demo.USERS[role][1], "token": self.demo[f"{role}_jwt"]}
+                for role in ("customer", "specialist")
+            ]
+        if services is None:
+            services = demo.catalog(self.urls["mongo"], self.app_env()["MONGODB_DB"])
+        local = "stripe" in self.children
+        stripe_js = self.urls["stripe"] + "/js.stripe.com/v3/" if local else "https://js.stripe.com/v3/"
+        key = self._given("STRIPE_PUBLISHABLE_KEY") or LOCAL_PUBLISHABLE_KEY
+        path = self.var / "checkout.json"
+        write_config(path, self.urls["ingress"], stripe_js, key, users, services)
+        return path
+
+    def start_checkout(self) -> None:
+        """Build the TypeScript client if needed, write the page's configuration and serve the page."""
+        assert self.checkout_port is not None
+        node.build()
+        config = self.write_checkout_config()
+        argv = ["--host", HOST, "--port", str(self.checkout_port), "--config", str(config)]
+        self._child("checkout", python_module("devstack.checkout_page", *argv)).wait_tcp(HOST, self.checkout_port)
+        self.urls["checkout"] = self.checkout_url
+
+    def _maybe_start_checkout(self) -> None:
+        """The checkout page, unless its port is taken or Node is missing: then a notice, and the stack goes on."""
+        assert self.checkout_port is not None
+        if port_open(HOST, self.checkout_port):
+            self.notices.append(
+                f"port {self.checkout_port} is taken (a frontend dev server?): the checkout page is not served"
+            )
+            return
+        try:
+            self.start_checkout()
+        except node.NodeError as error:
+            self.notices.append(f"the checkout page is not served: {error}")
+
     def _register_webhook(self) -> None:
         """Point localstripe's webhooks at this ingress, signed with the local secret."""
         form = urllib.parse.urlencode(
@@ -261,6 +318,8 @@ class Stack:
             self.start_worker()
             if "stripe" in self.children:
                 self._register_webhook()
+            if self.checkout_port is not None:
+                self._maybe_start_checkout()
         except BaseException:
             self.stop()
             raise
@@ -281,6 +340,7 @@ class Stack:
             "smtp": self.urls["smtp"],
             "mail_dir": str(self.mail_dir),
             "demo": self.demo,
+            "checkout": self.urls.get("checkout"),
         }
 
     def stop_part(self, name: str) -> None:
@@ -296,6 +356,7 @@ class Stack:
             "smtp": self._start_smtp,
             "ingress": self.start_ingress,
             "worker": self.start_worker,
+            "checkout": self.start_checkout,
         }
 
     def restart_part(self, name: str) -> None:

@@ -626,6 +626,8 @@ def _type(schema: Mapping[str, Any]) -> str:
         return f"[{name}](#{_anchor(_schema_heading(name))})"
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
+    if "anyOf" in schema:
+        return " or ".join(_type(option) for option in schema["anyOf"])
     if "enum" in schema:
         return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
     kind = schema.get("type", "any")

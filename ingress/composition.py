@@ -145,10 +145,13 @@ def create_app(
         Exception: errors.unexpected,
     }
     middleware = [
-        # Outermost: request id on every line and answer, one access line, 500 internal_error.
+        # Outermost: CORS headers on every answer of the payment routes, the 413 and 500 below included.
+        Middleware(PaymentsCors, origins=settings.cors_origins, part="answers"),
+        # Request id on every line and answer, one access line, 500 internal_error.
         Middleware(RequestGuard, direct=dict.fromkeys(webhook_paths, webhook)),
+        # The preflights, answered with a request id and an access line as any request.
+        Middleware(PaymentsCors, origins=settings.cors_origins, part="preflights"),
         Middleware(BodyLimit, caps=dict.fromkeys(webhook_paths, settings.webhook_max_bytes)),
-        Middleware(PaymentsCors, origins=settings.cors_origins),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)
     # No trailing-slash redirects: Starlette builds their Location from the request's Host header, so

@@ -33,7 +33,8 @@ def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | No
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    return _json(_ref("Error"), description, headers)
+    """An error answer; every one carries its request id (the clients show it, the logs have it)."""
+    return _json(_ref("Error"), description, {**_REQUEST_ID, **(headers or {})})
 
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
@@ -88,6 +89,31 @@ _WEBHOOK: dict[str, Any] = {
 }
 
 _MONEY_FIELDS = {"amount": {"type": "integer"}, "currency": {"type": "string"}}
+_STATUS = {"type": "string", "enum": sorted(TRANSITIONS)}
+#: What each row of the statistics carries, in minor units.
+_FIGURES = {
+    "count": "paid payments",
+    "gross": "what they were paid",
+    "refunded": "refunded of it",
+    "disputed": "under an open dispute",
+    "disputeLost": "lost in disputes",
+    "net": "gross - refunded - disputeLost",
+}
+
+
+def _figures(key: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A statistics row: its ``key`` fields (all there but ``optional``), the currency and every figure."""
+    return {
+        "type": "object",
+        "required": [*(name for name in key if name not in optional), "currency", *_FIGURES],
+        "additionalProperties": False,
+        "properties": {
+            **key,
+            "currency": {"type": "string"},
+            **{name: {"type": "integer", "description": text} for name, text in _FIGURES.items()},
+        },
+    }
+
 
 _PERIOD = [
     {
@@ -273,34 +299,9 @@ SCHEMA: dict[str, Any] = {
                         "schema": {"type": "string", "pattern": INTENT_ID},
                     }
                 ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "amount": {"type": "integer", "minimum": 1, "description": "minor units"},
-                                    "reason": {
-                                        "type": "string",
-                                        "maxLength": 500,
-                                        "description": "duplicate, fraudulent (never from a customer: 422), "
-                                        "requested_by_customer, or free text",
-                                    },
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RefundRequest")}}},
                 "responses": {
-                    "202": _json(
-                        {
-                            "type": "object",
-                            "required": ["refundRequestId", "status"],
-                            "properties": {"refundRequestId": {"type": "string"}, "status": {"const": "pending"}},
-                        },
-                        "recorded; Stripe's refund follows",
-                    ),
+                    "202": _json(_ref("RefundRequested"), "recorded; Stripe's refund follows"),
                     "404": _error("no such payment, or not the caller's to refund (`not_found`)"),
                     "409": _error("more than is left, not paid, under dispute, or past the window (`not_refundable`)"),
                     "429": _error("rate limited per user or per payment (`rate_limited`)", _RETRY_AFTER),
@@ -330,15 +331,7 @@ SCHEMA: dict[str, Any] = {
                                 "description": '`format=csv` only: `attachment; filename="statistics-YYYYMMDD.csv"`',
                             }
                         },
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["specialistId", "totals", "byMonth", "byService"],
-                                }
-                            },
-                            **_CSV,
-                        },
+                        "content": {"application/json": {"schema": _ref("Statistics")}, **_CSV},
                     },
                     "403": _error("a customer, or another specialist's figures (`forbidden`)"),
                     "422": _error("a bad date, id or `format`, or an admin naming no specialist (`validation_error`)"),
@@ -440,26 +433,109 @@ SCHEMA: dict[str, Any] = {
             "Payment": {
                 "type": "object",
                 "required": ["id"],
-                "description": "customers and specialists see an allow-list of fields; admins all but bookkeeping",
+                "description": "A payment as the caller may see it: its customer and its specialist get the fields "
+                "listed here (the specialist `customerName` and `dispute` instead of `specialistName`); admins "
+                "every field of the record but its bookkeeping, so more than these",
                 "properties": {
                     "id": {"type": "string", "pattern": OBJECT_ID},
-                    "paymentId": {"type": ["string", "null"]},
-                    "customerId": {"type": "string"},
-                    "specialistId": {"type": "string"},
-                    "serviceId": {"type": "string"},
+                    "paymentId": {"type": ["string", "null"], "description": "the PaymentIntent's id, `pi_…`"},
+                    "customerId": {"type": "string", "pattern": OBJECT_ID},
+                    "customerName": {"type": ["string", "null"], "description": "specialists and admins"},
+                    "specialistId": {"type": "string", "pattern": OBJECT_ID},
+                    "specialistName": {"type": ["string", "null"], "description": "customers and admins"},
+                    "serviceId": {"type": "string", "pattern": OBJECT_ID},
                     "serviceType": {"type": "string"},
-                    "serviceName": {"type": "string"},
+                    "serviceName": {"type": ["string", "null"]},
                     **_MONEY_FIELDS,
-                    "status": {"type": "string"},
-                    "amountRefunded": {"type": "integer"},
-                    "refunds": {"type": "array", "items": {"type": "object"}},
-                    "statusHistory": {"type": "array", "items": {"type": "object"}},
+                    "status": _STATUS,
+                    "amountRefunded": {"type": "integer", "description": "minor units refunded so far"},
+                    "refunds": {"type": "array", "items": _ref("Refund")},
+                    "statusHistory": {"type": "array", "items": _ref("StatusChange")},
+                    "dispute": {"anyOf": [_ref("Dispute"), {"type": "null"}]},
                     "enrollmentId": {"type": ["string", "null"]},
                     "activatedAt": {"type": ["string", "null"], "format": "date-time"},
                     "createdAt": {"type": "string", "format": "date-time"},
                     "updatedAt": {"type": "string", "format": "date-time"},
                 },
             },
+            "Refund": {
+                "type": "object",
+                "required": ["refundRequestId", "amount", "status"],
+                "description": "one refund request and, once made, Stripe's refund",
+                "properties": {
+                    "id": {"type": ["string", "null"], "description": "Stripe's refund, `re_…`, once made"},
+                    "refundRequestId": {"type": ["string", "null"]},
+                    **_MONEY_FIELDS,
+                    "status": {
+                        "type": "string",
+                        "description": "`pending` until Stripe's answer, then Stripe's: `succeeded`, `failed`, …",
+                    },
+                    "reason": {"type": ["string", "null"]},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                    "updatedAt": {"type": "string", "format": "date-time"},
+                },
+            },
+            "StatusChange": {
+                "type": "object",
+                "required": ["status", "at"],
+                "properties": {"status": _STATUS, "at": {"type": "string", "format": "date-time"}},
+            },
+            "Dispute": {
+                "type": "object",
+                "description": "Stripe's dispute of the payment (specialists and admins)",
+                "properties": {
+                    "id": {"type": ["string", "null"]},
+                    "status": {"type": ["string", "null"]},
+                    "reason": {"type": ["string", "null"]},
+                    **_MONEY_FIELDS,
+                    "createdAt": {"type": ["string", "null"], "format": "date-time"},
+                    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "RefundRequest": {
+                "type": "object",
+                "properties": {
+                    "amount": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "minor units; none: all that is left",
+                    },
+                    "reason": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "description": "duplicate, fraudulent (never from a customer: 422), "
+                        "requested_by_customer, or free text",
+                    },
+                },
+            },
+            "RefundRequested": {
+                "type": "object",
+                "required": ["refundRequestId", "status"],
+                "additionalProperties": False,
+                "properties": {"refundRequestId": {"type": "string"}, "status": {"const": "pending"}},
+            },
+            "Statistics": {
+                "type": "object",
+                "required": ["specialistId", "from", "to", "totals", "byMonth", "byService"],
+                "additionalProperties": False,
+                "description": "figures in minor units, per currency (never summed across currencies)",
+                "properties": {
+                    "specialistId": {"type": "string", "pattern": OBJECT_ID},
+                    "from": {"type": ["string", "null"], "format": "date-time"},
+                    "to": {"type": ["string", "null"], "format": "date-time", "description": "exclusive"},
+                    "totals": {"type": "array", "items": _ref("CurrencyFigures")},
+                    "byMonth": {"type": "array", "items": _ref("MonthFigures")},
+                    "byService": {"type": "array", "items": _ref("ServiceFigures")},
+                },
+            },
+            "CurrencyFigures": _figures({}),
+            "MonthFigures": _figures(
+                {"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "`YYYY-MM`, UTC"}}
+            ),
+            "ServiceFigures": _figures(
+                {"serviceId": {"type": "string"}, "serviceName": {"type": ["string", "null"]}},
+                optional=("serviceName",),
+            ),
             "Export": {
                 "type": "object",
                 "required": ["items"],

@@ -46,16 +46,25 @@ def chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture
-def browser(chromium: tuple[str, str]) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium driven through Debian's chromedriver."""
+def start_chrome(chromium: tuple[str, str], downloads: Path | None = None) -> webdriver.Chrome:
+    """A headless Chromium driven through Debian's chromedriver; files it downloads go to ``downloads``."""
     binary, driver = chromium
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ARGS:
         options.add_argument(arg)
+    if downloads is not None:
+        prefs = {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        options.add_experimental_option("prefs", prefs)
     chrome = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     chrome.set_page_load_timeout(30)
+    return chrome
+
+
+@pytest.fixture
+def browser(chromium: tuple[str, str]) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium driven through Debian's chromedriver."""
+    chrome = start_chrome(chromium)
     yield chrome
     chrome.quit()
 

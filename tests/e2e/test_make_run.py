@@ -58,6 +58,7 @@ def processes_under(directory: Path) -> list[int]:
 def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Path) -> None:
     """The launcher writes var/stack.json, a signed event is processed, SIGTERM stops all children."""
     env = {"PORT": str(free_port()), "REDIS_URL": "", "MONGODB_URI": "", "SMTP_URL": "", "STRIPE_SECRET_KEY": ""}
+    env["CHECKOUT_PORT"] = str(free_port())
     launcher = Child("launcher", python_module("devstack"), tmp_path / "logs", env=env, cwd=tmp_path).start()
     try:
         stack_file = tmp_path / "var" / "stack.json"
@@ -65,8 +66,14 @@ def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Pa
         info = json.loads(stack_file.read_text())
         assert set(info) >= {"ingress", "redis", "mongodb", "mongodb_db", "stripe_api", "webhook_secret", "smtp"}
         assert info["webhook_secret"].startswith("whsec_") and info["ingress"].endswith(env["PORT"])
-        # The walkthrough is printed just after stack.json is written.
-        launcher.wait_until(lambda: "The payments stack is up" in launcher.log_tail(40), 20, "the walkthrough")
+        # The walkthrough is printed just after stack.json is written; it points at the checkout page.
+        launcher.wait_until(lambda: "The payments stack is up" in launcher.log_tail(60), 20, "the walkthrough")
+        page = f"http://localhost:{env['CHECKOUT_PORT']}"
+        assert info["checkout"] == page and "Checkout page (the frontend's stand-in" in launcher.log_tail(60)
+        with urllib.request.urlopen(f"{page}/config.json", timeout=5) as answer:
+            config = json.loads(answer.read())
+        assert config["apiBaseUrl"] == info["ingress"] and config["stripe"]["jsUrl"].startswith(info["stripe_api"])
+        assert [user["role"] for user in config["users"]] == ["customer", "specialist"]
         for private in (stack_file, tmp_path / "var" / "secrets.json"):  # secrets and a 30-day admin JWT
             assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
 
@@ -103,5 +110,7 @@ def test_make_run_brings_the_stack_up_and_sigterm_stops_every_child(tmp_path: Pa
         launcher.stop()
     assert code == 0
     assert processes_under(tmp_path / "var") == []
-    ports = [int(info[k].rsplit(":", 1)[1].split("/")[0]) for k in ("ingress", "redis", "stripe_api", "smtp")]
+    ports = [
+        int(info[k].rsplit(":", 1)[1].split("/")[0]) for k in ("ingress", "redis", "stripe_api", "smtp", "checkout")
+    ]
     assert not any(port_open("127.0.0.1", p) for p in ports)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 
@@ -119,11 +121,15 @@ def test_localstripe_quirks(stripe_client: stripe.StripeClient) -> None:
     updated = intents.update(first.id, params={"amount": 300})
     assert updated["amount"] == 300  # localstripe alone stores the form string "300"
 
-    # pm_card_visa_chargeDeclined only fails when attached to a customer; a direct charge succeeds.
+    # pm_card_visa_chargeDeclined (4000 0000 0000 0002) is declined when charged, as on Stripe (localstripe
+    # alone declines it only when attached to a customer, and charges it).
     declined_alias = intents.create(
         params={"amount": 100, "currency": "eur", "payment_method": "pm_card_visa_chargeDeclined"}
     )
-    assert intents.confirm(declined_alias.id).status == "succeeded"
+    with pytest.raises(stripe.CardError) as generic:
+        intents.confirm(declined_alias.id)
+    assert generic.value.error is not None
+    assert (generic.value.code, generic.value.error.decline_code) == ("card_declined", "generic_decline")
     unknown = intents.create(params={"amount": 100, "currency": "eur"})
     intents.update(unknown.id, params={"payment_method": "pm_card_chargeDeclined"})
     with pytest.raises(stripe.InvalidRequestError) as not_found:
@@ -170,3 +176,77 @@ def test_exits_cleanly_on_sigint(tmp_path: Path) -> None:
     os.kill(server.child.pid, signal.SIGINT)
     assert server.child.proc.wait(10) == 0
     server.child.stop()
+
+
+def _browser_confirm(server: LocalStripe, intent: Any, number: str, secret: str | None = None) -> httpx.Response:
+    """POST /v1/payment_intents/{id}/confirm as the page's Stripe.js sends it: publishable key, client
+    secret, the card element's card; a JSON body with no Content-Type, as fetch sends a string."""
+    card = {"number": number, "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+    body = {
+        "key": "pk_test_localstripe",
+        "client_secret": secret or intent.client_secret,
+        "payment_method_data": {"type": "card", "card": card, "billing_details": {"address": {"postal_code": None}}},
+    }
+    return httpx.post(f"{server.url}/v1/payment_intents/{intent.id}/confirm", content=json.dumps(body), timeout=5)
+
+
+def test_a_browser_pays_with_the_card_of_its_card_element(
+    localstripe: LocalStripe, stripe_client: stripe.StripeClient, webhook_receiver: WebhookReceiver
+) -> None:
+    """Stripe.js's confirm (publishable key, client secret, card data) charges the card and sends the webhook."""
+    intent = _new_intent(stripe_client, "ord-browser")
+    wrong = _browser_confirm(localstripe, intent, "4242424242424242", secret=intent.id + "_secret_wrong")
+    assert wrong.status_code == 401
+    paid = _browser_confirm(localstripe, intent, "4242424242424242")
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded"
+    assert stripe_client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+    webhook_receiver.wait_for(
+        lambda e: e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == intent.id
+    )
+    again = _browser_confirm(localstripe, intent, "4242424242424242")
+    assert again.status_code == 400 and again.json()["error"]["code"] == "payment_intent_unexpected_state"
+
+
+def test_a_declined_card_is_answered_as_stripe_does_and_another_card_may_follow(
+    localstripe: LocalStripe, stripe_client: stripe.StripeClient, webhook_receiver: WebhookReceiver
+) -> None:
+    """4000 0000 0000 9995: 402 card_error insufficient_funds with Stripe's message and the intent, the
+    payment_failed webhook; the same intent then pays with a good card."""
+    intent = _new_intent(stripe_client, "ord-insufficient")
+    declined = _browser_confirm(localstripe, intent, "4000000000009995")
+    assert declined.status_code == 402
+    error = declined.json()["error"]
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error",
+        "card_declined",
+        "insufficient_funds",
+    )
+    assert error["message"] == "Your card has insufficient funds."
+    assert error["payment_intent"]["status"] == "requires_payment_method"
+    failed = webhook_receiver.wait_for(
+        lambda e: e["type"] == "payment_intent.payment_failed" and e["data"]["object"]["id"] == intent.id
+    )
+    assert failed.event["data"]["object"]["last_payment_error"]["message"] == "Your card has insufficient funds."
+
+    assert _browser_confirm(localstripe, intent, "4242424242424242").json()["status"] == "succeeded"
+
+
+def test_a_3d_secure_card_waits_for_its_authentication(
+    localstripe: LocalStripe, stripe_client: stripe.StripeClient
+) -> None:
+    """4000 0025 0000 3155 leaves the intent requires_action until localstripe's _authenticate succeeds."""
+    intent = _new_intent(stripe_client, "ord-3ds")
+    assert _browser_confirm(localstripe, intent, "4000002500003155").json()["status"] == "requires_action"
+    answer = httpx.post(
+        f"{localstripe.url}/v1/payment_intents/{intent.id}/_authenticate?success=true",
+        content=json.dumps({"key": "pk_test_localstripe", "client_secret": intent.client_secret}),
+        timeout=5,
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "succeeded"
+
+
+def test_its_stripe_js_pays_with_the_card_element(localstripe: LocalStripe) -> None:
+    """/js.stripe.com/v3/ is localstripe's Stripe.js with the card-paying confirmCardPayment after it."""
+    script = httpx.get(f"{localstripe.url}/js.stripe.com/v3/", timeout=5)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("application/javascript")
+    assert script.text.index("class Element") < script.text.index("stripe.confirmCardPayment = async function")
