@@ -20,7 +20,6 @@ None of this is Dramatiq's documented API. What the rest of the project takes fr
 
 from __future__ import annotations
 
-import functools
 import inspect
 import random
 from collections.abc import Callable
@@ -36,6 +35,8 @@ from dramatiq.common import current_millis as current_millis
 from dramatiq.common import dq_name as dq_name
 from dramatiq.common import q_name as q_name
 from dramatiq.middleware import Retries
+
+from adapters.compat import source_of
 
 #: The Dramatiq release whose internals this module was written against.
 DRAMATIQ_PINNED = "2.2.1"
@@ -214,15 +215,6 @@ def held_delayed(thread: Any) -> set[str | None]:
 # -- the boot check --------------------------------------------------------------------------------
 
 
-@functools.cache
-def _source(obj: Any) -> str:
-    """Source of a Dramatiq object; cached by the object, so a replaced attribute is read afresh."""
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):
-        return ""
-
-
 def _flat(text: str) -> str:
     return "".join(text.split())
 
@@ -263,11 +255,11 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
         (script, lua_text, 'local queue_messages = queue_full_name .. ".msgs"'),
         (script, lua_text, 'local xqueue_full_name = namespace .. ":" .. queue_canonical_name .. ".XQ"'),
         (script, lua_text, 'local xqueue_messages = xqueue_full_name .. ".msgs"'),
-        ("RedisBroker._dispatch", _source(RedisBroker._dispatch), "self.broker_id"),  # worker_id of the key
+        ("RedisBroker._dispatch", source_of(RedisBroker._dispatch), "self.broker_id"),  # worker_id of the key
         # dispatch's arguments, which the ingress writes itself, and what run_maintenance relies on.
         (
             "RedisBroker._dispatch",
-            _flat(_source(RedisBroker._dispatch)),
+            _flat(source_of(RedisBroker._dispatch)),
             "args=[command,timestamp,queue_name,self.broker_id,self.heartbeat_timeout,self.dead_message_ttl,"
             "self._should_do_maintenance(command),self._max_unpack_size(),*args,]",
         ),
@@ -278,54 +270,54 @@ def check_dramatiq_internals(broker: Any = None, worker: Any = None) -> None:
         (script, lua_text, 'command == "requeue"'),  # what broker.do_requeue runs
         (
             "RedisBroker._should_do_maintenance",
-            _source(RedisBroker._should_do_maintenance),
+            source_of(RedisBroker._should_do_maintenance),
             "random.randint(1, MAINTENANCE_SCALE) <= self.maintenance_chance",
         ),
         (
             "RedisBroker.enqueue",
-            _source(RedisBroker.enqueue),
+            source_of(RedisBroker.enqueue),
             'self.do_enqueue(queue_name, message.options["redis_message_id"], message.encode())',
         ),
-        ("RedisBroker._max_unpack_size", _source(RedisBroker._max_unpack_size), "cls._max_unpack_size_val // 2"),
+        ("RedisBroker._max_unpack_size", source_of(RedisBroker._max_unpack_size), "cls._max_unpack_size_val // 2"),
         # The worker's consumer keeps the state Dramatiq's starts with (its ack, nack and counts read it).
-        ("_RedisConsumer.__init__", _source(_RedisConsumer.__init__), "self.message_cache = []"),
-        ("_RedisConsumer.__init__", _source(_RedisConsumer.__init__), "self.queued_message_ids = set()"),
-        ("_RedisConsumer.__init__", _source(_RedisConsumer.__init__), "self.misses = 0"),
+        ("_RedisConsumer.__init__", source_of(_RedisConsumer.__init__), "self.message_cache = []"),
+        ("_RedisConsumer.__init__", source_of(_RedisConsumer.__init__), "self.queued_message_ids = set()"),
+        ("_RedisConsumer.__init__", source_of(_RedisConsumer.__init__), "self.misses = 0"),
         (
             "_RedisConsumer.outstanding_message_count",
-            _source(vars(_RedisConsumer)["outstanding_message_count"].fget),
+            source_of(vars(_RedisConsumer)["outstanding_message_count"].fget),
             "len(self.queued_message_ids) + len(self.message_cache)",
         ),
-        ("_RedisConsumer.ack", _source(_RedisConsumer.ack), "raise ConnectionClosed(e)"),
-        ("_RedisConsumer.ack", _source(_RedisConsumer.ack), 'message.options["redis_message_id"]'),
-        ("_RedisConsumer.requeue", _source(_RedisConsumer.requeue), "self.broker.do_requeue(self.queue_name"),
+        ("_RedisConsumer.ack", source_of(_RedisConsumer.ack), "raise ConnectionClosed(e)"),
+        ("_RedisConsumer.ack", source_of(_RedisConsumer.ack), 'message.options["redis_message_id"]'),
+        ("_RedisConsumer.requeue", source_of(_RedisConsumer.requeue), "self.broker.do_requeue(self.queue_name"),
         # The delay queues the stranded-delay requeue compares.
-        ("ConsumerThread.run", _source(consumer_thread.run), "self.delay_queue = PriorityQueue()"),
-        ("ConsumerThread.run", _source(consumer_thread.run), "self.handle_delayed_messages()"),
-        ("_WorkQueueItem", _source(dramatiq_worker._WorkQueueItem), "message: MessageProxy"),
+        ("ConsumerThread.run", source_of(consumer_thread.run), "self.delay_queue = PriorityQueue()"),
+        ("ConsumerThread.run", source_of(consumer_thread.run), "self.handle_delayed_messages()"),
+        ("_WorkQueueItem", source_of(dramatiq_worker._WorkQueueItem), "message: MessageProxy"),
         # A message handed out leaves memory only through the consumer's ack, nack or requeue (each
         # fault builds a new consumer), and an ack Redis refused is tried again.
-        ("ConsumerThread.run", _source(consumer_thread.run), "self.consumer = self.broker.consume("),
+        ("ConsumerThread.run", source_of(consumer_thread.run), "self.consumer = self.broker.consume("),
         (
             "ConsumerThread.post_process_message",
-            _source(consumer_thread.post_process_message),
+            source_of(consumer_thread.post_process_message),
             "self.consumer.ack(message)",
         ),
         (
             "ConsumerThread.post_process_message",
-            _source(consumer_thread.post_process_message),
+            source_of(consumer_thread.post_process_message),
             "self.consumer.nack(message)",
         ),
-        ("ConsumerThread.close", _source(consumer_thread.close), "self.requeue_messages("),
+        ("ConsumerThread.close", source_of(consumer_thread.close), "self.requeue_messages("),
         (
             "WorkerThread.process_message",
-            _source(worker_thread.process_message),
+            source_of(worker_thread.process_message),
             "self.consumers[message.queue_name].post_process_message(message)",
         ),
-        ("Worker.stop", _source(dramatiq_worker.Worker.stop), ".requeue_messages(messages)"),
+        ("Worker.stop", source_of(dramatiq_worker.Worker.stop), ".requeue_messages(messages)"),
         # DurableRetries hands Retries a broker that waits out an outage: Retries must enqueue through it.
-        ("Retries.after_process_message", _source(Retries.after_process_message), "broker.enqueue(message"),
-        ("WorkerThread.__init__", _source(worker_thread.__init__), 'get_logger(__name__, "WorkerThread")'),
+        ("Retries.after_process_message", source_of(Retries.after_process_message), "broker.enqueue(message"),
+        ("WorkerThread.__init__", source_of(worker_thread.__init__), 'get_logger(__name__, "WorkerThread")'),
     ]
     for where, text, needle in texts:
         if needle not in text:

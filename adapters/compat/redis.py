@@ -14,13 +14,14 @@ per-read timeout and error handling, which the enqueuer does once per round trip
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 from importlib.metadata import version
 from typing import Any
 
 import redis
 import redis.asyncio
+
+from adapters.compat import source_of
 
 #: The redis-py release this module was written against (pyproject.toml: below the next major).
 REDIS_WRITTEN_FOR = "8.2"
@@ -62,21 +63,12 @@ def check_redis_internals() -> None:
         # read_response reads from the parser, raises the error replies it returns, then sets the health check.
         (
             "Connection._read_response_from_parser",
-            _source(cls._read_response_from_parser),
+            source_of(cls._read_response_from_parser),
             "self._parser.read_response(",
         ),
-        ("Connection.read_response", _source(cls.read_response), "isinstance(response, ResponseError)"),
-        ("Connection.read_response", _source(cls.read_response), "self.next_health_check = "),
+        ("Connection.read_response", source_of(cls.read_response), "isinstance(response, ResponseError)"),
+        ("Connection.read_response", source_of(cls.read_response), "self.next_health_check = "),
     ]
     for where, text, needle in texts:
         if needle not in text:
             raise changed(f"{where} no longer contains {needle!r}")
-
-
-@functools.cache
-def _source(obj: Any) -> str:
-    """Source of a redis-py object; cached by the object, so a replaced attribute is read afresh."""
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):
-        return ""
