@@ -174,6 +174,7 @@ class PaymentLife(RuleBasedStateMachine):
         self.intent_id: str | None = None
         self.app_cancelled = False
         self.review_action: str | None = None
+        self.newest_first = False
         self.activated_at: Any = None
         self.enrollment_id: Any = None
         #: Messages a crash interrupted and not yet redone: until then the state is between two writes.
@@ -228,14 +229,17 @@ class PaymentLife(RuleBasedStateMachine):
     # -- the world --------------------------------------------------------------------------------
 
     @initialize(
-        change=st.sampled_from([0, 0, -100, 100]), pays=st.booleans(), refunds=st.sampled_from(["succeeded", "pending"])
-    )
-    def create_intent(self, change: int = 0, pays: bool = False, refunds: str = "succeeded") -> None:
+        change=st.sampled_from([0, 0, -100, 100]), pays=st.booleans(),
+        refunds=st.sampled_from(["succeeded", "pending"]), newest_first=st.booleans(),
+    )  # fmt: skip
+    def create_intent(self, change: int = 0, pays: bool = False, refunds: str = "succeeded",
+                      newest_first: bool = False) -> None:  # fmt: skip
         """The customer asks for an intent; in one run of two, someone changes its amount in Stripe's
         dashboard before it is paid, in one of two the customer pays at once, and in one of two Stripe
         starts refunds ``pending`` (so the search spends its steps on what follows as often as on what
-        comes before)."""
+        comes before). In one of two, what is still undelivered at the end arrives newest first."""
         self.stripe.next_refund_status = refunds
+        self.newest_first = newest_first
         answer = create_intent(self.customer, self.service, "course", PRICE, self.checkout())
         self.intent_id = answer.payment_id
         if change:
@@ -544,7 +548,8 @@ class PaymentLife(RuleBasedStateMachine):
                 if refund["status"] == "pending":
                     self.stripe.settle_refund(index, "succeeded")
             again = False
-            for event in self.stripe.events + self.jobs.events:
+            sent = self.stripe.events + self.jobs.events
+            for event in reversed(sent) if self.newest_first else sent:
                 again |= not self.run(event["id"], lambda deps, e=event: process_event(e, deps), None)  # type: ignore[misc]
             for job in list(self.jobs.refunds):
                 again |= not self.run(job[1], self.refund_work(job), None)
