@@ -17,6 +17,7 @@ import stripe
 from bson import ObjectId
 from starlette.testclient import TestClient
 
+from adapters.failures import MongoFailures
 from adapters.indexes import ensure_all_indexes
 from adapters.outbox import MongoOutbox
 from adapters.queue import Broker, build_broker
@@ -319,3 +320,16 @@ def test_the_cli_prints_the_story_and_its_json(settings: Settings, db: Any, brok
     assert set(body) == STORY_KEYS and body["stripe"] is None and body["stripeError"]
     assert cli("payment", "pi_nothere").returncode == 1
     assert cli("payment", "nonsense").returncode == 2
+
+
+def test_a_refund_job_failure_is_part_of_its_payments_story(client: TestClient, db: Any) -> None:
+    """A dead refund job names its intent first: its failure record carries the payment and shows in the story."""
+    doc = pending_payment(events.new_id("pi"))
+    db.payments.insert_one(doc)
+    message = {"message_id": "m-1", "queue_name": "refunds", "actor_name": "process_refund", "options": {},
+               "args": [doc["paymentId"], "req-1"]}  # fmt: skip
+    MongoFailures(db).record(message, "encoded", RuntimeError("Stripe said no"), "trace")
+    assert db.job_failures.find_one()["paymentId"] == doc["paymentId"]
+    body = client.get(f"/ops/api/payments/{doc['paymentId']}", headers=AUTH).json()
+    assert [(f["actor"], f["state"]) for f in body["failures"]] == [("process_refund", "dead")]
+    assert "event_failed" in [d["code"] for d in body["diagnosis"]]
