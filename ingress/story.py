@@ -5,17 +5,19 @@ results and payment page. Same guards as the other ops doors: the API's bearer t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.story import search_json, story_json
 from ingress import parse
-from ingress.dashboard import Dashboard, Form, Session
+from ingress.dashboard import TEMPLATES, Dashboard, Form, Session
 from ingress.errors import ApiError
 from ingress.ops import OpsRoutes
 from usecases import reviews, story
@@ -23,6 +25,21 @@ from usecases.story import BadQuery, StoryDeps
 
 #: Codes whose fix is the reconcile button.
 RECONCILE = frozenset({"webhook_not_received", "stripe_disagrees"})
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """A fix's text, escaped, with its `commands` set as code."""
+    return Markup(_BACKTICKS.sub(r"<code>\1</code>", str(escape(text))))
+
+
+def moment(text: str | None) -> str:
+    """An ISO 8601 time of the JSON story as people read it (UTC, to the second)."""
+    return (text or "")[:19].replace("T", " ")
+
+
+TEMPLATES.env.filters["code"] = code_spans
+TEMPLATES.env.filters["moment"] = moment
 
 
 def _query(request: Request) -> str:

@@ -97,6 +97,7 @@ def paid_and_refunded(db: Any, broker: Broker, stripe_views: StoredStripe) -> di
     intent = events.payment_intent(
         "payment_intent.succeeded", doc["paymentId"], doc["amount"], "INR", events.intent_metadata(doc)
     )
+    intent["created"] = int(doc["createdAt"].timestamp())
     assert process_event(events.event("payment_intent.succeeded", intent), deps) == "processed"
     refund = {**events.fixture("refund"), "id": events.new_id("re"), "amount": doc["amount"], "currency": "inr",
               "payment_intent": doc["paymentId"], "charge": intent["latest_charge"], "status": "succeeded"}  # fmt: skip
@@ -294,7 +295,7 @@ def test_the_page_offers_reconcile_when_the_webhook_never_came(
     log_in(client)
     page = client.get(f"/ops/payments/{doc['paymentId']}", headers=HTML).text
     assert 'data-code="webhook_not_received"' in page and 'data-code="stripe_disagrees"' in page
-    assert 'action="/ops/reconcile"' in page
+    assert 'action="/ops/reconcile"' in page and "<code>payments-ops reconcile</code>" in page
 
 
 # -- payments-ops payment -----------------------------------------------------------------------
