@@ -5,12 +5,10 @@ results and payment page. Same guards as the other ops doors: the API's bearer t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,12 +23,6 @@ from usecases.story import BadQuery, StoryDeps
 
 #: Codes whose fix is the reconcile button.
 RECONCILE = frozenset({"webhook_not_received", "stripe_disagrees"})
-_BACKTICKS = re.compile(r"`([^`]+)`")
-
-
-def code_spans(text: str) -> Markup:
-    """A fix's text, escaped, with its `commands` set as code."""
-    return Markup(_BACKTICKS.sub(r"<code>\1</code>", str(escape(text))))
 
 
 def moment(text: str | None) -> str:
@@ -38,7 +30,6 @@ def moment(text: str | None) -> str:
     return (text or "")[:19].replace("T", " ")
 
 
-TEMPLATES.env.filters["code"] = code_spans
 TEMPLATES.env.filters["moment"] = moment
 
 

@@ -60,8 +60,8 @@ def test_search_open_the_payment_and_see_its_diagnosis(
     browser: webdriver.Chrome,
     served_story: str,
     db: Any,
-    broker: Broker,
-    stripe_views: StoredStripe,  # noqa: F811
+    broker: Broker,  # noqa: F811
+    stripe_views: StoredStripe,
 ) -> None:
     """A refunded payment whose welcome email bounced: found by the customer's email, its page names email_failed."""
     doc = paid_and_refunded(db, broker, stripe_views)
