@@ -118,7 +118,7 @@ def facts_of(
     return Facts(
         intent_id=payment.get("paymentId"),
         status=str(payment.get("status")),
-        amount=int(payment.get("amountReceived") or payment.get("amount") or 0),
+        amount=int(payment.get("amount") or 0),
         currency=str(payment.get("currency") or ""),
         now=now,
         amount_refunded=int(payment.get("amountRefunded") or 0),
