@@ -30,8 +30,11 @@ def _millis(value: Any) -> datetime | None:
 
 
 def _stripe_event(args: Any) -> dict[str, Any]:
-    """Event id, type and payment (its PaymentIntent) when the job's first argument is a Stripe event."""
+    """Event id, type and payment (its PaymentIntent) when the job's first argument is a Stripe event;
+    the payment alone when it is a PaymentIntent id (a refund job)."""
     event = args[0] if isinstance(args, list | tuple) and args else None
+    if isinstance(event, str) and event.startswith("pi_"):
+        return {"paymentId": event}  # a refund job names its payment's intent first
     if not (isinstance(event, dict) and isinstance(event.get("id"), str)):
         return {}
     data = event.get("data")
@@ -79,7 +82,7 @@ class MongoFailures:
         last = now()
         event = _stripe_event(message.get("args"))
         reason = f"{type(error).__name__}: {error}"
-        if event:
+        if event.get("eventId"):
             # The inbox says the event failed for good (ops replay it), so the stale-work sweep,
             # which re-queues events left ``received``, does not send it round again.
             self.events.update_one(

@@ -8,7 +8,10 @@ made (a timeout, a 409 for the key still in use), so the job retries and adopts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as TimedOut
 from typing import Any, TypeVar
 
 import stripe
@@ -16,8 +19,10 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from adapters.settings import Settings
 from domain.errors import ProviderRefused, RetryLater
+from usecases.ports import StripeUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def transient(error: BaseException) -> bool:
@@ -62,9 +67,83 @@ def build_client(settings: Settings) -> stripe.StripeClient:
     )
 
 
+#: Seconds a payment's story waits for Stripe's view before it is shown without it.
+STORY_TIMEOUT = 5.0
+#: The story's Stripe reads run here, so the wait is bounded whatever the HTTP client does; a slow
+#: Stripe holds at most these threads, each for at most STRIPE_TIMEOUT a request.
+_STORY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stripe-story")
+
+#: What the story shows of each Stripe object: an allow-list, so no client secret or card data.
+INTENT_FIELDS = ("id", "status", "amount", "amount_received", "currency", "created", "canceled_at",
+                 "cancellation_reason", "metadata", "livemode")  # fmt: skip
+CHARGE_FIELDS = ("id", "status", "amount", "amount_captured", "amount_refunded", "refunded", "paid", "captured",
+                 "currency", "created", "failure_code", "failure_message", "dispute", "disputed")  # fmt: skip
+OUTCOME_FIELDS = ("type", "network_status", "reason", "risk_level", "seller_message")
+ERROR_FIELDS = ("type", "code", "decline_code", "message")
+REFUND_FIELDS = ("id", "amount", "currency", "status", "reason", "created", "failure_reason")
+DISPUTE_FIELDS = ("id", "status", "reason", "amount", "currency", "created", "is_charge_refundable")
+
+
+def _pick(obj: Mapping[str, Any] | None, fields: Sequence[str]) -> dict[str, Any] | None:
+    return {k: obj.get(k) for k in fields if k in obj} if isinstance(obj, Mapping) else None
+
+
 class StripeGateway:
+    story_timeout = STORY_TIMEOUT
+
     def __init__(self, client: stripe.StripeClient) -> None:
         self.client = client
+
+    def payment_view(self, intent_id: str) -> Mapping[str, Any]:
+        """The intent, its latest charge, the refunds and the dispute, within ``story_timeout`` seconds."""
+        future = _STORY_POOL.submit(self._payment_view, intent_id)
+        try:
+            return future.result(timeout=self.story_timeout)
+        except TimedOut:
+            raise StripeUnavailable(f"Stripe did not answer within {self.story_timeout:g} s") from None
+        except stripe.StripeError as error:
+            status = f" {error.http_status}" if error.http_status else ""
+            raise StripeUnavailable(f"{type(error).__name__}{status}: {error.user_message or error}") from None
+        except Exception as error:  # a read for people: whatever broke, the rest of the page is still shown
+            log.warning("stripe view failed", extra={"payment_id": intent_id, "error": repr(error)})
+            raise StripeUnavailable(f"the Stripe read failed: {type(error).__name__}") from None
+
+    def _payment_view(self, intent_id: str) -> dict[str, Any]:
+        # One attempt each, no tenacity: the time box is the page's, and people can reload.
+        intent = self.client.v1.payment_intents.retrieve(intent_id, params={"expand": ["latest_charge"]}).to_dict()
+        charge = intent.get("latest_charge")
+        if isinstance(charge, str):
+            charge = self.client.v1.charges.retrieve(charge).to_dict()
+        refunds = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        view: dict[str, Any] = {
+            "intent": {
+                **(_pick(intent, INTENT_FIELDS) or {}),
+                "last_payment_error": _pick(intent.get("last_payment_error"), ERROR_FIELDS),
+                "next_action": _pick(intent.get("next_action"), ("type",)),
+            },
+            "charge": None,
+            "refunds": [_pick(r.to_dict(), REFUND_FIELDS) for r in refunds.data],
+            "dispute": None,
+        }
+        if isinstance(charge, Mapping):
+            outcome = _pick(charge.get("outcome"), OUTCOME_FIELDS)
+            view["charge"] = {**(_pick(charge, CHARGE_FIELDS) or {}), "outcome": outcome}
+            dispute = charge.get("dispute")
+            if isinstance(dispute, Mapping):
+                dispute = dispute.get("id")
+            if isinstance(dispute, str):
+                view["charge"]["dispute"] = dispute
+                view["dispute"] = self._dispute(dispute)
+        return view
+
+    def _dispute(self, dispute_id: str) -> dict[str, Any]:
+        """The dispute, or its id with why it could not be read (the local Stripe has no disputes API)."""
+        try:
+            dispute = self.client.v1.disputes.retrieve(dispute_id).to_dict()
+        except stripe.StripeError as error:
+            return {"id": dispute_id, "unavailable": f"{type(error).__name__} {error.http_status or ''}".strip()}
+        due = (dispute.get("evidence_details") or {}).get("due_by")
+        return {**(_pick(dispute, DISPUTE_FIELDS) or {}), "evidence_details": {"due_by": due}}
 
     def retrieve_payment_intent(self, intent_id: str) -> Mapping[str, Any]:
         intent = with_retries(lambda: self.client.v1.payment_intents.retrieve(intent_id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -33,6 +33,7 @@ from adapters.queue_admin import RedisQueueAdmin
 from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
+from adapters.story import MongoStory
 from adapters.stripe_gateway import StripeGateway, build_client
 from domain.errors import RequestRefused
 from ingress import errors
@@ -49,8 +50,10 @@ from ingress.ops import OpsRoutes
 from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.request_guard import RequestGuard
+from ingress.story import story_routes
 from ingress.webhooks import StripeWebhook
 from usecases.ports import CheckoutDeps
+from usecases.story import StoryDeps
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,7 @@ def create_app(
         Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
         Route("/ops/api/jobs/{job_id}", ops.job, methods=["GET"]),
         *dashboard.routes,
+        *story_routes(ops, dashboard, StoryDeps(MongoStory(db), gateway, lambda: datetime.now(UTC))),
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

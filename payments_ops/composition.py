@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.deps import build_deps, build_ops
@@ -16,7 +17,10 @@ from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
+from adapters.story import MongoStory
+from adapters.stripe_gateway import StripeGateway, build_client
 from usecases.ports import Deps, OpsDeps
+from usecases.story import StoryDeps
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Connected:
     reads: MongoPaymentReads
     db: Any  # simulate stores a pending payment in it first
     close: Callable[[], None]
+    story: StoryDeps
 
 
 def connect_ops(settings: Settings) -> Connected:
@@ -36,5 +41,7 @@ def connect_ops(settings: Settings) -> Connected:
         broker.close()
         db.client.close()
 
-    core = build_deps(settings, db, broker)
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close)
+    gateway = StripeGateway(build_client(settings))
+    core = build_deps(settings, db, broker, gateway)
+    story = StoryDeps(MongoStory(db), gateway, lambda: datetime.now(UTC))
+    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, story)

@@ -520,3 +520,45 @@ class PaymentExports(Protocol):
 
     def created_in(self, period: Period) -> Iterator[Doc]:
         """Every payment created in ``period``."""
+
+
+# The payment's story (usecases/story.py): what the ops doors read about one payment.
+
+
+class StripeUnavailable(Exception):
+    """Stripe could not be asked in time, or would not answer: the story goes on without its view."""
+
+
+class StripeReads(Protocol):
+    def payment_view(self, intent_id: str) -> Mapping[str, Any]:
+        """``{"intent", "charge", "refunds", "dispute"}`` as Stripe has them now, within a time box.
+
+        Only the fields ops need (no client secret, no card data); ``charge`` and ``dispute`` may be
+        None. Raises ``StripeUnavailable`` naming why when Stripe cannot be asked.
+        """
+
+
+class StoryReads(Protocol):
+    """Reads of the collections one payment's story spans, each by an index."""
+
+    def find_payments(self, kind: str, value: str, limit: int) -> Sequence[Doc]:
+        """Payments, newest first, whose ``kind`` is ``value``: ``intent``, ``object_id`` (``_id`` or
+        customer), ``email``."""
+
+    def payment(self, key: str) -> Doc | None:
+        """The payment whose ``paymentId`` (``pi_…``) or ``_id`` (24 hex) is ``key``."""
+
+    def events_of(self, object_ids: Sequence[str]) -> Sequence[Doc]:
+        """Inbox events about these Stripe objects, without their payloads."""
+
+    def failures_of(self, intent_id: str, event_ids: Sequence[str]) -> Sequence[Doc]:
+        """Failure records naming the intent or one of these events, without message or traceback."""
+
+    def emails_of(self, record_id: Any) -> Sequence[Doc]:
+        """The payment's notifications (their dedupe keys start with its ``_id``)."""
+
+    def enrollment_of(self, payment: Doc) -> Doc | None:
+        """The enrollment the payment activated, else the customer's for the service."""
+
+    def audit_of(self, intent_id: str, event_ids: Sequence[str], failure_ids: Sequence[str]) -> Sequence[Doc]:
+        """``ops_audit`` records naming the payment, one of its events or one of its failures."""
