@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.deps import build_deps, build_ops
 from adapters.mongo import connect
-from adapters.queue import build_broker
+from adapters.queue import Broker, build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
 from usecases.ports import Deps, OpsDeps
@@ -26,6 +26,7 @@ class Connected:
     reads: MongoPaymentReads
     db: Any  # simulate stores a pending payment in it first
     close: Callable[[], None]
+    broker: Broker  # the doctor sends its probe with it
 
 
 def connect_ops(settings: Settings) -> Connected:
@@ -37,4 +38,4 @@ def connect_ops(settings: Settings) -> Connected:
         db.client.close()
 
     core = build_deps(settings, db, broker)
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close)
+    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, broker)
