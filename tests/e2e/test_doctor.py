@@ -177,11 +177,12 @@ def test_smtp_refusing_the_login(own_stack: Stack) -> None:
         controller.stop()
 
 
-def _worker_beats(stack: Stack) -> list[bytes]:
+def _worker_beats(stack: Stack) -> list[Any]:
     client = redis.Redis.from_url(stack.urls["redis"])
     try:
         cutoff = current_millis() - int(TUNING["BROKER_HEARTBEAT_TIMEOUT_MS"])
-        return [b for b in client.zrangebyscore(HEARTBEATS, cutoff, "+inf") if b.startswith(WORKER_ID_PREFIX.encode())]
+        beats: list[Any] = client.zrangebyscore(HEARTBEATS, cutoff, "+inf")
+        return [beat for beat in beats if beat.startswith(WORKER_ID_PREFIX.encode())]
     finally:
         client.close()
 
