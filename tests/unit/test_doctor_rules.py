@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from typing import Any
 
 import mongomock
 import pytest
@@ -89,7 +90,7 @@ def test_missing_indexes_by_name_and_keys() -> None:
 
 
 def test_the_index_list_is_what_ensure_all_indexes_creates() -> None:
-    db = mongomock.MongoClient()["doctor"]
+    db: Any = mongomock.MongoClient()["doctor"]
     ensure_all_indexes(db)
     made = {
         (name, index, tuple((f, int(d)) for f, d in info["key"]))
