@@ -43,6 +43,15 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, byt
         return int(error.code), error.headers, error.read()
 
 
+def _answers(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 (an API that does not answer at all is not the local Stripe:
+    the checks that ask it then fail naming the error)."""
+    try:
+        return _get(url)[0] == 200
+    except OSError:
+        return False
+
+
 class StripeSide:
     """Stripe's webhook endpoints API, or the local Stripe's ``/_config/webhooks`` when
     ``STRIPE_API_BASE`` names a stand-in that answers there."""
@@ -50,7 +59,7 @@ class StripeSide:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base = (settings.stripe_api_base or STRIPE_API).rstrip("/")
-        self.local = settings.stripe_api_base is not None and _get(self.base + LOCAL_WEBHOOKS)[0] == 200
+        self.local = settings.stripe_api_base is not None and _answers(self.base + LOCAL_WEBHOOKS)
         self.where = (
             f"the local Stripe's {LOCAL_WEBHOOKS} at {self.base}" if self.local else "Stripe's webhook endpoints API"
         )

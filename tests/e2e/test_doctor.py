@@ -215,3 +215,10 @@ def test_no_worker_running(own_stack: Stack) -> None:
         assert "not run within 1 s" in findings["queue signing"]["found"]
     finally:
         own_stack.start_worker()
+
+
+def test_stripe_not_answering(own_stack: Stack) -> None:
+    """Each check that asks Stripe fails naming the error; the others still run and pass."""
+    code, findings, _ = doctor(own_stack, STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}")
+    assert code == 1 and failing(findings) == ["webhook endpoint", "webhook secret", "clock"]
+    assert "Connection" in findings["webhook endpoint"]["found"]
