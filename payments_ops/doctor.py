@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict
 
 from adapters.doctor import MailSide, QueueSide, Stores, StripeSide, WebhookPoster
@@ -19,10 +20,21 @@ from usecases import doctor
 from usecases.ports import DoctorPorts
 
 
+def _seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0.1 <= seconds <= 300:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.1 to 300, got {raw!r}")
+    return seconds
+
+
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser("doctor", parents=[common], help="check the deployment: one line per check")
     parser.add_argument("--url", help="the ingress's public URL as Stripe reaches it (default: PUBLIC_URL)")
-    parser.add_argument("--wait", type=float, default=doctor.PROBE_WAIT_SECONDS, help="seconds to wait for the probe")
+    wait = "seconds to wait for a worker to run the probe (0.1 to 300)"
+    parser.add_argument("--wait", type=_seconds, default=doctor.PROBE_WAIT_SECONDS, help=wait)
 
 
 def config(args: argparse.Namespace, settings: Settings, ingress: str | None) -> doctor.DoctorConfig:

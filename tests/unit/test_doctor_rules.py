@@ -219,3 +219,11 @@ def test_no_public_url_fails_both_webhook_checks() -> None:
     findings = run_doctor.run(bare, ports(Queue(0)))
     assert [f.ok for f in findings[1:3]] == [False, False]
     assert all("PUBLIC_URL" in str(f.fix) for f in findings[1:3])
+
+
+@pytest.mark.parametrize("wait", ["-1", "0", "nan", "inf", "soon", "301"])
+def test_a_bad_wait_is_bad_usage(wait: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from payments_ops import cli
+
+    assert cli.main(["doctor", "--wait", wait]) == 2
+    assert "--wait: must be a number of seconds from 0.1 to 300" in capsys.readouterr().err
