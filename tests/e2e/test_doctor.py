@@ -222,3 +222,14 @@ def test_stripe_not_answering(own_stack: Stack) -> None:
     code, findings, _ = doctor(own_stack, STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}")
     assert code == 1 and failing(findings) == ["webhook endpoint", "webhook secret", "clock"]
     assert "Connection" in findings["webhook endpoint"]["found"]
+
+
+def test_with_nothing_set_it_checks_the_local_stack(own_stack: Stack, tmp_path: Path) -> None:
+    """As an operator runs it beside ``make run``: the stack's var/stack.json gives everything, its ingress the URL."""
+    (tmp_path / "var").symlink_to(own_stack.var)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "payments_ops", "doctor"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{own_stack.urls['ingress']}/api/webhooks/stripe sends all 15" in run.stdout
+    assert f"ok    smtp: {own_stack.urls['smtp'].removeprefix('smtp://')}: connected" in run.stdout
