@@ -261,8 +261,16 @@ class Mailer:
         if smtp is not None and time.monotonic() - self.local.used < IDLE_REUSE:
             return smtp, False
         self.drop()
+        smtp = self._open()
+        self.local.smtp, self.local.used = smtp, time.monotonic()
+        return smtp, True
+
+    def _open(self) -> smtplib.SMTP:
+        """A new connection: greeting, STARTTLS when configured, login when a user is configured."""
         target = self.target
-        assert target is not None
+        if target is None:
+            raise MailerNotConfigured("SMTP_URL is not set")
+        smtp: smtplib.SMTP
         if target.ssl:
             context = ssl.create_default_context()
             smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=self.timeout, context=context)
@@ -276,8 +284,18 @@ class Mailer:
         except BaseException:
             smtp.close()
             raise
-        self.local.smtp, self.local.used = smtp, time.monotonic()
-        return smtp, True
+        return smtp
+
+    def check_login(self) -> bool:
+        """Connect and log in as sending does, then quit; sends nothing (``payments-ops doctor``).
+        True if a login was made (False: no user configured); raises what the server answered."""
+        smtp = self._open()
+        try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+        finally:
+            smtp.close()
+        return self.target is not None and self.target.username is not None
 
     def drop(self, *, polite: bool = True) -> None:
         """Close this thread's connection, if any, after a QUIT when ``polite`` (a failed one changes nothing)."""

@@ -59,6 +59,8 @@ class Settings:
     email_from: str
     ops_email: str | None
     app_base_url: str
+    #: The ingress's public base URL as Stripe reaches it (``payments-ops doctor``).
+    public_url: str | None
     #: Origins whose browser code may call ``/api/payments/…`` (CORS); none means no CORS answers.
     cors_origins: tuple[str, ...]
     refund_window_days: int
@@ -194,6 +196,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         email_from=r.text("EMAIL_FROM", "payments@localhost") or "",
         ops_email=r.text("OPS_EMAIL"),
         app_base_url=base_url,
+        public_url=r.url("PUBLIC_URL", None, ("http", "https")),
         cors_origins=_cors_origins(r, base_url, production=app_env == "production"),
         refund_window_days=r.integer("REFUND_WINDOW_DAYS", 30),
         webhook_max_bytes=r.integer("WEBHOOK_MAX_BYTES", 1_048_576, minimum=1024),

@@ -11,7 +11,8 @@ That leans on localstripe internals (pinned in pyproject.toml), checked before s
 ``check_localstripe_internals``.
 
 Not persisted (localstripe keeps them in memory): registered webhooks (``POST /_config/webhooks/{id}``)
-must be registered again after a restart.
+must be registered again after a restart. ``GET /_config/webhooks`` (added here) lists them, each
+secret as its SHA-256 only, as ``payments-ops doctor`` checks them.
 
 What a browser's checkout needs and localstripe 1.15 lacks is added as Stripe does it (README.md's
 checkout page): its Stripe.js (``/js.stripe.com/v3/``) gets a ``confirmCardPayment`` that sends the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import inspect
 import logging
 import os
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from aiohttp import web
-from localstripe import resources
+from localstripe import resources, webhooks
 from localstripe.errors import UserError, json_response
 from localstripe.resources import Store, store
 
@@ -82,6 +84,7 @@ def check_localstripe_internals() -> None:
         (server, "app"),
         (server, "error_middleware"),
         (server, "get_post_data"),
+        (webhooks, "_webhooks"),
     ]:
         if not hasattr(owner, name):
             raise changed(f"{owner.__name__} has no {name}")
@@ -317,6 +320,24 @@ def serve_browser_checkout() -> None:
     app.middlewares.insert(app.middlewares.index(server.error_middleware) + 1, browser_checkout)
 
 
+async def list_webhooks(request: web.Request) -> web.Response:
+    """The registered webhooks: id, URL, event types (None: all) and the secret's SHA-256."""
+    data = [
+        {
+            "id": key,
+            "url": hook.url,
+            "events": hook.events,
+            "secretSha256": hashlib.sha256(hook.secret.encode()).hexdigest(),
+        }
+        for key, hook in webhooks._webhooks.items()
+    ]
+    return web.json_response({"data": data})
+
+
+def serve_webhook_listing() -> None:
+    app.router.add_get("/_config/webhooks", list_webhooks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -338,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     integer_intent_amounts()
     decline_test_cards()
     serve_browser_checkout()
+    serve_webhook_listing()
     if not args.from_scratch:
         store.try_load_from_disk()
     asyncio.run(serve(args.host, args.port))

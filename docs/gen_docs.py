@@ -62,6 +62,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "[When APP_ENV=production](#when-app_envproduction); `make run` refuses to start with it.",
         "HOST": "Address the ingress listens on (the Procfile and docker-compose.yml set `0.0.0.0`).",
         "PORT": "Port the ingress listens on.",
+        "PUBLIC_URL": "The ingress's public base URL as Stripe reaches it (`https://payments.example.com`): "
+        "`payments-ops doctor` checks that Stripe has a webhook endpoint for `<PUBLIC_URL>/api/webhooks/stripe` "
+        "(or its alias) and posts its test events there. Unset: doctor needs `--url`, or the local stack's.",
         "LOG_LEVEL": "Level of the JSON log lines every process writes to stderr.",
     },
     "Stripe": {

@@ -12,6 +12,7 @@
     payments-ops stuck list | requeue [--older-than SECONDS]                 (dead workers' messages, unfinished events)
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
     payments-ops payment ID                                                  (pi_… or _id: timeline and diagnosis)
+    payments-ops doctor [--url URL] [--wait SECONDS]                         (checks the deployment; 1: a check failed)
 
 Every command takes ``--json`` for scripts, and ``--as NAME``: the person the audit names (by
 default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration. What each
@@ -37,7 +38,7 @@ from adapters.reads import MongoPaymentReads
 from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
 from domain.errors import RequestRefused
-from payments_ops import payment, simulate
+from payments_ops import doctor, payment, simulate
 from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
@@ -138,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--payment", help="the pi_… id of a stored payment (default: store a pending one)")
     sim.add_argument("--ingress", help="the ingress URL (default: the local stack's, else HOST:PORT)")
     payment.add_parser(commands, common)
+    doctor.add_parser(commands, common)
     review.add_parser("list", parents=[common])
     for action in reviews.ACTIONS:
         review.add_parser(action, parents=[common]).add_argument("payment_id")
@@ -288,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulate(args, settings, ingress, it.db)
         if args.command == "payment":
             return payment.run(args, it.story)
+        if args.command == "doctor":
+            return doctor.run_doctor(args, settings, ingress, it)
         if args.command == "review":
             return run_review(args, it.core, it.deps, it.reads)
         return run(args, it.deps)

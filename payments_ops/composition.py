@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.deps import build_deps, build_ops
 from adapters.mongo import connect
-from adapters.queue import build_broker
+from adapters.queue import Broker, build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
 from adapters.story import MongoStory
@@ -31,6 +31,7 @@ class Connected:
     db: Any  # simulate stores a pending payment in it first
     close: Callable[[], None]
     story: StoryDeps
+    broker: Broker  # the doctor sends its probe with it
 
 
 def connect_ops(settings: Settings) -> Connected:
@@ -44,4 +45,4 @@ def connect_ops(settings: Settings) -> Connected:
     gateway = StripeGateway(build_client(settings))
     core = build_deps(settings, db, broker, gateway)
     story = StoryDeps(MongoStory(db), gateway, lambda: datetime.now(UTC))
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, story)
+    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, story, broker)

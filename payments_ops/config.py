@@ -34,6 +34,7 @@ def local_stack_environ(var: Path) -> dict[str, str]:
         "STRIPE_WEBHOOK_SECRET": stack["webhook_secret"],
         "JWT_SECRET": secrets["jwt_secret"],
         "PAYMENTS_OPS_INGRESS": stack["ingress"],
+        "SMTP_URL": stack["smtp"],  # what the stack's workers send with (payments-ops doctor logs in there)
     }
 
 

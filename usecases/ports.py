@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from domain.activation import Claim
 from domain.checkout import Service
+from domain.doctor import Endpoint, IndexSpec
 from domain.events import StripeEvent
 from domain.payments import Party, Payment, Refund
 
@@ -562,3 +563,77 @@ class StoryReads(Protocol):
 
     def audit_of(self, intent_id: str, event_ids: Sequence[str], failure_ids: Sequence[str]) -> Sequence[Doc]:
         """``ops_audit`` records naming the payment, one of its events or one of its failures."""
+
+
+# -- payments-ops doctor (usecases/doctor.py) ------------------------------------------------------
+
+
+class DoctorStripe(Protocol):
+    """Stripe's side of the deployment: its webhook endpoints and its clock."""
+
+    #: Which API answered, for the report ("Stripe's webhook endpoints API", "the local Stripe's /_config/webhooks").
+    where: str
+
+    def webhook_endpoints(self) -> list[Endpoint]: ...
+
+    def create_command(self, url: str, handled: Collection[str]) -> str:
+        """The command that creates (or fixes) the endpoint for ``url`` sending ``handled`` types."""
+
+    def undelivered_events(self, types: Collection[str], since: datetime) -> int | None:
+        """Events of ``types`` since ``since`` Stripe has not delivered to every endpoint (None: not known here)."""
+
+    def clock_skew(self) -> float:
+        """Seconds Stripe's clock (an answer's Date header) is ahead of ours."""
+
+
+class DoctorWebhook(Protocol):
+    def post_signed(self, url: str, body: bytes, secret: str) -> int:
+        """POST ``body`` to ``url`` signed as Stripe signs with ``secret``; the HTTP status."""
+
+
+class DoctorStores(Protocol):
+    def redis_error(self) -> str | None: ...
+
+    def mongo_error(self) -> str | None: ...
+
+    def expected_indexes(self) -> list[IndexSpec]:
+        """Every index the code creates (adapters/indexes.py)."""
+
+    def present_indexes(self) -> dict[str, dict[str, tuple[tuple[str, int], ...]]]:
+        """Collection → index name → keys, as the database has them."""
+
+
+class DoctorQueue(Protocol):
+    heartbeat_timeout_seconds: float
+
+    def live_workers(self) -> int:
+        """Worker processes whose broker heartbeat is younger than the timeout."""
+
+    def send_probe(self) -> str:
+        """Enqueue a signed probe message for the workers; its id."""
+
+    def probe_answer(self, probe_id: str) -> str | None:
+        """The worker that ran the probe, once one has."""
+
+    def probe_refusal(self, probe_id: str) -> str | None:
+        """Why a worker refused the probe, if one recorded a refusal."""
+
+
+class DoctorMail(Protocol):
+    #: ``host:port`` of ``SMTP_URL`` (None: not set).
+    target: str | None
+
+    def login(self) -> bool:
+        """Connect, STARTTLS when configured, log in when a user is configured, quit; sends nothing.
+        True if a login was made; raises what the server answered otherwise."""
+
+
+@dataclass(frozen=True)
+class DoctorPorts:
+    stripe: DoctorStripe
+    webhook: DoctorWebhook
+    stores: DoctorStores
+    queue: DoctorQueue
+    mail: DoctorMail
+    sleep: Callable[[float], object] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic

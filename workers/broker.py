@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import uuid4
 
 from dramatiq.middleware import Middleware
 
 from adapters.compat import dramatiq as internals
+from adapters.probe import WORKER_ID_PREFIX
 from adapters.queue import EMAILS_QUEUE, Broker, Refused, build_broker
 from adapters.settings import Settings
 from adapters.signing import Signer
@@ -24,6 +26,8 @@ class WorkerBroker(Broker):
 
     def __init__(self, signer: Signer, yielding: frozenset[str] = YIELDING, **options: Any) -> None:
         super().__init__(signer, **options)
+        # Heartbeats then tell worker processes from enqueuers (``payments-ops doctor``).
+        self.broker_id = f"{WORKER_ID_PREFIX}{uuid4()}"
         #: Told of each message a consumer refused (the worker records it in ``job_failures``).
         self.on_refused: Callable[[Refused], None] = lambda refused: None
         self._fetch = internals.fetcher(self)

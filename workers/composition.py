@@ -25,6 +25,7 @@ from adapters.settings import Settings
 from usecases.ports import Deps
 from workers import actors
 from workers.broker import WorkerBroker, build_worker_broker
+from workers.doctor import declare_probe_actor
 from workers.emails import declare_emails_actor
 from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
@@ -94,6 +95,7 @@ def build_worker(settings: Settings) -> Worker:
     deps = build_deps(settings, db, broker, outbox=outbox)
     actors.declare(broker, deps, settings)
     declare_emails_actor(broker, outbox, Mailer.from_settings(settings), deps.payments, settings)
+    declare_probe_actor(broker)
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
     broker.add_middleware(NotificationSweeper(outbox, functools.partial(send, broker), every, older_than=older_than))
     broker.add_middleware(HealStaleWork(deps, every, older_than, settings.refund_max_requeues))
