@@ -12,6 +12,7 @@ from domain.activation import Claim
 from domain.checkout import Service
 from domain.events import StripeEvent
 from domain.payments import Party, Payment, Refund
+from domain.success_metrics import EventFacts, PaymentFacts
 
 #: What ``Enrollments.activate`` found.
 ACTIVATED = "activated"  # this call made the enrollment active for this payment
@@ -520,3 +521,13 @@ class PaymentExports(Protocol):
 
     def created_in(self, period: Period) -> Iterator[Doc]:
         """Every payment created in ``period``."""
+
+
+class SuccessFacts(Protocol):
+    """What the success metrics read (``usecases.success_metrics``), narrow facts over a time range."""
+
+    def payments(self, start: datetime, end: datetime) -> list[PaymentFacts]:
+        """Every payment created, paid, activated, or failed/canceled for now in ``[start, end)``."""
+
+    def events(self, start: datetime, end: datetime) -> list[EventFacts]:
+        """Every Stripe event first received in ``[start, end)``."""
