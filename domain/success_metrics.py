@@ -22,6 +22,7 @@ FAILED = frozenset({"failed", "canceled"})
 #: Event sources (``stripe_events.source``): pushed by Stripe, or found by reconcile.
 WEBHOOK = "webhook"
 RECONCILE = "reconcile"
+SOURCES = frozenset({WEBHOOK, RECONCILE})
 
 
 @dataclass(frozen=True)
