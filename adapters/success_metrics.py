@@ -37,23 +37,15 @@ EVENT_FIELDS = {"_id": 0, "receivedAt": 1, "processedAt": 1, "source": 1}
 
 
 def ensure_success_metrics_indexes(db: Database[Doc]) -> None:
-    """One index per time the metrics select by (``createdAt`` has ``created_recent`` already, and
-    ``stripe_events.receivedAt`` the payloads' TTL index ``payload_ttl``)."""
-    db.payments.create_index([("paidAt", ASCENDING)], name="paid_at")
-    db.payments.create_index([("activatedAt", ASCENDING)], name="activated_at")
-    db.payments.create_index([("status", ASCENDING), ("updatedAt", ASCENDING)], name="status_updated")
+    """``payments.updatedAt``; ``stripe_events.receivedAt`` has the payloads' TTL index ``payload_ttl``."""
+    db.payments.create_index([("updatedAt", ASCENDING)], name="updated_at")
 
 
 def payment_query(start: datetime, end: datetime) -> dict[str, Any]:
-    span = {"$gte": start, "$lt": end}
-    return {
-        "$or": [
-            {"createdAt": span},
-            {"paidAt": span},
-            {"activatedAt": span},
-            {"status": {"$in": sorted(FAILED)}, "updatedAt": span},
-        ]
-    }
+    """Payments written since ``start``: every write sets ``updatedAt``, so a payment created, paid,
+    activated or failed in the window is among them (the arithmetic places each by its own time).
+    One indexed range rather than an ``$or`` of four: the same answer, one index read."""
+    return {"updatedAt": {"$gte": start}}
 
 
 def payment_facts(doc: Mapping[str, Any]) -> PaymentFacts:

@@ -1,14 +1,13 @@
 """``GET /ops/api/success-metrics`` and the dashboard's ``GET /ops/metrics`` (docs/success-metrics.md).
 
-Both call ``usecases.success_metrics.measure`` over the same MongoDB reads; the API answers its
-JSON, the page draws each metric against its target with a server-rendered SVG chart.
+Both read the same ``CachedMeasure`` as ``/metrics`` (at most 30 s old); the API answers its JSON,
+the page draws each metric against its target with a server-rendered SVG chart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -22,8 +21,7 @@ from ingress import parse
 from ingress.charts import Chart, chart
 from ingress.dashboard import Dashboard, Form, Session
 from ingress.ops import OpsRoutes
-from usecases.ports import SuccessFacts
-from usecases.success_metrics import measure
+from usecases.success_metrics import CachedMeasure
 
 
 def window_param(params: Mapping[str, str]) -> str:
@@ -138,8 +136,7 @@ class SuccessMetricsRoutes:
 
     api: OpsRoutes
     dashboard: Dashboard
-    facts: SuccessFacts
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    metrics: CachedMeasure
     routes: list[Route] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,17 +145,14 @@ class SuccessMetricsRoutes:
             Route("/ops/metrics", self.dashboard.page(self.page), methods=["GET"]),
         ]
 
-    def measure(self, window: str) -> dict[str, Any]:
-        return measure(self.facts, window, now=self.clock())
-
     async def json(self, request: Request) -> Response:
         self.api.check(request)
         window = window_param(request.query_params)
-        return JSONResponse(await to_thread.run_sync(partial(self.measure, window)))
+        return JSONResponse(await to_thread.run_sync(partial(self.metrics.get, window)))
 
     async def page(self, request: Request, session: Session | None, form: Form) -> Response:
         window = window_param(request.query_params)
-        result = await to_thread.run_sync(partial(self.measure, window))
+        result = await to_thread.run_sync(partial(self.metrics.get, window))
         return self.dashboard.render(
             "metrics.html",
             session,

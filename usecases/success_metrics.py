@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.success_metrics import DEFAULT_WINDOW, WINDOWS, aware, over_window
 from usecases.ports import SuccessFacts
+
+log = logging.getLogger(__name__)
 
 
 class UnknownWindow(ValueError):
@@ -31,3 +37,48 @@ def measure(facts: SuccessFacts, window: str | None = DEFAULT_WINDOW, *, now: da
     now = aware(now)
     start = chosen.start(now)
     return over_window(chosen, now, facts.payments(start, now), facts.events(start, now))
+
+
+class CachedMeasure:
+    """``measure`` per window, kept ``ttl`` seconds and shared by the API, the page and ``/metrics``.
+
+    A fresh answer is served as it is; an older one is served while one background thread computes
+    the next (so a load never waits for MongoDB once the window was measured); the first ever is
+    computed on the spot. One computation per window at a time, however many callers ask.
+    """
+
+    def __init__(
+        self,
+        facts: SuccessFacts,
+        ttl: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.facts, self.ttl, self.clock, self.monotonic = facts, ttl, clock, monotonic
+        self.kept: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.locks = {name: threading.Lock() for name in WINDOWS}
+
+    def get(self, window: str | None = DEFAULT_WINDOW) -> dict[str, Any]:
+        name = window_of(window)
+        kept = self.kept.get(name)
+        if kept is None:
+            with self.locks[name]:
+                kept = self.kept.get(name) or self._compute(name)
+            return kept[1]
+        if self.monotonic() - kept[0] >= self.ttl and self.locks[name].acquire(blocking=False):
+            threading.Thread(target=self._refresh, args=(name,), name=f"success-metrics-{name}", daemon=True).start()
+        return kept[1]
+
+    def _compute(self, name: str) -> tuple[float, dict[str, Any]]:
+        began = self.monotonic()
+        result = measure(self.facts, name, now=self.clock())
+        self.kept[name] = (began, result)
+        return self.kept[name]
+
+    def _refresh(self, name: str) -> None:
+        try:
+            self._compute(name)
+        except Exception:  # the old answer stays; the next request tries again
+            log.exception("success metrics not refreshed", extra={"window": name})
+        finally:
+            self.locks[name].release()

@@ -90,10 +90,14 @@ def test_the_first_arrival_wins(client: TestClient, worker: Worker, db: Any) -> 
 def test_a_message_queued_before_sources_existed_counts_as_webhook(worker: Worker, db: Any) -> None:
     """An old message: no keyword arguments at all, signed as every message was before."""
     event = succeeded(db, "pi_old_message")
-    old = Message(
-        queue_name="stripe-events", actor_name="process_stripe_event", args=(event,), kwargs={}, options={}
+    old: Message[Any] = Message(
+        queue_name="stripe-events",
+        actor_name="process_stripe_event",
+        args=(event,),
+        kwargs={},
+        options={},
+        message_id=event["id"],
     )
-    old = dataclasses.replace(old, message_id=event["id"])
     send(worker.broker, old)
     assert stored(db, event["id"])["source"] == "webhook"
 
