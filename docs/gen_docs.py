@@ -565,6 +565,11 @@ UNDOCUMENTED: dict[tuple[str, str], tuple[str, str]] = {
         "Resolve a review (activate, refund, dismiss).",
     ),
     ("GET", "/ops/api/jobs/{job_id}"): ("ops token", "Progress of a background replay."),
+    ("GET", "/ops/api/success-metrics"): (
+        "ops token",
+        "The success metrics over `?window=1h|24h|7d|30d` (docs/success-metrics.md).",
+    ),
+    ("GET", "/ops/metrics"): ("dashboard session", "The success metrics against their targets, a chart each."),
     ("GET", "/ops"): ("dashboard session", "The dashboard: queues, failures, recent events, reviews."),
     ("GET", "/ops/login"): ("none", "Login form (name and ops token)."),
     ("POST", "/ops/login"): ("none (throttled)", "Log in; sets the session cookie."),

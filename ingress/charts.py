@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 WIDTH, HEIGHT = 360.0, 90.0
-#: Room under the bars for the first and last step's labels.
+#: Room under the bars for the first and last step's labels, and above them for the scale's.
 LABEL_ROOM = 14.0
+TOP_ROOM = 12.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def chart(
     values = [value_of(step) for step in series]
     known = [v for v, _ in values if v is not None]
     top = max([*known, target or 0.0, 1e-9])
-    plot = HEIGHT - LABEL_ROOM
+    plot = HEIGHT - LABEL_ROOM - TOP_ROOM
     slot = WIDTH / max(1, len(series))
     bars = []
     for i, ((value, ok), step) in enumerate(zip(values, series, strict=True)):
@@ -62,14 +63,14 @@ def chart(
         bars.append(
             Bar(
                 x=round(i * slot + slot * 0.1, 2),
-                y=round(plot - height, 2),
+                y=round(TOP_ROOM + plot - height, 2),
                 width=round(slot * 0.8, 2),
                 height=round(height, 2),
                 state=_state(ok),
                 title=f"{step['start'][:16].replace('T', ' ')}: {show(value)} {words}".strip(),
             )
         )
-    target_y = None if target is None else round(plot - plot * target / top, 2)
+    target_y = None if target is None else round(TOP_ROOM + plot - plot * target / top, 2)
     first = series[0]["start"][:16].replace("T", " ") if series else ""
     last = series[-1]["end"][:16].replace("T", " ") if series else ""
     return Chart(bars, target_y, show(top), first, last)
