@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,8 +39,13 @@ def measure(facts: SuccessFacts, window: str | None = DEFAULT_WINDOW, *, now: da
     return over_window(chosen, now, facts.payments(start, now), facts.events(start, now))
 
 
+#: Seconds an answer is served as fresh, per window: the scraped ones 30 s; a long window, whose steps
+#: are days, changes little in minutes and costs the most to compute (docs/performance.md#success-metrics).
+FRESH_FOR = {"1h": 30.0, "24h": 30.0, "7d": 300.0, "30d": 900.0}
+
+
 class CachedMeasure:
-    """``measure`` per window, kept ``ttl`` seconds and shared by the API, the page and ``/metrics``.
+    """``measure`` per window, kept ``ttl`` seconds (``FRESH_FOR``) and shared by the API, the page and ``/metrics``.
 
     A fresh answer is served as it is; an older one is served while one background thread computes
     the next (so a load never waits for MongoDB once the window was measured); the first ever is
@@ -50,7 +55,7 @@ class CachedMeasure:
     def __init__(
         self,
         facts: SuccessFacts,
-        ttl: float = 30.0,
+        ttl: Mapping[str, float] = FRESH_FOR,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -65,14 +70,14 @@ class CachedMeasure:
             with self.locks[name]:
                 kept = self.kept.get(name) or self._compute(name)
             return kept[1]
-        if self.monotonic() - kept[0] >= self.ttl and self.locks[name].acquire(blocking=False):
+        if self.monotonic() - kept[0] >= self.ttl[name] and self.locks[name].acquire(blocking=False):
             threading.Thread(target=self._refresh, args=(name,), name=f"success-metrics-{name}", daemon=True).start()
         return kept[1]
 
     def _compute(self, name: str) -> tuple[float, dict[str, Any]]:
-        began = self.monotonic()
         result = measure(self.facts, name, now=self.clock())
-        self.kept[name] = (began, result)
+        # Aged from when it is ready: a computation longer than the ttl is not stale on arrival.
+        self.kept[name] = (self.monotonic(), result)
         return self.kept[name]
 
     def _refresh(self, name: str) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.success_metrics import WINDOWS, EventFacts, PaymentFacts, Target, over_window, percentile
+from tests.support import wait_for
 from usecases.success_metrics import CachedMeasure, UnknownWindow, measure
 
 NOW = datetime(2026, 3, 4, 12, 34, 56, tzinfo=UTC)
@@ -144,7 +145,18 @@ def test_an_unknown_window_is_refused() -> None:
 
 def test_the_cache_serves_a_fresh_answer_without_asking_again() -> None:
     facts, ticks = Facts([paid(5)], []), [0.0]
-    cached = CachedMeasure(facts, ttl=30, clock=lambda: NOW, monotonic=lambda: ticks[0])
+    cached = CachedMeasure(facts, ttl={"1h": 30}, clock=lambda: NOW, monotonic=lambda: ticks[0])
     first = cached.get("1h")
     ticks[0] = 29.0
     assert cached.get("1h") is first and facts.asked == 1
+
+
+def test_a_stale_answer_is_served_while_one_thread_computes_the_next() -> None:
+    facts, ticks = Facts([paid(5)], []), [0.0]
+    cached = CachedMeasure(facts, ttl={"1h": 30}, clock=lambda: NOW, monotonic=lambda: ticks[0])
+    first = cached.get("1h")
+    facts.payments_ = [paid(5), paid(6)]
+    ticks[0] = 31.0
+    assert cached.get("1h") is first  # served at once, stale
+    wait_for(lambda: cached.kept["1h"][1] is not first, 5, "a refresh")
+    assert cached.get("1h")["paymentSuccessRate"]["numerator"] == 2 and facts.asked == 2
