@@ -13,6 +13,7 @@ from adapters.outbox import ensure_outbox_indexes
 from adapters.refunds import ensure_refund_indexes
 from adapters.statistics import ensure_statistics_indexes
 from adapters.story import ensure_story_indexes
+from adapters.success_metrics import ensure_success_metrics_indexes
 
 
 def ensure_all_indexes(db: Database[Doc]) -> None:
@@ -26,3 +27,4 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_ops_session_indexes(db)
     ensure_ops_job_indexes(db)
     ensure_story_indexes(db)
+    ensure_success_metrics_indexes(db)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import redis
 from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector as Collector  # re-exported for the ingress
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,61 @@ class QueueDepths:
             for state, count in sorted(states.items()):
                 gauge.add_metric([queue, state], count)
         yield gauge
+
+
+#: ``payments_success_metric{metric}`` label → (key in the success metrics, field of it).
+SUCCESS_SERIES = {
+    "payment_success_rate": ("paymentSuccessRate", "value"),
+    "webhook_delivery_rate": ("webhookDeliveryRate", "value"),
+    "processing_seconds_mean": ("processingSeconds", "mean"),
+    "processing_seconds_p95": ("processingSeconds", "p95"),
+    "activation_seconds_mean": ("activationSeconds", "mean"),
+    "activation_seconds_p95": ("activationSeconds", "p95"),
+    "refund_rate": ("refundRate", "value"),
+    "conversion_rate": ("conversionRate", "value"),
+}
+#: ``payments_revenue_minor{kind}`` label → the revenue row's field.
+REVENUE_KINDS = {"gross": "gross", "refunded": "refunded", "dispute_lost": "disputeLost", "net": "net"}
+#: The windows exported (the longer ones are for the dashboard and the API).
+SUCCESS_WINDOWS = ("1h", "24h")
+
+
+class SuccessGauges:
+    """``payments_success_metric{metric,window}`` and ``payments_revenue_minor{currency,kind,window}``.
+
+    ``measure(window)`` gives the success metrics (docs/success-metrics.md), cached by its owner so a
+    scrape never recomputes them; a metric with no value in the window (nothing counted) has no sample.
+    """
+
+    def __init__(self, measure: Callable[[str], Mapping[str, Any]]) -> None:
+        self.measure = measure
+
+    def collect(self) -> Iterable[Metric]:
+        rates = GaugeMetricFamily(
+            "payments_success_metric",
+            "The seed's success metrics over a window (rates 0..1, times in seconds)",
+            labels=["metric", "window"],
+        )
+        revenue = GaugeMetricFamily(
+            "payments_revenue_minor",
+            "Revenue of the payments paid in the window, per currency, in minor units",
+            labels=["currency", "kind", "window"],
+        )
+        for window in SUCCESS_WINDOWS:
+            try:
+                result = self.measure(window)
+            except Exception as error:  # MongoDB down: the other metrics are still scraped
+                log.warning("success metrics not scraped", extra={"error": repr(error), "window": window})
+                continue
+            for name, (key, field) in SUCCESS_SERIES.items():
+                value = result[key][field]
+                if value is not None:
+                    rates.add_metric([name, window], float(value))
+            for currency, row in sorted(result["revenue"].items()):
+                for kind, field in REVENUE_KINDS.items():
+                    revenue.add_metric([currency, kind, window], float(row[field]))
+        yield rates
+        yield revenue
 
 
 class _Together:

@@ -13,9 +13,10 @@ Runs, in this order, on one local stack (``rig.py``):
      events are followed until their enrollments are active (end-to-end latency);
   3. queue drains of ``BENCH_EVENTS`` messages: the no-op actor (plain Dramatiq, then inside the
      project's worker), the succeeded path with its emails left queued, then with them sent;
-  4. the ingress's memory while it streams a 50,000-payment CSV export, against idle (``export_memory``).
+  4. the ingress's memory while it streams a 50,000-payment CSV export, against idle (``export_memory``),
   5. the worker memory soak (``soak.py``): ``BENCH_SOAK_EVENTS`` events through one worker, its
      memory sampled every tenth of them (0: not run).
+  6. the success metrics' API and page at 100,000 payments, against a small ops answer (``success_pages``).
 Rounds interleave the variants, so a change in the machine's load hits all of them alike; each
 figure is the median of its rounds. Prints a markdown table and writes it to
 ``var/bench/latest.md`` under the measured checkout.
@@ -44,6 +45,7 @@ from bench.open_loop import OpenLoopResult, open_loop
 from bench.procstat import cpu_seconds
 from bench.rig import Rig, Sizes
 from bench.soak import SoakResult, soak
+from bench.success_pages import SuccessPages, measure_success_pages
 from bench.wrk import WrkResult, run_wrk, write_requests
 from usecases.handlers import SUBSCRIBED
 
@@ -105,6 +107,7 @@ class Results:
     rss: dict[str, float] = field(default_factory=dict)
     soak: SoakResult | None = None
     export: ExportMemory | None = None
+    success_pages: SuccessPages | None = None
     #: What did not go as measured (a drain that never finished, events never activated).
     problems: list[str] = field(default_factory=list)
 
@@ -302,6 +305,9 @@ class Benchmark:
             self.results.export = measure_export(self.rig)
         if self.config.soak_events > 0:
             self.soak()
+        if not only_soak:  # last: it leaves its 100,000 payments in place
+            self.progress("success metrics at 100,000 payments: page loads")
+            self.results.success_pages = measure_success_pages(self.rig)
         return self.results
 
 

@@ -82,10 +82,12 @@ class Rig:
                 raise RuntimeError("the ceiling app answers like the ingress: ingress.__main__ ignores create_app")
         return url
 
-    def start_patient_ingress(self) -> tuple[str, int]:
-        """The ingress with a patient MongoDB client (``child/patient_ingress.py``) on a free port: URL, pid."""
+    def start_patient_ingress(self, extra: Mapping[str, str] | None = None) -> tuple[str, int]:
+        """The ingress with a patient MongoDB client (``child/patient_ingress.py``) on a free port: URL, pid.
+
+        ``extra``: more environment (an ``OPS_TOKEN``, say)."""
         port = free_port()
-        env = {**self.stack.app_env(), "PORT": str(port), "LOG_LEVEL": "WARNING"}
+        env = {**self.stack.app_env(), "PORT": str(port), "LOG_LEVEL": "WARNING", **(extra or {})}
         child = self._start_child("patient ingress", [sys.executable, str(CHILD_DIR / "patient_ingress.py")], env)
         child.wait_tcp(HOST, port)
         return f"http://{HOST}:{port}", child.pid

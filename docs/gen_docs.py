@@ -572,6 +572,11 @@ UNDOCUMENTED: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/ops/api/payments/{payment_id}"): ("ops token", "A payment's whole story, with its diagnosis."),
     ("GET", "/ops/payments"): ("dashboard session", "Payment search results."),
     ("GET", "/ops/payments/{payment_id}"): ("dashboard session", "A payment's page: timeline, diagnosis, fixes."),
+    ("GET", "/ops/api/success-metrics"): (
+        "ops token",
+        "The success metrics over `?window=1h|24h|7d|30d` (docs/success-metrics.md).",
+    ),
+    ("GET", "/ops/metrics"): ("dashboard session", "The success metrics against their targets, a chart each."),
     ("GET", "/ops"): ("dashboard session", "The dashboard: queues, failures, recent events, reviews."),
     ("GET", "/ops/login"): ("none", "Login form (name and ops token)."),
     ("POST", "/ops/login"): ("none (throttled)", "Log in; sets the session cookie."),

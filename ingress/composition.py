@@ -26,6 +26,7 @@ from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.deps import build_deps, build_ops
 from adapters.exports import MongoPaymentExports
 from adapters.indexes import ensure_all_indexes
+from adapters.metrics import SuccessGauges
 from adapters.mongo import connect
 from adapters.ops_sessions import MongoOpsSessions
 from adapters.queue import Broker, build_broker
@@ -35,6 +36,7 @@ from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
 from adapters.story import MongoStory
 from adapters.stripe_gateway import StripeGateway, build_client
+from adapters.success_metrics import MongoSuccessFacts
 from domain.errors import RequestRefused
 from ingress import errors
 from ingress.auth import Unauthorized
@@ -51,9 +53,11 @@ from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.request_guard import RequestGuard
 from ingress.story import story_routes
+from ingress.success_metrics import SuccessMetricsRoutes
 from ingress.webhooks import StripeWebhook
 from usecases.ports import CheckoutDeps
 from usecases.story import StoryDeps
+from usecases.success_metrics import CachedMeasure
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,8 @@ def create_app(
     # The webhook enqueues on the event loop (batched, no thread); the other routes keep the blocking broker.
     enqueuer = build_enqueuer(settings, broker)
     webhook = StripeWebhook(settings, enqueuer)
-    metrics = MetricsRoute(settings.metrics_token, RedisQueueAdmin(broker).depths)
+    success_metrics = CachedMeasure(MongoSuccessFacts(db))
+    metrics = MetricsRoute(settings.metrics_token, RedisQueueAdmin(broker).depths, SuccessGauges(success_metrics.get))
     payments = PaymentRoutes(
         jwt_secret=settings.jwt_secret,
         deps=CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=gateway, core=deps),
@@ -107,6 +112,7 @@ def create_app(
     exports = ExportRoutes(payments, MongoPaymentExports(db))
     ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
     dashboard = Dashboard(ops, db.stripe_events, MongoOpsSessions(db), LoginThrottle(broker.client))
+    success = SuccessMetricsRoutes(ops, dashboard, success_metrics)
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         # Listed for the router's 405 and the reader; RequestGuard hands their POSTs to the webhook directly.
@@ -137,6 +143,7 @@ def create_app(
         Route("/ops/api/jobs/{job_id}", ops.job, methods=["GET"]),
         *dashboard.routes,
         *story_routes(ops, dashboard, StoryDeps(MongoStory(db), gateway, lambda: datetime.now(UTC))),
+        *success.routes,
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

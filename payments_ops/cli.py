@@ -10,6 +10,7 @@
     payments-ops reconcile [--since T] [--every SECONDS]                     (--every: run again and again)
     payments-ops review list | activate PI | refund PI | dismiss PI
     payments-ops stuck list | requeue [--older-than SECONDS]                 (dead workers' messages, unfinished events)
+    payments-ops metrics [--window 1h|24h|7d|30d]                            (the success metrics over a window)
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
     payments-ops payment ID                                                  (pi_… or _id: timeline and diagnosis)
     payments-ops doctor [--url URL] [--wait SECONDS]                         (checks the deployment; 1: a check failed)
@@ -39,6 +40,7 @@ from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
 from domain.errors import RequestRefused
 from payments_ops import doctor, payment, simulate
+from payments_ops import metrics as metrics_command
 from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
@@ -134,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     stuck = commands.add_parser("stuck", help="work nobody is doing").add_subparsers(dest="action", required=True)
     for action in ("list", "requeue"):
         stuck.add_parser(action, parents=[common]).add_argument("--older-than", type=float, default=600.0)
+    metrics_command.add_parser(commands, common)
     sim = commands.add_parser("simulate", parents=[common], help="post a signed test event to the ingress")
     sim.add_argument("event_type", choices=simulate.TYPES)
     sim.add_argument("--payment", help="the pi_… id of a stored payment (default: store a pending one)")
@@ -286,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reconcile":
             return run_reconcile(args, it.core, it.deps)
+        if args.command == "metrics":
+            return metrics_command.run(args, it.db)
         if args.command == "simulate":
             return run_simulate(args, settings, ingress, it.db)
         if args.command == "payment":
