@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,10 +19,12 @@ from ingress.errors import error
 
 
 class MetricsRoute:
-    def __init__(self, token: str | None, depths: Callable[[], metrics.Depths]) -> None:
-        """``depths``: each queue's ready, delayed, in-flight and dead counts, read at each scrape."""
+    def __init__(self, token: str | None, depths: Callable[[], metrics.Depths], *extra: Any) -> None:
+        """``depths``: each queue's ready, delayed, in-flight and dead counts, read at each scrape;
+        ``extra``: more Prometheus collectors read at each scrape (worker liveness, oldest message ages)."""
         self.token = token
         self.depths = metrics.QueueDepths(depths)
+        self.extra = extra
 
     def authorized(self, request: Request) -> bool:
         if self.token is None:
@@ -33,5 +36,5 @@ class MetricsRoute:
         if not self.authorized(request):
             return error(401, "unauthorized", "the metrics token is required", headers={"WWW-Authenticate": "Bearer"})
         # Reading the multiprocess files and Redis blocks: a thread keeps the event loop serving.
-        body, content_type = await run_in_threadpool(metrics.exposition, self.depths)
+        body, content_type = await run_in_threadpool(metrics.exposition, self.depths, *self.extra)
         return Response(body, media_type=content_type)
