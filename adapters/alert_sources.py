@@ -5,7 +5,6 @@ Built by the worker's and the ops command's composition roots alike, so both eva
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from pymongo.database import Database
@@ -15,6 +14,7 @@ from adapters.ingress_counts import IngressCounts
 from adapters.mongo import Doc
 from adapters.queue import Broker
 from adapters.queue_health import QueueHealth
+from adapters.success_metrics import MongoSuccessFacts
 from usecases.ports import AlertDeps, Outbox
 
 
@@ -27,19 +27,12 @@ class MongoDeadLetters:
         return self.collection.count_documents({"lastFailedAt": {"$gte": start}})
 
 
-class NoSuccessNumbers:
-    """Until the success metrics are measured, their rules have no data (and never fire)."""
-
-    def alert_values(self, at: datetime) -> Mapping[str, float | None]:
-        return {}
-
-
 def build_alert_deps(db: Database[Doc], broker: Broker, outbox: Outbox, ops_email: str | None) -> AlertDeps:
     return AlertDeps(
         health=QueueHealth(broker),
         dead_letters=MongoDeadLetters(db),
         refusals=IngressCounts(db),
-        success=NoSuccessNumbers(),
+        success=MongoSuccessFacts(db),
         states=MongoAlertStates(db),
         outbox=outbox,
         ops_email=ops_email,

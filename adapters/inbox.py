@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import Doc, now
 from domain.events import StripeEvent
+from domain.success_metrics import WEBHOOK
 
 #: Statuses a rejected redelivery leaves as they are.
 DONE = ["processed", "ignored", "purged"]
@@ -30,7 +31,7 @@ class MongoInbox:
     def __init__(self, db: Database[Doc]) -> None:
         self.collection: Collection[Doc] = db.stripe_events
 
-    def receive(self, event: StripeEvent) -> str:
+    def receive(self, event: StripeEvent, source: str = WEBHOOK) -> str:
         update = {
             "$setOnInsert": {
                 "type": event.type,
@@ -39,6 +40,7 @@ class MongoInbox:
                 "payload": dict(event.payload),
                 "status": "received",
                 "receivedAt": now(),
+                "source": source,  # the first arrival's: set on insert only
             },
             "$set": {"lastAttemptAt": now()},
             "$inc": {"attempts": 1},
@@ -104,7 +106,7 @@ class MongoInbox:
     def fail(self, event_id: str, error: str) -> None:
         self.collection.update_one({"_id": event_id}, {"$set": {"status": "failed", "error": error, "failedAt": now()}})
 
-    def reject(self, event_id: str, payload: Mapping[str, Any], error: str) -> None:
+    def reject(self, event_id: str, payload: Mapping[str, Any], error: str, source: str = WEBHOOK) -> None:
         """Record a delivery that does not parse, ``failed`` with the reason, unless it is done already.
 
         Its payload is kept for ops as ``receive`` keeps it; one BSON cannot hold (an integer
@@ -112,7 +114,7 @@ class MongoInbox:
         """
         at = now()
         kind = payload.get("type")
-        stored: dict[str, Any] = {"type": kind if isinstance(kind, str) else None, "receivedAt": at}
+        stored: dict[str, Any] = {"type": kind if isinstance(kind, str) else None, "receivedAt": at, "source": source}
         for kept in ({"payload": dict(payload)}, {}):
             update = {
                 "$setOnInsert": {**stored, **kept},

@@ -13,6 +13,7 @@ from adapters.ops_sessions import ensure_ops_session_indexes
 from adapters.outbox import ensure_outbox_indexes
 from adapters.refunds import ensure_refund_indexes
 from adapters.statistics import ensure_statistics_indexes
+from adapters.success_metrics import ensure_success_metrics_indexes
 
 
 def ensure_all_indexes(db: Database[Doc]) -> None:
@@ -25,4 +26,5 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_statistics_indexes(db)
     ensure_ops_session_indexes(db)
     ensure_ops_job_indexes(db)
+    ensure_success_metrics_indexes(db)
     ensure_ingress_count_indexes(db)

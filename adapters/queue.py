@@ -148,17 +148,19 @@ def _redact_all(value: Any) -> Any:
     return value
 
 
-def event_message(event: dict[str, Any]) -> Message[Any]:
+def event_message(event: dict[str, Any], source: str | None = None) -> Message[Any]:
     """The message for one Stripe event; its id is the event's id (docs/api.md#the-webhook).
 
     The id does not dedupe (each enqueue gets its own Redis id); the worker's inbox does.
     Secrets are stripped here, the one door every event goes through into the queue.
+    ``source`` (``reconcile``) travels as a keyword argument, so it is signed with the event; a
+    webhook's message carries none, as every message did before sources were recorded.
     """
     return Message(
         queue_name=STRIPE_EVENTS_QUEUE,
         actor_name=STRIPE_EVENTS_ACTOR,
         args=(redact(event),),
-        kwargs={},
+        kwargs={"source": source} if source else {},
         options={},
         message_id=event["id"],
     )
@@ -191,8 +193,8 @@ class BrokerJobs:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
-        send(self.broker, event_message(dict(payload)))
+    def enqueue_event(self, payload: Mapping[str, Any], source: str | None = None) -> None:
+        send(self.broker, event_message(dict(payload), source))
 
     def enqueue_refund(self, intent_id: str, request_id: str) -> None:
         send(self.broker, refund_message(intent_id, request_id))

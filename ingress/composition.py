@@ -37,6 +37,7 @@ from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
 from adapters.stripe_gateway import StripeGateway, build_client
+from adapters.success_metrics import MongoSuccessFacts
 from domain.errors import RequestRefused
 from ingress import errors
 from ingress.auth import Unauthorized
@@ -52,6 +53,7 @@ from ingress.ops import OpsRoutes
 from ingress.payments import PaymentRoutes
 from ingress.ratelimit import RateLimiter
 from ingress.request_guard import RequestGuard
+from ingress.success_metrics import SuccessMetricsRoutes
 from ingress.webhooks import StripeWebhook
 from usecases.ports import CheckoutDeps
 
@@ -117,6 +119,7 @@ def create_app(
     exports = ExportRoutes(payments, MongoPaymentExports(db))
     ops = OpsRoutes(settings.ops_token, build_ops(settings, db, broker), deps, MongoPaymentReads(db))
     dashboard = Dashboard(ops, db.stripe_events, MongoOpsSessions(db), LoginThrottle(broker.client))
+    success = SuccessMetricsRoutes(ops, dashboard, MongoSuccessFacts(db))
     webhook_paths = ("/api/webhooks/stripe", "/api/payments/webhooks/stripe")
     routes = [
         # Listed for the router's 405 and the reader; RequestGuard hands their POSTs to the webhook directly.
@@ -146,6 +149,7 @@ def create_app(
         Route("/ops/api/reviews/{payment_id}/{action:str}", ops.review, methods=["POST"]),
         Route("/ops/api/jobs/{job_id}", ops.job, methods=["GET"]),
         *dashboard.routes,
+        *success.routes,
     ]
     handlers: dict[Any, Any] = {
         HTTPException: errors.http_exception,

@@ -275,6 +275,10 @@ class Dashboard:
 
         return endpoint
 
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """A page defined in another module, behind the same login and error handling as these."""
+        return self._page(handler)
+
     async def session_of(self, request: Request) -> Session | None:
         """The request's session: a logged-in one from the server, or the login form's from its signed cookie."""
         assert self.api.token is not None

@@ -97,10 +97,12 @@ class RecordingJobs:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.sources: list[str | None] = []
         self.refunds: list[tuple[str, str]] = []
 
-    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
+    def enqueue_event(self, payload: Mapping[str, Any], source: str | None = None) -> None:
         self.events.append(dict(payload))
+        self.sources.append(source)
 
     def enqueue_refund(self, intent_id: str, request_id: str) -> None:
         self.refunds.append((intent_id, request_id))

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain import alerts
 from domain.alerts import RULES, Rule, RuleState
+from usecases import success_metrics
 from usecases.ports import AlertDeps, Notice
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,20 @@ def gather(deps: AlertDeps, at: datetime) -> dict[str, float | None]:
     facts.update(_read("redis queues", queues))
     facts.update(_read("ingress counts", refusals))
     facts.update(_read("dead letters", dead))
-    facts.update(_read("success metrics", lambda: deps.success.alert_values(at)))
+    facts.update(_read("success metrics", lambda: success_facts(deps, at)))
     return facts
+
+
+def success_facts(deps: AlertDeps, at: datetime) -> dict[str, float | None]:
+    """The success metrics the rules read, measured as the metrics page does (``usecases.success_metrics``)."""
+    hour = success_metrics.measure(deps.success, "1h", now=at)
+    day = success_metrics.measure(deps.success, "24h", now=at)
+    return {
+        alerts.PAYMENT_SUCCESS_RATE: hour["paymentSuccessRate"]["value"],
+        alerts.PROCESSING_MEAN: hour["processingSeconds"]["mean"],
+        alerts.ACTIVATION_MEAN: hour["activationSeconds"]["mean"],
+        alerts.REFUND_RATE: day["refundRate"]["value"],
+    }
 
 
 def _record(deps: AlertDeps, rule: Rule, change: str, state: RuleState, at: datetime, value: float | None) -> bool:

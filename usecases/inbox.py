@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.errors import PermanentError
 from domain.events import StripeEvent, event_id_of
+from domain.success_metrics import SOURCES, WEBHOOK
 from usecases.handlers import HANDLERS
 from usecases.ports import Deps
 from usecases.transitions import IGNORED, PROCESSED
@@ -21,21 +22,23 @@ PURGED = "purged"
 DONE = frozenset({PROCESSED, IGNORED, PURGED})
 
 
-def process_event(payload: Mapping[str, Any], deps: Deps) -> str:
+def process_event(payload: Mapping[str, Any], deps: Deps, source: str = WEBHOOK) -> str:
     """Handle one delivery of a Stripe event and return its inbox status.
 
     Raises ``PermanentError`` for an event that can never be handled (recorded ``failed``) and
     lets every other exception through so the queue retries the message. An event whose fields
     do not fit is recorded ``failed`` too, before anything acts on it, as long as it has an id.
+    ``source``: how the event came (``webhook``, or ``reconcile`` that found it); the first arrival's is kept.
     """
+    source = source if source in SOURCES else WEBHOOK
     try:
         event = StripeEvent.parse(payload)
     except PermanentError as error:
         event_id = event_id_of(payload)
         if event_id is not None:
-            deps.inbox.reject(event_id, payload, str(error))
+            deps.inbox.reject(event_id, payload, str(error), source)
         raise
-    status = deps.inbox.receive(event)
+    status = deps.inbox.receive(event, source)
     if status in DONE:
         log.info("event already done", extra={"outcome": "duplicate", "status": status})
         return status

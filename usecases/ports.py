@@ -13,6 +13,7 @@ from domain.alerts import RuleState
 from domain.checkout import Service
 from domain.events import StripeEvent
 from domain.payments import Party, Payment, Refund
+from domain.success_metrics import WEBHOOK, EventFacts, PaymentFacts
 
 #: What ``Enrollments.activate`` found.
 ACTIVATED = "activated"  # this call made the enrollment active for this payment
@@ -199,8 +200,8 @@ class EmailDeps:
 
 
 class Inbox(Protocol):
-    def receive(self, event: StripeEvent) -> str:
-        """Record a delivery (first one stores the event); return the event's status after it."""
+    def receive(self, event: StripeEvent, source: str = WEBHOOK) -> str:
+        """Record a delivery (first one stores the event and how it arrived); return the event's status after it."""
 
     def finish(self, event_id: str, status: str) -> None:
         """Mark the event ``processed`` or ``ignored``."""
@@ -208,7 +209,7 @@ class Inbox(Protocol):
     def fail(self, event_id: str, error: str) -> None:
         """Mark the event ``failed`` with the reason (it will not be retried by the worker)."""
 
-    def reject(self, event_id: str, payload: Mapping[str, Any], error: str) -> None:
+    def reject(self, event_id: str, payload: Mapping[str, Any], error: str, source: str = WEBHOOK) -> None:
         """Record a delivery that does not parse as ``failed`` with the reason; an event already done stays so."""
 
     def stale(self, older_than: timedelta) -> list[dict[str, Any]]:
@@ -224,8 +225,8 @@ class Inbox(Protocol):
 class Jobs(Protocol):
     """Work handed to the workers (every message signed)."""
 
-    def enqueue_event(self, payload: Mapping[str, Any]) -> None:
-        """Queue a stored Stripe event for the events actor again."""
+    def enqueue_event(self, payload: Mapping[str, Any], source: str | None = None) -> None:
+        """Queue a Stripe event for the events actor; ``source`` (``reconcile``) when it was not pushed by Stripe."""
 
     def enqueue_refund(self, intent_id: str, request_id: str) -> None:
         """Ask the refunds actor to carry out a recorded refund request."""
@@ -523,6 +524,16 @@ class PaymentExports(Protocol):
         """Every payment created in ``period``."""
 
 
+class SuccessFacts(Protocol):
+    """What the success metrics read (``usecases.success_metrics``), narrow facts over a time range."""
+
+    def payments(self, start: datetime, end: datetime) -> list[PaymentFacts]:
+        """Every payment created, paid, activated, or failed/canceled for now in ``[start, end)``."""
+
+    def events(self, start: datetime, end: datetime) -> list[EventFacts]:
+        """Every Stripe event first received in ``[start, end)``."""
+
+
 # The alert evaluator's ports (usecases/alerts.py): the facts the rules compare, and each rule's state.
 
 
@@ -542,11 +553,6 @@ class DeadLetters(Protocol):
 class IngressRefusals(Protocol):
     def since(self, start: datetime) -> dict[str, int]:
         """Webhook answers ``invalid_signature`` and ``broker_unavailable`` the ingresses counted from ``start``."""
-
-
-class SuccessNumbers(Protocol):
-    def alert_values(self, at: datetime) -> Mapping[str, float | None]:
-        """The success metrics the rules read (``domain.alerts``' fact names), as of ``at``; None when unknown."""
 
 
 class AlertStates(Protocol):
@@ -570,7 +576,7 @@ class AlertDeps:
     health: WorkerHealth
     dead_letters: DeadLetters
     refusals: IngressRefusals
-    success: SuccessNumbers
+    success: SuccessFacts
     states: AlertStates
     outbox: Outbox
     ops_email: str | None

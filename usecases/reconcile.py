@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.errors import RetryLater
+from domain.success_metrics import RECONCILE
 from usecases.activation import settle_with_stripe
 from usecases.handlers import SUBSCRIBED
 from usecases.ports import Deps
@@ -58,7 +59,7 @@ def reconcile(
         for event in deps.stripe.list_events(event_type, int(start.timestamp())):
             seen += 1
             if deps.inbox.status_of(str(event.get("id"))) not in FINISHED:
-                deps.jobs.enqueue_event(event)
+                deps.jobs.enqueue_event(event, source=RECONCILE)
                 queued += 1
     checked = moved = 0
     for payment in deps.payments.stuck(stuck_after):

@@ -15,6 +15,7 @@ from adapters.dead_workers import claim_holder
 from adapters.queue import REFUNDS_ACTOR, REFUNDS_QUEUE, STRIPE_EVENTS_ACTOR, STRIPE_EVENTS_QUEUE
 from adapters.settings import Settings
 from domain.errors import PermanentError
+from domain.success_metrics import WEBHOOK
 from usecases.inbox import process_event
 from usecases.ports import Deps
 from usecases.refunds import execute_refund
@@ -70,9 +71,10 @@ def _payment_id(event: Mapping[str, Any]) -> str | None:
 def declare(broker: Broker, deps: Deps, settings: Settings) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Declare the Stripe events and refunds actors on ``broker`` with their retry policy; returns them by name."""
 
-    def process_stripe_event(event: dict[str, Any]) -> None:
+    def process_stripe_event(event: dict[str, Any], source: str = WEBHOOK) -> None:
+        # A message without ``source`` (every webhook's, and those queued before it existed) came by webhook.
         with logs.log_context(event_id=str(event.get("id")), payment_id=_payment_id(event)):
-            process_event(event, deps)
+            process_event(event, deps, source)
 
     stripe_events = declare_actor(
         broker,

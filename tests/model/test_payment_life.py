@@ -130,7 +130,7 @@ class RecordingJobs:
         self.events: list[dict[str, Any]] = []
         self.refunds: list[tuple[str, str]] = []
 
-    def enqueue_event(self, payload: Any) -> None:
+    def enqueue_event(self, payload: Any, source: str | None = None) -> None:
         self.events.append(dict(payload))
 
     def enqueue_refund(self, intent_id: str, request_id: str) -> None:
