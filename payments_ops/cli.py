@@ -11,6 +11,7 @@
     payments-ops review list | activate PI | refund PI | dismiss PI
     payments-ops stuck list | requeue [--older-than SECONDS]                 (dead workers' messages, unfinished events)
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
+    payments-ops alerts check                                                (the alert rules now; emails changes)
 
 Every command takes ``--json`` for scripts, and ``--as NAME``: the person the audit names (by
 default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration. What each
@@ -36,7 +37,7 @@ from adapters.reads import MongoPaymentReads
 from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
 from domain.errors import RequestRefused
-from payments_ops import simulate
+from payments_ops import alerts, simulate
 from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
@@ -136,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("event_type", choices=simulate.TYPES)
     sim.add_argument("--payment", help="the pi_… id of a stored payment (default: store a pending one)")
     sim.add_argument("--ingress", help="the ingress URL (default: the local stack's, else HOST:PORT)")
+    alerting = commands.add_parser("alerts", help="the alert rules").add_subparsers(dest="action", required=True)
+    alerting.add_parser("check", parents=[common], help="evaluate every rule once; email ops on a change")
     review.add_parser("list", parents=[common])
     for action in reviews.ACTIONS:
         review.add_parser(action, parents=[common]).add_argument("payment_id")
@@ -286,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulate(args, settings, ingress, it.db)
         if args.command == "review":
             return run_review(args, it.core, it.deps, it.reads)
+        if args.command == "alerts":
+            return alerts.check(it.alerts, args.json)
         return run(args, it.deps)
     except KeyboardInterrupt:  # Ctrl-C ends a --every loop
         return 0

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.alert_sources import build_alert_deps
 from adapters.deps import build_deps, build_ops
 from adapters.mongo import connect
 from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
-from usecases.ports import Deps, OpsDeps
+from usecases.ports import AlertDeps, Deps, OpsDeps
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Connected:
     reads: MongoPaymentReads
     db: Any  # simulate stores a pending payment in it first
     close: Callable[[], None]
+    alerts: AlertDeps  # alerts check evaluates as the workers do
 
 
 def connect_ops(settings: Settings) -> Connected:
@@ -37,4 +39,5 @@ def connect_ops(settings: Settings) -> Connected:
         db.client.close()
 
     core = build_deps(settings, db, broker)
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close)
+    alerts = build_alert_deps(db, broker, core.outbox, settings.ops_email)
+    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, alerts)

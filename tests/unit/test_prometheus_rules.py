@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from domain.alerts import RULES, BY_NAME
+from domain.alerts import BY_NAME, RULES
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 ALERTS, TESTS = PROMETHEUS / "alerts.yml", PROMETHEUS / "alerts_test.yml"

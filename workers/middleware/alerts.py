@@ -3,7 +3,9 @@
 Every worker process runs this thread. Each round it lists its broker as a worker's (so the
 liveness count tells it from the ingress, whose enqueues also beat: ``adapters.queue_health``),
 then, when ``OPS_EMAIL`` is set, tries to take the minute's evaluation: one process across all
-of them gets it (``usecases.alerts.run_round``), however many run. docs/alerts.md.
+of them gets it (``usecases.alerts.run_round``), however many run. The round at boot only
+registers: a worker just started may not have beaten yet, and its first look would be a false
+"no worker" alarm. docs/alerts.md.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ class AlertEvaluator(Periodic):
         self.health = health
         self.holder = holder
         self.clock = clock
+        self.rounds = 0
 
     def round(self, broker: Broker) -> None:
         self.health.register()
-        if self.deps.ops_email:
+        self.rounds += 1
+        if self.deps.ops_email and self.rounds > 1:
             alerts.run_round(self.deps, self.holder, self.clock())
