@@ -5,7 +5,9 @@ checks that its thresholds and windows are these), and the workers' evaluator, w
 ``OPS_EMAIL`` (``usecases.alerts``). What each rule means and what to do: docs/runbooks.md; how the
 two ways are run: docs/alerts.md.
 
-A rule compares one fact (a number the evaluator gathers) with its threshold. A fact that is not
+A rule compares one fact (a number the evaluator gathers) with its threshold; the four on the
+seed's success metrics fire exactly when the metrics page shows the metric off its target
+(``domain.success_metrics.TARGETS``, a test holds them equal). A fact that is not
 known (no payment in the window, a source that could not be read) never fires a rule: the
 evaluator says so on its line rather than guessing.
 """
@@ -41,7 +43,7 @@ WORKERS_ALIVE = "workers_alive"
 class Rule:
     name: str
     fact: str
-    #: ``>``: fires when the fact is above the threshold; ``<``: below it.
+    #: ``>``, ``>=``, ``<`` or ``<=``: how the fact compares with the threshold when the rule fires.
     op: str
     threshold: float
     #: How long the fact is counted over (None: a value read now).
@@ -99,20 +101,20 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "EventProcessingSlow",
         PROCESSING_MEAN,
-        ">",
+        ">=",
         2,
         HOUR,
         "warning",
-        "Events took more than 2 s on average from receipt to processed over the last hour",
+        "Events took 2 s or more on average from receipt to processed over the last hour",
     ),
     Rule(
         "ActivationSlow",
         ACTIVATION_MEAN,
-        ">",
+        ">=",
         5,
         HOUR,
         "warning",
-        "Enrollments took more than 5 s on average from paid to active over the last hour",
+        "Enrollments took 5 s or more on average from paid to active over the last hour",
     ),
     Rule(
         "RefundRateHigh",
@@ -141,7 +143,12 @@ def breached(rule: Rule, value: float | None) -> bool:
     """Whether ``value`` breaks the rule (an unknown value never does)."""
     if value is None:
         return False
-    return value > rule.threshold if rule.op == ">" else value < rule.threshold
+    return {
+        ">": value > rule.threshold,
+        ">=": value >= rule.threshold,
+        "<": value < rule.threshold,
+        "<=": value <= rule.threshold,
+    }[rule.op]
 
 
 @dataclass(frozen=True)
@@ -183,4 +190,5 @@ def describe(rule: Rule, value: float | None) -> str:
 
 def threshold_text(rule: Rule) -> str:
     """The rule's condition in words, e.g. ``below 98.0%``."""
-    return f"{'above' if rule.op == '>' else 'below'} {describe(rule, rule.threshold)}"
+    words = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below"}[rule.op]
+    return f"{words} {describe(rule, rule.threshold)}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from domain.alerts import BY_NAME, FIRE, REMIND, RESOLVE, RULES, RuleState, breached, describe, transition
+from domain.success_metrics import TARGETS
 
 T0 = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 
@@ -25,12 +28,28 @@ def test_the_nine_rules_have_their_fixed_names_and_one_fact_each() -> None:
 
 
 def test_a_rule_breaks_past_its_threshold_only_and_never_without_a_value() -> None:
-    """Strictly past: a rate at 0.98 or a mean at 2 s is on target; an unknown value never fires."""
+    """As the targets say: a rate at 0.98 is on target, a mean at 2 s is not; an unknown value never fires."""
     rate, slow, dead = BY_NAME["PaymentSuccessRateLow"], BY_NAME["EventProcessingSlow"], BY_NAME["EventsDeadLettered"]
     assert [breached(rate, v) for v in (0.97, 0.98, 1.0, None)] == [True, False, False, False]
-    assert [breached(slow, v) for v in (2.01, 2.0, None)] == [True, False, False]
+    assert [breached(slow, v) for v in (2.01, 2.0, 1.99, None)] == [True, True, False, False]
     assert [breached(dead, v) for v in (1, 0)] == [True, False]
     assert [breached(BY_NAME["NoWorkerHeartbeat"], v) for v in (0, 1)] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("rule", "metric"),
+    [
+        ("PaymentSuccessRateLow", "paymentSuccessRate"),
+        ("EventProcessingSlow", "processingSeconds"),
+        ("ActivationSlow", "activationSeconds"),
+        ("RefundRateHigh", "refundRate"),
+    ],
+)
+def test_a_success_rule_fires_exactly_when_its_metric_is_off_target(rule: str, metric: str) -> None:
+    """The same line as the metrics page: at, just under and just over the target's bound."""
+    bound = TARGETS[metric].bound
+    for value in (bound, bound - 1e-9, bound + 1e-9, 0.0, bound * 2):
+        assert breached(BY_NAME[rule], value) == (TARGETS[metric].met(value) is False), value
 
 
 def test_one_email_on_firing_at_most_one_an_hour_while_firing_one_on_resolve() -> None:

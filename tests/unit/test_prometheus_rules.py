@@ -24,7 +24,7 @@ ALERTS, TESTS = PROMETHEUS / "alerts.yml", PROMETHEUS / "alerts_test.yml"
 INSTALL = PROMETHEUS / "install_promtool.sh"
 
 #: ``… > 5`` or ``… < 0.98`` at the end of an expression: its comparison and threshold.
-_COMPARISON = re.compile(r"([<>])\s*([0-9.]+)\s*$")
+_COMPARISON = re.compile(r"([<>]=?)\s*([0-9.]+)\s*$")
 
 
 @pytest.fixture(scope="module")
