@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lock bench fuzz put-back clean chromium
+.PHONY: run test lint lock bench fuzz put-back clean chromium promtool
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ run: $(VENV)/.dev
 chromium:
 	bash tests/browser/install_chromium.sh
 
-test: $(VENV)/.test chromium
+# Debian's prometheus package for its promtool, which checks and unit-tests deploy/prometheus/alerts.yml.
+promtool:
+	bash deploy/prometheus/install_promtool.sh
+
+test: $(VENV)/.test chromium promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ from pymongo.database import Database
 
 from adapters.checkout import ensure_checkout_indexes
 from adapters.enrollments import ensure_enrollment_indexes
+from adapters.ingress_counts import ensure_ingress_count_indexes
 from adapters.mongo import Doc, ensure_indexes
 from adapters.ops_jobs import ensure_ops_job_indexes
 from adapters.ops_sessions import ensure_ops_session_indexes
@@ -28,3 +29,4 @@ def ensure_all_indexes(db: Database[Doc]) -> None:
     ensure_ops_job_indexes(db)
     ensure_story_indexes(db)
     ensure_success_metrics_indexes(db)
+    ensure_ingress_count_indexes(db)

@@ -7,6 +7,7 @@ only take what they are handed. Nothing runs at import: ``python -m ingress`` an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -26,11 +27,13 @@ from adapters.checkout import MongoCatalog, MongoCheckout
 from adapters.deps import build_deps, build_ops
 from adapters.exports import MongoPaymentExports
 from adapters.indexes import ensure_all_indexes
+from adapters.ingress_counts import FLUSH_SECONDS, IngressCounts
 from adapters.metrics import SuccessGauges
 from adapters.mongo import connect
 from adapters.ops_sessions import MongoOpsSessions
 from adapters.queue import Broker, build_broker
 from adapters.queue_admin import RedisQueueAdmin
+from adapters.queue_health import QueueHealth
 from adapters.reads import MongoPaymentReads, MongoUsers
 from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
@@ -62,6 +65,12 @@ from usecases.success_metrics import CachedMeasure
 log = logging.getLogger(__name__)
 
 
+async def _flush_every(counts: IngressCounts, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(counts.flush)  # never raises: a failed flush keeps its counts
+
+
 def create_app(
     settings: Settings,
     *,
@@ -81,9 +90,15 @@ def create_app(
     deps = build_deps(settings, db, broker, gateway)
     # The webhook enqueues on the event loop (batched, no thread); the other routes keep the blocking broker.
     enqueuer = build_enqueuer(settings, broker)
-    webhook = StripeWebhook(settings, enqueuer)
+    counts = IngressCounts(db)  # the refusals the workers' alert evaluator reads
+    webhook = StripeWebhook(settings, enqueuer, counts.add)
     success_metrics = CachedMeasure(MongoSuccessFacts(db))
-    metrics = MetricsRoute(settings.metrics_token, RedisQueueAdmin(broker).depths, SuccessGauges(success_metrics.get))
+    metrics = MetricsRoute(
+        settings.metrics_token,
+        RedisQueueAdmin(broker).depths,
+        SuccessGauges(success_metrics.get),
+        QueueHealth(broker).collector(),
+    )
     payments = PaymentRoutes(
         jwt_secret=settings.jwt_secret,
         deps=CheckoutDeps(catalog=MongoCatalog(db), checkout=MongoCheckout(db), intents=gateway, core=deps),
@@ -103,7 +118,10 @@ def create_app(
             await run_in_threadpool(ensure_all_indexes, db)
         except Exception as exc:  # webhooks need only Redis: start anyway, the worker creates them too
             log.error("indexes not ensured at start-up", extra={"error": repr(exc)})
+        flusher = asyncio.create_task(_flush_every(counts, FLUSH_SECONDS))
         yield
+        flusher.cancel()
+        await run_in_threadpool(counts.flush)  # what the last seconds counted
         await run_in_threadpool(ops.background.stop)  # replay jobs stop between two messages
         await enqueuer.aclose()
         for close in owned:

@@ -20,7 +20,8 @@ from ingress.errors import error
 class MetricsRoute:
     def __init__(self, token: str | None, depths: Callable[[], metrics.Depths], *extra: metrics.Collector) -> None:
         """``depths``: each queue's ready, delayed, in-flight and dead counts, read at each scrape;
-        ``extra``: more collectors (the success metrics' gauges)."""
+        ``extra``: more collectors read at each scrape (the success metrics' gauges, worker liveness,
+        oldest message ages)."""
         self.token = token
         self.depths = metrics.QueueDepths(depths)
         self.extra = extra

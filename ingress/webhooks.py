@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -46,10 +47,14 @@ _ENQUEUE_SECONDS = metrics.WEBHOOK_ENQUEUE_SECONDS
 class StripeWebhook:
     """The webhook endpoint as a small ASGI app, so the app hands it its enqueuer and settings."""
 
-    def __init__(self, settings: Settings, enqueuer: AsyncEnqueuer) -> None:
+    def __init__(
+        self, settings: Settings, enqueuer: AsyncEnqueuer, tally: Callable[[str], None] = lambda outcome: None
+    ) -> None:
+        """``tally(outcome)``: told of each refusal the alerts watch (in memory: no I/O per request)."""
         self.secrets = settings.stripe_webhook_secrets
         self.max_bytes = settings.webhook_max_bytes
         self.enqueuer = enqueuer
+        self.tally = tally
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -72,6 +77,7 @@ class StripeWebhook:
             return error(400, "malformed_json", "client disconnected before the body was read")
         if not signature.verify(body, header, self.secrets):
             _INVALID.inc()
+            self.tally("invalid_signature")
             return error(400, "invalid_signature", "Stripe-Signature does not verify for this body")
         return await self._enqueue(scope, self.parse_event(body))
 
@@ -104,6 +110,7 @@ class StripeWebhook:
             note(scope, outcome="broker_unavailable", **ids)
             log.warning("broker unavailable", extra={"error": repr(exc), **ids})
             _DOWN.inc()
+            self.tally("broker_unavailable")
             return error(503, "broker_unavailable", "queue unavailable, retry later", headers={"Retry-After": "5"})
         note(scope, outcome="enqueued", **ids)
         _ENQUEUED.inc()

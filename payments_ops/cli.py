@@ -14,6 +14,7 @@
     payments-ops simulate EVENT_TYPE [--payment pi_…] [--ingress URL]        (a signed test event, like stripe trigger)
     payments-ops payment ID                                                  (pi_… or _id: timeline and diagnosis)
     payments-ops doctor [--url URL] [--wait SECONDS]                         (checks the deployment; 1: a check failed)
+    payments-ops alerts check                                                (the alert rules now; emails changes)
 
 Every command takes ``--json`` for scripts, and ``--as NAME``: the person the audit names (by
 default the OS user). Exit codes: 0 done, 1 failed, 2 bad usage or configuration. What each
@@ -39,7 +40,7 @@ from adapters.reads import MongoPaymentReads
 from adapters.serialize import payment_json
 from adapters.settings import ConfigError, Settings
 from domain.errors import RequestRefused
-from payments_ops import doctor, payment, simulate
+from payments_ops import alerts, doctor, payment, simulate
 from payments_ops import metrics as metrics_command
 from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
@@ -143,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--ingress", help="the ingress URL (default: the local stack's, else HOST:PORT)")
     payment.add_parser(commands, common)
     doctor.add_parser(commands, common)
+    alerting = commands.add_parser("alerts", help="the alert rules").add_subparsers(dest="action", required=True)
+    alerting.add_parser("check", parents=[common], help="evaluate every rule once; email ops on a change")
     review.add_parser("list", parents=[common])
     for action in reviews.ACTIONS:
         review.add_parser(action, parents=[common]).add_argument("payment_id")
@@ -299,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return doctor.run_doctor(args, settings, ingress, it)
         if args.command == "review":
             return run_review(args, it.core, it.deps, it.reads)
+        if args.command == "alerts":
+            return alerts.check(it.alerts, args.json)
         return run(args, it.deps)
     except KeyboardInterrupt:  # Ctrl-C ends a --every loop
         return 0

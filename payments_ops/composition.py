@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.alert_sources import build_alert_deps
 from adapters.deps import build_deps, build_ops
 from adapters.mongo import connect
 from adapters.queue import Broker, build_broker
@@ -19,7 +20,7 @@ from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
 from adapters.story import MongoStory
 from adapters.stripe_gateway import StripeGateway, build_client
-from usecases.ports import Deps, OpsDeps
+from usecases.ports import AlertDeps, Deps, OpsDeps
 from usecases.story import StoryDeps
 
 
@@ -32,6 +33,7 @@ class Connected:
     close: Callable[[], None]
     story: StoryDeps
     broker: Broker  # the doctor sends its probe with it
+    alerts: AlertDeps  # alerts check evaluates as the workers do
 
 
 def connect_ops(settings: Settings) -> Connected:
@@ -45,4 +47,6 @@ def connect_ops(settings: Settings) -> Connected:
     gateway = StripeGateway(build_client(settings))
     core = build_deps(settings, db, broker, gateway)
     story = StoryDeps(MongoStory(db), gateway, lambda: datetime.now(UTC))
-    return Connected(build_ops(settings, db, broker), core, MongoPaymentReads(db), db, close, story, broker)
+    alerts = build_alert_deps(db, broker, core.outbox, settings.ops_email)
+    ops = build_ops(settings, db, broker)
+    return Connected(ops, core, MongoPaymentReads(db), db, close, story, broker, alerts)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.activation import Claim
+from domain.alerts import RuleState
 from domain.checkout import Service
 from domain.doctor import Endpoint, IndexSpec
 from domain.events import StripeEvent
@@ -648,3 +649,51 @@ class SuccessFacts(Protocol):
 
     def events(self, start: datetime, end: datetime) -> list[EventFacts]:
         """Every Stripe event first received in ``[start, end)``."""
+
+
+# The alert evaluator's ports (usecases/alerts.py): the facts the rules compare, and each rule's state.
+
+
+class WorkerHealth(Protocol):
+    def workers_alive(self, now_ms: int | None = None) -> int:
+        """Worker processes whose Dramatiq heartbeat is within the timeout at ``now_ms`` (default: now)."""
+
+    def oldest_ages(self, now_ms: int | None = None) -> dict[str, float]:
+        """Per queue, seconds its oldest ready message has waited at ``now_ms`` (0 when empty)."""
+
+
+class DeadLetters(Protocol):
+    def dead_since(self, start: datetime) -> int:
+        """Jobs recorded as failed for good (``job_failures``) whose last failure is at or after ``start``."""
+
+
+class IngressRefusals(Protocol):
+    def since(self, start: datetime) -> dict[str, int]:
+        """Webhook answers ``invalid_signature`` and ``broker_unavailable`` the ingresses counted from ``start``."""
+
+
+class AlertStates(Protocol):
+    def claim_round(self, holder: str, at: datetime, every: timedelta) -> bool:
+        """Take the evaluation due at ``at`` (one caller gets True per ``every``)."""
+
+    def states(self) -> Mapping[str, RuleState]: ...
+
+    def fire(self, name: str, at: datetime, value: float | None) -> bool:
+        """Record that the rule started firing unless it already is; True for the one call that did."""
+
+    def remind(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+        """Record an email at ``at`` if the state is still ``state``; True for the one call that did."""
+
+    def resolve(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+        """Record that the firing in ``state`` is over; True for the one call that did."""
+
+
+@dataclass(frozen=True)
+class AlertDeps:
+    health: WorkerHealth
+    dead_letters: DeadLetters
+    refusals: IngressRefusals
+    success: SuccessFacts
+    states: AlertStates
+    outbox: Outbox
+    ops_email: str | None

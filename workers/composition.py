@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit
 from pymongo.database import Database
 
+from adapters.alert_sources import build_alert_deps
 from adapters.deps import build_deps
 from adapters.failures import MongoFailures
 from adapters.indexes import ensure_all_indexes
@@ -21,12 +22,14 @@ from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
 from adapters.queue import send
+from adapters.queue_health import QueueHealth
 from adapters.settings import Settings
 from usecases.ports import Deps
 from workers import actors
 from workers.broker import WorkerBroker, build_worker_broker
 from workers.doctor import declare_probe_actor
 from workers.emails import declare_emails_actor
+from workers.middleware.alerts import AlertEvaluator
 from workers.middleware.dead_workers import RequeueDeadWorkers
 from workers.middleware.failures import RecordFailures
 from workers.middleware.log_context import LogContext
@@ -99,4 +102,6 @@ def build_worker(settings: Settings) -> Worker:
     every, older_than = settings.notification_sweep_seconds, sweep_age(settings)
     broker.add_middleware(NotificationSweeper(outbox, functools.partial(send, broker), every, older_than=older_than))
     broker.add_middleware(HealStaleWork(deps, every, older_than, settings.refund_max_requeues))
+    alert_deps = build_alert_deps(db, broker, outbox, settings.ops_email)
+    broker.add_middleware(AlertEvaluator(alert_deps, QueueHealth(broker), broker.broker_id))
     return Worker(broker=broker, deps=deps, db=db)

@@ -90,6 +90,16 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "requested_by": "asha@example.com",
         "reason": "it could not be carried out in time",
     },
+    "ops_alert": {
+        "rule": "PaymentSuccessRateLow",
+        "state": "firing",
+        "severity": "critical",
+        "summary": "Under 98% of the payments that reached an outcome in the last hour were paid",
+        "value": "91.0%",
+        "threshold": "below 98.0%",
+        "since": "2026-12-07 15:00 UTC",
+        "runbook": "docs/runbooks.md#paymentsuccessratelow",
+    },
 }
 
 
@@ -122,12 +132,24 @@ def test_subjects_read_as_expected(mailer: Mailer) -> None:
         "payment_failed": "Your payment for Yoga for Beginners didn't go through",
         "ops_review_required": "[payments] Review required: amount_mismatch (pi_123)",
         "ops_refund_failed": "[payments] Refund request failed: ₹500.00 on pi_123",
+        "ops_alert": "[payments] Firing: PaymentSuccessRateLow (91.0%)",
         "refund_confirmation": "Your refund of ₹500.00 for Yoga for Beginners",
         "refund_notice": "A refund of ₹500.00 for Yoga for Beginners",
         "refund_refused": "Your refund request for Yoga for Beginners could not be made",
         "dispute_opened": "A payment for Yoga for Beginners is disputed: evidence due 2026-12-10 23:59 UTC",
         "dispute_closed": "The dispute on Yoga for Beginners is over: won",
     }
+
+
+def test_an_alert_email_says_whether_it_starts_reminds_or_resolves(mailer: Mailer) -> None:
+    """One template for the three alert emails: the subject and first line name which one it is."""
+    for state, word, line in (
+        ("reminder", "Still firing", "is still firing"),
+        ("resolved", "Resolved", "is resolved"),
+    ):
+        subject, text, html = mailer.render("ops_alert", {**CONTEXTS["ops_alert"], "state": state})
+        assert subject == f"[payments] {word}: PaymentSuccessRateLow (91.0%)"
+        assert line in text and line in html and "started firing" not in text
 
 
 def test_html_escapes_a_script_in_a_name_and_text_keeps_it(mailer: Mailer) -> None:
