@@ -16,12 +16,12 @@ from typing import Any
 
 from pymongo.database import Database
 
-from adapters.compat.dramatiq import current_millis, heartbeats_key
 from adapters.indexes import ensure_all_indexes
 from adapters.mailer import Mailer
 from adapters.mongo import Doc
-from adapters.probe import PROBE_QUEUE, WORKER_ID_PREFIX, new_probe_id, probe_answer, probe_message
+from adapters.probe import PROBE_QUEUE, new_probe_id, probe_answer, probe_message
 from adapters.queue import Broker, send
+from adapters.queue_health import QueueHealth
 from adapters.settings import Settings
 from adapters.stripe_gateway import build_client
 from domain.doctor import Endpoint, IndexSpec
@@ -185,9 +185,7 @@ class QueueSide:
         self.heartbeat_timeout_seconds = broker.heartbeat_timeout / 1000
 
     def live_workers(self) -> int:
-        since = current_millis() - self.broker.heartbeat_timeout
-        beats: list[Any] = self.broker.client.zrangebyscore(heartbeats_key(self.broker.namespace), since, "+inf")
-        return sum(1 for beat in beats if beat.decode().startswith(WORKER_ID_PREFIX))
+        return QueueHealth(self.broker).workers_alive()
 
     def send_probe(self) -> str:
         self.broker.declare_queue(PROBE_QUEUE)

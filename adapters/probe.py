@@ -18,9 +18,6 @@ PROBE_QUEUE = "doctor"
 PROBE_ACTOR = "doctor_probe"
 #: Seconds a probe's answer stays in Redis.
 PROBE_TTL = 600
-#: A worker process's broker id starts with this, so heartbeats tell workers from enqueuers
-#: (Dramatiq's Redis broker beats on every call, an ingress's enqueue included).
-WORKER_ID_PREFIX = "worker-"
 _PROBE_ID = re.compile(r"probe_[0-9a-f]{16}")
 
 

@@ -2,9 +2,8 @@
 
 Dramatiq records a heartbeat (``<ns>:__heartbeats__``, broker id → ms) on every call any broker
 makes, the ingress's enqueues and the ops command's included, so a heartbeat alone does not say
-"worker". Each worker process therefore also lists its broker id in ``<ns>:__payments_workers__``
-(``register``, every few seconds): a live worker is one listed there whose Dramatiq heartbeat is
-within the heartbeat timeout.
+"worker". A worker process's broker id therefore starts with ``WORKER_ID_PREFIX``
+(``workers.broker``): a live worker is such an id whose heartbeat is within the heartbeat timeout.
 
 A queue's oldest ready message: the ready list is a FIFO (enqueues push at its tail, fetches pop
 its head; a message given back goes to the tail), so the first few entries hold the oldest. Its
@@ -33,37 +32,20 @@ log = logging.getLogger(__name__)
 #: How many entries at the head of a ready list are looked at for the oldest.
 HEAD = 20
 
-#: A listed worker whose heartbeat is older than this is dropped from the list.
-FORGET_AFTER_MS = 24 * 3600 * 1000
-
-
-def workers_key(namespace: str) -> str:
-    return f"{namespace}:__payments_workers__"
+#: A worker process's broker id starts with this; an ingress's or the ops command's never does.
+WORKER_ID_PREFIX = "worker-"
 
 
 class QueueHealth:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    def register(self, now_ms: int | None = None) -> None:
-        """List this process's broker as a worker's (and forget workers gone for a day)."""
-        at = internals.current_millis() if now_ms is None else now_ms
-        key = workers_key(self.broker.namespace)
-        with self.broker.client.pipeline() as pipe:
-            pipe.zadd(key, {self.broker.broker_id: at})
-            pipe.zremrangebyscore(key, 0, at - FORGET_AFTER_MS)
-            pipe.execute()
-
     def workers_alive(self, now_ms: int | None = None) -> int:
-        """Listed worker processes whose Dramatiq heartbeat is within the timeout at ``now_ms``."""
+        """Worker processes whose Dramatiq heartbeat is within the timeout at ``now_ms``."""
         at = internals.current_millis() if now_ms is None else now_ms
-        client, ns = self.broker.client, self.broker.namespace
-        listed: list[Any] = list(client.zrange(workers_key(ns), 0, -1))
-        if not listed:
-            return 0
-        beats = client.zmscore(internals.heartbeats_key(ns), listed)
-        cutoff = at - self.broker.heartbeat_timeout
-        return sum(1 for beat in beats if beat is not None and beat >= cutoff)
+        key = internals.heartbeats_key(self.broker.namespace)
+        beats: list[Any] = self.broker.client.zrangebyscore(key, at - self.broker.heartbeat_timeout, "+inf")
+        return sum(1 for beat in beats if beat.decode().startswith(WORKER_ID_PREFIX))
 
     def oldest_ages(self, now_ms: int | None = None) -> dict[str, float]:
         """Seconds the oldest ready message of each queue has waited (0 for an empty queue)."""

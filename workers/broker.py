@@ -10,8 +10,8 @@ from uuid import uuid4
 from dramatiq.middleware import Middleware
 
 from adapters.compat import dramatiq as internals
-from adapters.probe import WORKER_ID_PREFIX
 from adapters.queue import EMAILS_QUEUE, Broker, Refused, build_broker
+from adapters.queue_health import WORKER_ID_PREFIX
 from adapters.settings import Settings
 from adapters.signing import Signer
 from workers.consumer import Consumer

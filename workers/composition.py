@@ -22,7 +22,6 @@ from adapters.mailer import Mailer
 from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
 from adapters.queue import send
-from adapters.queue_health import QueueHealth
 from adapters.settings import Settings
 from usecases.ports import Deps
 from workers import actors
@@ -103,5 +102,5 @@ def build_worker(settings: Settings) -> Worker:
     broker.add_middleware(NotificationSweeper(outbox, functools.partial(send, broker), every, older_than=older_than))
     broker.add_middleware(HealStaleWork(deps, every, older_than, settings.refund_max_requeues))
     alert_deps = build_alert_deps(db, broker, outbox, settings.ops_email)
-    broker.add_middleware(AlertEvaluator(alert_deps, QueueHealth(broker), broker.broker_id))
+    broker.add_middleware(AlertEvaluator(alert_deps, broker.broker_id))
     return Worker(broker=broker, deps=deps, db=db)

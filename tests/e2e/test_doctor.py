@@ -24,7 +24,7 @@ from pymongo import MongoClient
 
 from adapters.compat.dramatiq import current_millis
 from adapters.indexes import ensure_all_indexes
-from adapters.probe import WORKER_ID_PREFIX
+from adapters.queue_health import WORKER_ID_PREFIX
 from devstack.procs import free_port
 from devstack.stack import HEARTBEATS, Stack
 from tests.conftest import TUNING, clean_environ

@@ -25,7 +25,7 @@ from adapters.alert_state import MongoAlertStates
 from adapters.ingress_counts import IngressCounts
 from adapters.outbox import MongoOutbox
 from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, event_message, send
-from adapters.queue_health import QueueHealth, workers_key
+from adapters.queue_health import QueueHealth
 from adapters.settings import Settings
 from devstack.procs import free_port
 from domain.alerts import RULES
@@ -271,20 +271,19 @@ def test_alerts_check_prints_every_rule_and_emails_a_change_once(settings: Setti
     assert emails(db, "NoWorkerHeartbeat") == ["firing"]
 
 
-def test_a_workers_evaluator_registers_at_boot_and_evaluates_from_its_next_round(
+def test_a_workers_evaluator_skips_its_boot_round_and_evaluates_from_its_next(
     deps: AlertDeps, db: Any, broker: Broker
 ) -> None:
-    """The boot round lists the worker and evaluates nothing (it may not have beaten yet); the next one
-    takes the minute and evaluates; without OPS_EMAIL it only ever registers."""
+    """The boot round evaluates nothing (the worker may not have beaten yet); the next one takes the
+    minute and evaluates; without OPS_EMAIL it never evaluates."""
     at = datetime.now(UTC)
-    evaluator = AlertEvaluator(deps, QueueHealth(broker), broker.broker_id, clock=lambda: at)
+    evaluator = AlertEvaluator(deps, broker.broker_id, clock=lambda: at)
     evaluator.round(broker)
-    listed = broker.client.zrange(workers_key(broker.namespace), 0, -1)
-    assert broker.broker_id.encode() in listed and db.alert_state.count_documents({}) == 0
+    assert db.alert_state.count_documents({}) == 0
     evaluator.round(broker)
     assert db.alert_state.find_one({"_id": "~round"})["holder"] == broker.broker_id
     db.alert_state.delete_many({})
-    silent = AlertEvaluator(dataclasses.replace(deps, ops_email=None), QueueHealth(broker), "other", clock=lambda: at)
+    silent = AlertEvaluator(dataclasses.replace(deps, ops_email=None), "other", clock=lambda: at)
     silent.round(broker)
     silent.round(broker)
     assert db.alert_state.count_documents({}) == 0

@@ -1,11 +1,9 @@
 """Every minute, one worker process evaluates the alert rules and emails ops on each change.
 
-Every worker process runs this thread. Each round it lists its broker as a worker's (so the
-liveness count tells it from the ingress, whose enqueues also beat: ``adapters.queue_health``),
-then, when ``OPS_EMAIL`` is set, tries to take the minute's evaluation: one process across all
-of them gets it (``usecases.alerts.run_round``), however many run. The round at boot only
-registers: a worker just started may not have beaten yet, and its first look would be a false
-"no worker" alarm. docs/alerts.md.
+Every worker process runs this thread. Each round, when ``OPS_EMAIL`` is set, it tries to take
+the minute's evaluation: one process across all of them gets it (``usecases.alerts.run_round``),
+however many run. The round at boot evaluates nothing: a worker just started may not have beaten
+yet, and its first look would be a false "no worker" alarm. docs/alerts.md.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from datetime import UTC, datetime
 
 from dramatiq import Broker
 
-from adapters.queue_health import QueueHealth
 from usecases import alerts
 from usecases.ports import AlertDeps
 from workers.middleware.periodic import Periodic
@@ -27,20 +24,17 @@ class AlertEvaluator(Periodic):
     def __init__(
         self,
         deps: AlertDeps,
-        health: QueueHealth,
         holder: str,
         interval_seconds: float = alerts.EVERY.total_seconds(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(interval_seconds)
         self.deps = deps
-        self.health = health
         self.holder = holder
         self.clock = clock
         self.rounds = 0
 
     def round(self, broker: Broker) -> None:
-        self.health.register()
         self.rounds += 1
         if self.deps.ops_email and self.rounds > 1:
             alerts.run_round(self.deps, self.holder, self.clock())
