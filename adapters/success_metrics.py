@@ -7,17 +7,20 @@ reads decide nothing, so they may go to a secondary.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 from pymongo.read_preferences import ReadPreference
 
 from adapters.mongo import Doc
-from domain.success_metrics import FAILED, WEBHOOK, EventFacts, PaymentFacts
+from domain.success_metrics import FAILED, WEBHOOK, EventFacts, PaymentFacts, aware
 
 PAYMENT_FIELDS = {
     "_id": 0,
@@ -91,3 +94,38 @@ class MongoSuccessFacts:
             for doc in found
             if isinstance(doc.get("receivedAt"), datetime)
         ]
+
+
+class MongoMetricSnapshots:
+    """``MetricSnapshots`` in ``success_metrics``: one document per window, the measurement as JSON text
+    (service ids and currencies are keys in it, which MongoDB field names need not be able to hold)."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.collection: Collection[Doc] = db.success_metrics
+
+    def load(self, window: str) -> tuple[datetime, dict[str, Any]] | None:
+        doc = self.collection.find_one({"_id": window, "result": {"$type": "string"}}, {"measuredAt": 1, "result": 1})
+        if doc is None:
+            return None
+        return aware(doc["measuredAt"]), json.loads(doc["result"])
+
+    def claim(self, window: str, holder: str, now: datetime, lease: timedelta) -> bool:
+        try:
+            done = self.collection.update_one(
+                {"_id": window, "$or": [{"claimUntil": None}, {"claimUntil": {"$lte": now}}]},
+                {"$set": {"claimHolder": holder, "claimUntil": now + lease}},
+                upsert=True,
+            )
+        except DuplicateKeyError:  # the window's document exists, claimed by another: the upsert lost
+            return False
+        return done.modified_count == 1 or done.upserted_id is not None
+
+    def save(self, window: str, measured_at: datetime, result: Mapping[str, Any]) -> None:
+        """Kept unless a newer measurement is (two processes may finish out of order); the claim let go."""
+        fields = {"measuredAt": measured_at, "result": json.dumps(result), "claimUntil": None}
+        with contextlib.suppress(DuplicateKeyError):  # the upsert found a newer one there
+            self.collection.update_one(
+                {"_id": window, "$or": [{"measuredAt": None}, {"measuredAt": {"$lt": measured_at}}]},
+                {"$set": fields},
+                upsert=True,
+            )

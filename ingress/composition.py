@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +40,7 @@ from adapters.settings import Settings
 from adapters.statistics import MongoStatistics
 from adapters.story import MongoStory
 from adapters.stripe_gateway import StripeGateway, build_client
-from adapters.success_metrics import MongoSuccessFacts
+from adapters.success_metrics import MongoMetricSnapshots, MongoSuccessFacts
 from domain.errors import RequestRefused
 from ingress import errors
 from ingress.auth import Unauthorized
@@ -92,7 +93,7 @@ def create_app(
     enqueuer = build_enqueuer(settings, broker)
     counts = IngressCounts(db)  # the refusals the workers' alert evaluator reads
     webhook = StripeWebhook(settings, enqueuer, counts.add)
-    success_metrics = CachedMeasure(MongoSuccessFacts(db))
+    success_metrics = CachedMeasure(MongoSuccessFacts(db), MongoMetricSnapshots(db), f"ingress-{uuid.uuid4()}")
     metrics = MetricsRoute(
         settings.metrics_token,
         RedisQueueAdmin(broker).depths,

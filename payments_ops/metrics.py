@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from adapters.success_metrics import MongoSuccessFacts
+from adapters.success_metrics import MongoMetricSnapshots, MongoSuccessFacts
 from domain.success_metrics import DEFAULT_WINDOW, TARGETS, WINDOWS
-from usecases.success_metrics import measure
+from usecases.success_metrics import CachedMeasure
 
 LABELS = {
     "paymentSuccessRate": "payment success rate",
@@ -65,6 +64,6 @@ def text(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, db: Any) -> int:
-    result = measure(MongoSuccessFacts(db), args.window, now=datetime.now(UTC))
+    result = CachedMeasure(MongoSuccessFacts(db), MongoMetricSnapshots(db), "payments-ops").current(args.window)
     print(json.dumps(result, indent=2) if args.json else text(result))
     return 0

@@ -651,6 +651,19 @@ class SuccessFacts(Protocol):
         """Every Stripe event first received in ``[start, end)``."""
 
 
+class MetricSnapshots(Protocol):
+    """The last measurement of each window, shared by every process (``usecases.success_metrics``)."""
+
+    def load(self, window: str) -> tuple[datetime, dict[str, Any]] | None:
+        """When the window was last measured, and what was measured; None if never."""
+
+    def claim(self, window: str, holder: str, now: datetime, lease: timedelta) -> bool:
+        """Take the window's next measurement for ``holder`` until ``now + lease``; False while another holds it."""
+
+    def save(self, window: str, measured_at: datetime, result: Mapping[str, Any]) -> None:
+        """Keep a measurement (and let go of the claim on the window)."""
+
+
 # The alert evaluator's ports (usecases/alerts.py): the facts the rules compare, and each rule's state.
 
 

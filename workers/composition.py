@@ -23,7 +23,9 @@ from adapters.mongo import Doc, connect
 from adapters.outbox import MongoOutbox
 from adapters.queue import send
 from adapters.settings import Settings
+from adapters.success_metrics import MongoMetricSnapshots, MongoSuccessFacts
 from usecases.ports import Deps
+from usecases.success_metrics import CachedMeasure
 from workers import actors
 from workers.broker import WorkerBroker, build_worker_broker
 from workers.doctor import declare_probe_actor
@@ -36,6 +38,7 @@ from workers.middleware.metrics import Metrics
 from workers.middleware.retries import DurableRetries
 from workers.middleware.stale_work import HealStaleWork
 from workers.middleware.stranded import RequeueStrandedDelays
+from workers.middleware.success_metrics import MeasureSuccess
 from workers.middleware.sweeper import NotificationSweeper, sweep_age
 from workers.middleware.unheld import RequeueUnheld
 
@@ -103,4 +106,6 @@ def build_worker(settings: Settings) -> Worker:
     broker.add_middleware(HealStaleWork(deps, every, older_than, settings.refund_max_requeues))
     alert_deps = build_alert_deps(db, broker, outbox, settings.ops_email)
     broker.add_middleware(AlertEvaluator(alert_deps, broker.broker_id))
+    measured = CachedMeasure(MongoSuccessFacts(db), MongoMetricSnapshots(db), broker.broker_id)
+    broker.add_middleware(MeasureSuccess(measured))
     return Worker(broker=broker, deps=deps, db=db)

@@ -16,11 +16,14 @@ from starlette.testclient import TestClient
 from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
 from adapters.settings import Settings
+from adapters.success_metrics import MongoMetricSnapshots, MongoSuccessFacts
 from payments_ops import cli, events
 from tests.fakes import mongo_deps
 from tests.integration.test_dashboard import HTML, log_in
 from tests.integration.test_ops_api import AUTH, TOKEN, app_client
 from usecases.inbox import process_event
+from usecases.success_metrics import LEASE, CachedMeasure
+from workers.middleware.success_metrics import MeasureSuccess
 
 YOGA, CHESS = ObjectId(), ObjectId()
 
@@ -182,3 +185,45 @@ def test_the_command(settings: Settings, db: Any, tmp_path: Path, monkeypatch: p
     assert "last 24h" in out and "75.0%" in out and "OFF TARGET" in out and "net 2700" in out
     assert cli.main(["metrics", "--window", "2h"]) == 2
     assert "window" in capsys.readouterr().err
+
+
+def test_a_restarted_ingress_serves_the_kept_measurement_at_once(settings: Settings, db: Any) -> None:
+    """The measurement outlives the process: a new ingress serves it without reading the payments again."""
+    seed(db)
+    for client in app_client(settings, db, TOKEN):
+        assert counts(client.get("/ops/api/success-metrics", headers=AUTH).json()["paymentSuccessRate"])[2:] == (3, 4)
+    db.payments.delete_many({})  # a fresh read would now find nothing
+    for client in app_client(settings, db, TOKEN):
+        assert counts(client.get("/ops/api/success-metrics", headers=AUTH).json()["paymentSuccessRate"])[2:] == (3, 4)
+        assert (
+            client.get("/ops/api/success-metrics?window=1h", headers=AUTH).json()["paymentSuccessRate"]["value"] is None
+        )
+
+
+def test_kept_measurements_claim_each_window_for_one_process_and_keep_the_newest(db: Any) -> None:
+    snapshots, at = MongoMetricSnapshots(db), now()
+    assert snapshots.load("24h") is None
+    assert snapshots.claim("24h", "worker-a", at, LEASE)  # the first claim creates the window's document
+    assert not snapshots.claim("24h", "worker-b", at + timedelta(minutes=1), LEASE)
+    snapshots.save("24h", at, {"window": "24h", "byService": [{"serviceName": "a.b $c"}]})
+    assert snapshots.claim("24h", "worker-b", at + timedelta(minutes=1), LEASE)  # saving let the claim go
+    snapshots.save("24h", at - timedelta(seconds=5), {"window": "older"})  # finished late: not kept
+    measured_at, result = snapshots.load("24h") or (None, {})
+    assert result == {"window": "24h", "byService": [{"serviceName": "a.b $c"}]}
+    assert measured_at is not None and abs(measured_at - at) < timedelta(milliseconds=1)
+    assert not snapshots.claim("24h", "worker-c", at + LEASE, LEASE)  # worker-b's lease runs to 1 min + LEASE
+    assert snapshots.claim("24h", "worker-c", at + timedelta(minutes=1) + LEASE, LEASE)
+
+
+def test_a_workers_round_measures_each_stale_window_once(db: Any) -> None:
+    seed(db)
+    measured = CachedMeasure(MongoSuccessFacts(db), MongoMetricSnapshots(db), "worker-x")
+    timer = MeasureSuccess(measured)
+    timer.round(None)  # type: ignore[arg-type]  # the round never uses the broker
+    kept = {doc["_id"]: doc for doc in db.success_metrics.find()}
+    assert set(kept) == {"1h", "24h", "7d", "30d"} and all(doc["claimUntil"] is None for doc in kept.values())
+    assert json.loads(kept["24h"]["result"])["paymentSuccessRate"]["numerator"] == 3
+    timer.round(None)  # type: ignore[arg-type]  # all fresh: nothing measured again
+    assert {doc["_id"]: doc["measuredAt"] for doc in db.success_metrics.find()} == {
+        name: doc["measuredAt"] for name, doc in kept.items()
+    }

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from domain.success_metrics import WINDOWS, EventFacts, PaymentFacts, Target, over_window, percentile
 from tests.support import wait_for
-from usecases.success_metrics import CachedMeasure, UnknownWindow, measure
+from usecases.success_metrics import FRESH_FOR, LEASE, CachedMeasure, UnknownWindow, measure
 
 NOW = datetime(2026, 3, 4, 12, 34, 56, tzinfo=UTC)
 
@@ -143,20 +145,77 @@ def test_an_unknown_window_is_refused() -> None:
         measure(Facts([], []), "2h", now=NOW)
 
 
+class Snapshots:
+    """A dumb store of each window's last measurement and its claim (one per window, like the document)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        self.claims: dict[str, tuple[str, datetime]] = {}
+
+    def load(self, window: str) -> tuple[datetime, dict[str, Any]] | None:
+        return self.kept.get(window)
+
+    def claim(self, window: str, holder: str, now: datetime, lease: timedelta) -> bool:
+        held = self.claims.get(window)
+        if held is not None and held[1] > now:
+            return False
+        self.claims[window] = (holder, now + lease)
+        return True
+
+    def save(self, window: str, measured_at: datetime, result: Mapping[str, Any]) -> None:
+        if window not in self.kept or self.kept[window][0] < measured_at:
+            self.kept[window] = (measured_at, dict(result))
+        self.claims.pop(window, None)
+
+
+def cache(facts: Facts, snapshots: Snapshots, clock: list[datetime], holder: str = "one") -> CachedMeasure:
+    return CachedMeasure(facts, snapshots, holder, ttl={**FRESH_FOR, "1h": 30}, clock=lambda: clock[0])
+
+
 def test_the_cache_serves_a_fresh_answer_without_asking_again() -> None:
-    facts, ticks = Facts([paid(5)], []), [0.0]
-    cached = CachedMeasure(facts, ttl={"1h": 30}, clock=lambda: NOW, monotonic=lambda: ticks[0])
+    facts, clock = Facts([paid(5)], []), [NOW]
+    cached = cache(facts, Snapshots(), clock)
     first = cached.get("1h")
-    ticks[0] = 29.0
+    clock[0] = NOW + timedelta(seconds=29)
     assert cached.get("1h") is first and facts.asked == 1
 
 
 def test_a_stale_answer_is_served_while_one_thread_computes_the_next() -> None:
-    facts, ticks = Facts([paid(5)], []), [0.0]
-    cached = CachedMeasure(facts, ttl={"1h": 30}, clock=lambda: NOW, monotonic=lambda: ticks[0])
+    facts, clock = Facts([paid(5)], []), [NOW]
+    cached = cache(facts, Snapshots(), clock)
     first = cached.get("1h")
     facts.payments_ = [paid(5), paid(6)]
-    ticks[0] = 31.0
+    clock[0] = NOW + timedelta(seconds=31)
     assert cached.get("1h") is first  # served at once, stale
     wait_for(lambda: cached.kept["1h"][1] is not first, 5, "a refresh")
     assert cached.get("1h")["paymentSuccessRate"]["numerator"] == 2 and facts.asked == 2
+
+
+def test_a_process_just_started_serves_what_another_measured_without_reading_payments() -> None:
+    snapshots, clock = Snapshots(), [NOW]
+    cache(Facts([paid(5), paid(6)], []), snapshots, clock, "worker").refresh("1h")
+    cold = Facts([], [])
+    assert cache(cold, snapshots, clock, "ingress").get("1h")["paymentSuccessRate"]["numerator"] == 2
+    assert cold.asked == 0
+
+
+def test_one_process_measures_a_stale_window_while_it_holds_the_claim() -> None:
+    snapshots, clock = Snapshots(), [NOW]
+    facts = [Facts([paid(5)], []) for _ in range(3)]
+    first, second, third = (cache(f, snapshots, clock, f"worker-{n}") for n, f in enumerate(facts))
+    assert first.refresh("1h") and not second.refresh("1h")  # fresh: nothing to do
+    clock[0] = NOW + timedelta(seconds=31)
+    assert snapshots.claim("1h", "worker-1", clock[0], LEASE)  # the second process is measuring it now
+    assert not first.refresh("1h") and not third.refresh("1h") and [f.asked for f in facts] == [1, 0, 0]
+    clock[0] += LEASE  # it died with the claim: once the lease ran out, another takes it over
+    assert third.refresh("1h") and [f.asked for f in facts] == [1, 0, 1]
+
+
+def test_a_command_gets_a_fresh_measurement_and_keeps_it() -> None:
+    snapshots, clock = Snapshots(), [NOW]
+    cache(Facts([paid(5)], []), snapshots, clock, "worker").refresh("1h")
+    command = Facts([paid(5), paid(6)], [])
+    assert cache(command, snapshots, clock, "ops").current("1h")["paymentSuccessRate"]["numerator"] == 1
+    clock[0] = NOW + timedelta(seconds=31)  # stale: measured now, and kept for the others
+    assert cache(command, snapshots, clock, "ops").current("1h")["paymentSuccessRate"]["numerator"] == 2
+    assert snapshots.kept["1h"][0] == clock[0] and command.asked == 1
