@@ -7,21 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from domain.alerts import RULES
+
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
 
-#: The alert rules' names (Prometheus ``alert:`` and the workers' evaluator); each ``runbook_url`` is
-#: ``docs/runbooks.md#<name lower-cased>``.
-ALERTS = [
-    "PaymentSuccessRateLow",
-    "WebhookSignatureFailures",
-    "WebhookBrokerUnavailable",
-    "EventsDeadLettered",
-    "QueueBacklogOld",
-    "EventProcessingSlow",
-    "ActivationSlow",
-    "RefundRateHigh",
-    "NoWorkerHeartbeat",
-]
+#: The alert rules' names (Prometheus ``alert:`` and the workers' evaluator, one table); each
+#: ``runbook_url`` is ``docs/runbooks.md#<name lower-cased>``.
+ALERTS = [rule.name for rule in RULES]
 COMMON_ISSUES = [
     "Intent creation fails",
     "Webhook not received",
