@@ -69,15 +69,14 @@ def browser(chromium: tuple[str, str]) -> Iterator[webdriver.Chrome]:
     chrome.quit()
 
 
-@pytest.fixture
-def served(settings: Settings, db: Any) -> Iterator[str]:
-    """The app (OPS_TOKEN set, fake Stripe) under a real uvicorn on a free port; its base URL."""
+def serve(settings: Settings, db: Any, stripe_gateway: Any, name: str) -> Iterator[str]:
+    """The app (OPS_TOKEN set, Stripe the given stand-in) under a real uvicorn on a free port; its base URL."""
     broker = build_broker(settings)
     tuned = dataclasses.replace(api_settings(settings), ops_token=TOKEN)
-    app = create_app(tuned, broker=broker, db=db, stripe_gateway=FakeGateway())
+    app = create_app(tuned, broker=broker, db=db, stripe_gateway=stripe_gateway)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="none"))
-    thread = threading.Thread(target=server.run, name="dashboard-uvicorn", daemon=True)
+    thread = threading.Thread(target=server.run, name=f"{name}-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -87,3 +86,9 @@ def served(settings: Settings, db: Any) -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     broker.close()
+
+
+@pytest.fixture
+def served(settings: Settings, db: Any) -> Iterator[str]:
+    """The app with a fake Stripe, served (``serve``)."""
+    yield from serve(settings, db, FakeGateway(), "dashboard")

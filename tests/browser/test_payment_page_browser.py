@@ -3,24 +3,18 @@ diagnosis; the screenshot is the README's (docs/payment-page.png is a copy of va
 
 from __future__ import annotations
 
-import dataclasses
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from adapters.queue import Broker, build_broker
+from adapters.queue import Broker
 from adapters.settings import Settings
-from devstack.procs import free_port
-from ingress.composition import create_app
+from tests.browser.conftest import serve
 from tests.browser.test_dashboard_browser import arrived
-from tests.integration.api_support import api_settings
 from tests.integration.conftest import broker  # noqa: F401  (the fixture)
 from tests.integration.test_dashboard import NAME
 from tests.integration.test_ops_api import TOKEN
@@ -38,22 +32,8 @@ def stripe_views() -> StoredStripe:
 
 @pytest.fixture
 def served_story(settings: Settings, db: Any, stripe_views: StoredStripe) -> Iterator[str]:
-    """The app (OPS_TOKEN set, Stripe a store of views) under a real uvicorn on a free port; its base URL."""
-    own = build_broker(settings)
-    tuned = dataclasses.replace(api_settings(settings), ops_token=TOKEN)
-    app = create_app(tuned, broker=own, db=db, stripe_gateway=stripe_views)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="none"))
-    thread = threading.Thread(target=server.run, name="story-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    own.close()
+    """The app with Stripe a store of views, served (``serve``)."""
+    yield from serve(settings, db, stripe_views, "story")
 
 
 def test_search_open_the_payment_and_see_its_diagnosis(
