@@ -87,8 +87,14 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ""
 
 
+def _moment(text: str | None) -> str:
+    """An ISO 8601 time of a JSON answer as people read it (UTC, to the second)."""
+    return (text or "")[:19].replace("T", " ")
+
+
 TEMPLATES = Jinja2Templates(env=templating.dashboard_environment())  # templates/ops; autoescapes .html
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["moment"] = _moment
 TEMPLATES.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
 
 

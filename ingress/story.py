@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from adapters.story import search_json, story_json
 from ingress import parse
-from ingress.dashboard import TEMPLATES, Dashboard, Form, Session
+from ingress.dashboard import Dashboard, Form, Session
 from ingress.errors import ApiError
 from ingress.ops import OpsRoutes
 from usecases import reviews, story
@@ -23,14 +23,6 @@ from usecases.story import BadQuery, StoryDeps
 
 #: Codes whose fix is the reconcile button.
 RECONCILE = frozenset({"webhook_not_received", "stripe_disagrees"})
-
-
-def moment(text: str | None) -> str:
-    """An ISO 8601 time of the JSON story as people read it (UTC, to the second)."""
-    return (text or "")[:19].replace("T", " ")
-
-
-TEMPLATES.env.filters["moment"] = moment
 
 
 def _query(request: Request) -> str:
@@ -48,7 +40,7 @@ class StoryRoutes:
     routes: list[Route] = field(init=False)
 
     def __post_init__(self) -> None:
-        page = self.dashboard._page  # the dashboard's session, CSRF and error plumbing
+        page = self.dashboard.page  # the dashboard's session, CSRF and error plumbing
         self.routes = [
             Route("/ops/api/payments", self.search, methods=["GET"]),
             Route("/ops/api/payments/{payment_id}", self.one, methods=["GET"]),

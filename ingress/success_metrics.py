@@ -130,6 +130,19 @@ def revenue_charts(result: Mapping[str, Any]) -> dict[str, Chart]:
     return charts
 
 
+def page_context(result: Mapping[str, Any], window: str) -> dict[str, Any]:
+    """What the page's template is given for one measurement."""
+    return {
+        "result": result,
+        "cards": cards(result),
+        "revenue": result["revenue"],
+        "revenue_charts": revenue_charts(result),
+        "services": result["conversionRate"]["byService"],
+        "window": window,
+        "windows": list(WINDOWS),
+    }
+
+
 @dataclass
 class SuccessMetricsRoutes:
     """The API route (ops token) and the dashboard page (ops session), over the same ``measure``."""
@@ -153,14 +166,4 @@ class SuccessMetricsRoutes:
     async def page(self, request: Request, session: Session | None, form: Form) -> Response:
         window = window_param(request.query_params)
         result = await to_thread.run_sync(partial(self.metrics.get, window))
-        return self.dashboard.render(
-            "metrics.html",
-            session,
-            result=result,
-            cards=cards(result),
-            revenue=result["revenue"],
-            revenue_charts=revenue_charts(result),
-            services=result["conversionRate"]["byService"],
-            window=window,
-            windows=list(WINDOWS),
-        )
+        return self.dashboard.render("metrics.html", session, **page_context(result, window))

@@ -100,12 +100,71 @@ def render_emails(contexts: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     return {name: list(mailer.render(name, contexts[name])) if name in contexts else None for name in sorted(names)}
 
 
+def measured_contexts() -> dict[str, dict[str, Any]]:
+    """The pages whose context the project's own code builds: the success metrics of one payment, a
+    payment's story (over dumb reads and a Stripe that cannot be asked) and a search's rows."""
+    from adapters.story import search_json, story_json
+    from domain.success_metrics import PaymentFacts
+    from ingress.success_metrics import page_context
+    from usecases.ports import StripeUnavailable
+    from usecases.story import StoryDeps, story
+    from usecases.success_metrics import measure
+
+    class Facts:
+        def payments(self, start: datetime, end: datetime) -> list[PaymentFacts]:
+            return [PaymentFacts(created_at=_AT, status="completed", amount=4900, currency="INR", paid_at=_AT)]
+
+        def events(self, start: datetime, end: datetime) -> list[Any]:
+            return []
+
+    payment = {"_id": "65a1b2c3d4e5f60718293a4c", "paymentId": "pi_1", "status": "completed", "amount": 4900,
+               "currency": "INR", "createdAt": _AT, "paidAt": _AT, "customerEmail": "asha@example.com",
+               "serviceName": "Yoga", "statusHistory": [{"status": "completed", "at": _AT}]}  # fmt: skip
+
+    class Reads:
+        def payment(self, key: str) -> dict[str, Any]:
+            return payment
+
+        def events_of(self, object_ids: Any) -> list[Any]:
+            return [{"_id": "evt_1", "type": "payment_intent.succeeded", "status": "failed", "attempts": 2,
+                     "receivedAt": _AT}]  # fmt: skip
+
+        def failures_of(self, intent_id: str, event_ids: Any) -> list[Any]:
+            return [{"_id": _FAILURE["id"], **_FAILURE}]
+
+        def emails_of(self, record_id: Any) -> list[Any]:
+            return [{"template": "enrollment_confirmation", "status": "failed", "createdAt": _AT, "failedAt": _AT}]
+
+        def enrollment_of(self, payment: Any) -> None:
+            return None
+
+        def audit_of(self, intent_id: str, event_ids: Any, failure_ids: Any) -> list[Any]:
+            return []
+
+    class Unreachable:
+        def payment_view(self, intent_id: str) -> Any:
+            raise StripeUnavailable("Stripe did not answer in 5 s")
+
+    told = story_json(story("pi_1", StoryDeps(Reads(), Unreachable(), lambda: _AT)) or {})  # type: ignore[arg-type]
+    return {
+        "metrics.html": page_context(measure(Facts(), "24h", now=_AT), "24h"),
+        "payment.html": {
+            "story": told,
+            "reconcile": {},
+            "review_actions": ["activate", "refund", "dismiss"],
+            "now": _AT,
+        },
+        "payments.html": {"q": "asha@example.com", "rows": search_json([payment]), "problem": None},
+    }
+
+
 def render_dashboard() -> dict[str, str]:
     """Every dashboard template, rendered as ``Dashboard.render`` does (its environment and filters)."""
     from ingress.dashboard import TEMPLATES
 
+    contexts = {**DASHBOARD_CONTEXTS, **measured_contexts()}
     return {
-        name: TEMPLATES.get_template(name).render(**BASE, **DASHBOARD_CONTEXTS.get(name, {}))
+        name: TEMPLATES.get_template(name).render(**BASE, **contexts.get(name, {}))
         for name in sorted(TEMPLATES.env.list_templates())
     }
 
