@@ -16,7 +16,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import Doc
-from domain.alerts import RULES, RuleState
+from domain.alerts import RULES, EmailDue, RuleState
 
 ROUND = "~round"
 
@@ -43,23 +43,37 @@ class MongoAlertStates:
             for doc in found
         }
 
-    def fire(self, name: str, at: datetime, value: float | None) -> bool:
+    def fire(self, name: str, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Record that the rule started firing, unless it already is; True when this call recorded it."""
-        update = {"$set": {"firing": True, "since": at, "lastEmailAt": at, "value": value, "updatedAt": at}}
+        update = {"$set": {"firing": True, "since": at, "lastEmailAt": at, "value": value, "updatedAt": at,
+                           "emailDue": _due(due)}}  # fmt: skip
         try:
             result = self.collection.update_one({"_id": name, "firing": {"$ne": True}}, update, upsert=True)
         except DuplicateKeyError:  # another evaluator recorded it first
             return False
         return bool(result.modified_count or result.upserted_id is not None)
 
-    def remind(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+    def remind(self, name: str, state: RuleState, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Move ``lastEmailAt`` to ``at`` if nobody did since ``state`` was read."""
         seen = {"_id": name, "firing": True, "since": state.since, "lastEmailAt": state.last_email_at}
-        result = self.collection.update_one(seen, {"$set": {"lastEmailAt": at, "value": value, "updatedAt": at}})
-        return result.modified_count == 1
+        update = {"$set": {"lastEmailAt": at, "value": value, "updatedAt": at, "emailDue": _due(due)}}
+        return self.collection.update_one(seen, update).modified_count == 1
 
-    def resolve(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+    def resolve(self, name: str, state: RuleState, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Record that the firing seen in ``state`` is over; True when this call recorded it."""
         seen = {"_id": name, "firing": True, "since": state.since}
-        update = {"$set": {"firing": False, "resolvedAt": at, "lastEmailAt": at, "value": value, "updatedAt": at}}
+        update = {"$set": {"firing": False, "resolvedAt": at, "lastEmailAt": at, "value": value, "updatedAt": at,
+                           "emailDue": _due(due)}}  # fmt: skip
         return self.collection.update_one(seen, update).modified_count == 1
+
+    def owed(self) -> list[EmailDue]:
+        found = self.collection.find({"_id": {"$in": [rule.name for rule in RULES]}, "emailDue": {"$type": "object"}})
+        return [EmailDue(rule=str(doc["_id"]), **doc["emailDue"]) for doc in found]
+
+    def paid(self, due: EmailDue) -> None:
+        """Forget the email once the outbox has it, unless a newer change owes another since."""
+        self.collection.update_one({"_id": due.rule, "emailDue.at": due.at}, {"$set": {"emailDue": None}})
+
+
+def _due(due: EmailDue | None) -> Doc | None:
+    return None if due is None else {"change": due.change, "since": due.since, "at": due.at, "value": due.value}

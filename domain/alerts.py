@@ -160,6 +160,18 @@ class RuleState:
     last_email_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class EmailDue:
+    """An email a recorded change owes ops, kept with the change until the outbox has it: ``change``
+    (``FIRE``, ``REMIND``, ``RESOLVE``), the firing's ``since``, the change's ``at`` and the value."""
+
+    rule: str
+    change: str
+    since: datetime
+    at: datetime
+    value: float | None
+
+
 #: What one evaluation does for a rule.
 FIRE = "firing"  # it starts firing: record and email
 REMIND = "reminder"  # it keeps firing and the last email is an hour old: email again

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain import alerts
-from domain.alerts import RULES, Rule, RuleState
+from domain.alerts import RULES, EmailDue, Rule, RuleState
 from usecases import success_metrics
 from usecases.ports import AlertDeps, Notice
 
 log = logging.getLogger(__name__)
 
+RULE_BY_NAME = {rule.name: rule for rule in RULES}
 #: How often the workers evaluate the rules.
 EVERY = timedelta(minutes=1)
 
@@ -102,38 +103,55 @@ def success_facts(deps: AlertDeps, at: datetime) -> dict[str, float | None]:
     }
 
 
-def _record(deps: AlertDeps, rule: Rule, change: str, state: RuleState, at: datetime, value: float | None) -> bool:
-    if change == alerts.FIRE:
-        return deps.states.fire(rule.name, at, value)
-    if change == alerts.REMIND:
-        return deps.states.remind(rule.name, state, at, value)
-    return deps.states.resolve(rule.name, state, at, value)
+def _record(deps: AlertDeps, state: RuleState, change: EmailDue) -> bool:
+    """Record the change with the email it owes (when ops have an address), in one conditional write;
+    True if this evaluator recorded it."""
+    name, at, value = change.rule, change.at, change.value
+    due = change if deps.ops_email else None
+    if change.change == alerts.FIRE:
+        return deps.states.fire(name, at, value, due)
+    if change.change == alerts.REMIND:
+        return deps.states.remind(name, state, at, value, due)
+    return deps.states.resolve(name, state, at, value, due)
 
 
-def _email(deps: AlertDeps, rule: Rule, change: str, since: datetime, at: datetime, value: float | None) -> bool:
-    if not deps.ops_email:
+def _email(deps: AlertDeps, due: EmailDue) -> bool:
+    """Hand the email a recorded change owes to the outbox (once: its dedupe key), then forget it."""
+    rule = RULE_BY_NAME.get(due.rule)
+    if not deps.ops_email or rule is None:
         return False
-    key = f"alert:{rule.name}:{since.isoformat()}:{change}"
-    if change == alerts.REMIND:
-        key += f":{at.isoformat()}"
+    key = f"alert:{rule.name}:{due.since.isoformat()}:{due.change}"
+    if due.change == alerts.REMIND:
+        key += f":{due.at.isoformat()}"
     context = {
         "rule": rule.name,
-        "state": change,
+        "state": due.change,
         "severity": rule.severity,
         "summary": rule.summary,
-        "value": alerts.describe(rule, value),
+        "value": alerts.describe(rule, due.value),
         "threshold": alerts.threshold_text(rule),
-        "since": f"{since:%Y-%m-%d %H:%M} UTC",
+        "since": f"{due.since:%Y-%m-%d %H:%M} UTC",
         "runbook": f"docs/runbooks.md#{rule.name.lower()}",
     }
     deps.outbox.notify_all([Notice(key, "ops_alert", deps.ops_email, context)])
+    deps.states.paid(due)
     return True
+
+
+def _owed(deps: AlertDeps) -> None:
+    """Emails recorded changes still owe (their evaluator died, or the outbox failed): handed over now."""
+    for due in deps.states.owed():
+        try:
+            _email(deps, due)
+        except Exception:  # still owed: the next round tries again
+            log.exception("alert email still owed", extra={"alert": due.rule, "outcome": due.change})
 
 
 def evaluate(deps: AlertDeps, at: datetime | None = None) -> list[Verdict]:
     """One evaluation of every rule at ``at`` (default: now): its verdicts, in the table's order."""
     at = _to_millis(at or datetime.now(UTC))  # as MongoDB keeps it, so a state read back matches
     facts = gather(deps, at)
+    _owed(deps)
     states = deps.states.states()
     verdicts = []
     for rule in RULES:
@@ -142,14 +160,22 @@ def evaluate(deps: AlertDeps, at: datetime | None = None) -> list[Verdict]:
         state = states.get(rule.name, RuleState())
         change = alerts.transition(firing, state, at)
         emailed = False
-        if change is not None and _record(deps, rule, change, state, at, value):
-            since = at if change == alerts.FIRE else (state.since or at)
-            emailed = _email(deps, rule, change, since, at, value)
+        since = at if change == alerts.FIRE else (state.since or at)
+        if change is not None and _record(deps, state, made := EmailDue(rule.name, change, since, at, value)):
             log.warning("alert %s %s", rule.name, change, extra={"alert": rule.name, "outcome": change})
+            emailed = _send_now(deps, made)
         else:
             change = None  # nothing to record, or another evaluator recorded it first
         verdicts.append(Verdict(rule, value, firing, change, emailed))
     return verdicts
+
+
+def _send_now(deps: AlertDeps, due: EmailDue) -> bool:
+    try:
+        return _email(deps, due)
+    except Exception:  # recorded as owed with the change: the next round sends it
+        log.exception("alert email not queued; the next round tries again", extra={"alert": due.rule})
+        return False
 
 
 def run_round(

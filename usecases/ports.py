@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.activation import Claim
-from domain.alerts import RuleState
+from domain.alerts import EmailDue, RuleState
 from domain.checkout import Service
 from domain.doctor import Endpoint, IndexSpec
 from domain.events import StripeEvent
@@ -691,14 +691,22 @@ class AlertStates(Protocol):
 
     def states(self) -> Mapping[str, RuleState]: ...
 
-    def fire(self, name: str, at: datetime, value: float | None) -> bool:
+    # Each change is recorded with the email it owes (``due``, None: no email), in the same write.
+
+    def fire(self, name: str, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Record that the rule started firing unless it already is; True for the one call that did."""
 
-    def remind(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+    def remind(self, name: str, state: RuleState, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Record an email at ``at`` if the state is still ``state``; True for the one call that did."""
 
-    def resolve(self, name: str, state: RuleState, at: datetime, value: float | None) -> bool:
+    def resolve(self, name: str, state: RuleState, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         """Record that the firing in ``state`` is over; True for the one call that did."""
+
+    def owed(self) -> list[EmailDue]:
+        """Every email a recorded change still owes (its evaluator died, or the outbox failed)."""
+
+    def paid(self, due: EmailDue) -> None:
+        """The outbox has the email: forget it (unless a newer change owes one since)."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from adapters.queue import STRIPE_EVENTS_QUEUE, Broker, event_message, send
 from adapters.queue_health import QueueHealth
 from adapters.settings import Settings
 from devstack.procs import free_port
-from domain.alerts import RULES
+from domain.alerts import RULES, EmailDue
 from ingress.composition import create_app
 from payments_ops import events
 from payments_ops.simulate import pending_payment
@@ -141,6 +141,35 @@ def test_a_stuck_queue_fires_after_five_minutes_and_reminds_once_an_hour(
     assert emails(db, "QueueBacklogOld") == ["firing", "reminder", "resolved"]
 
 
+class DownOutbox:
+    """The outbox while MongoDB refuses its writes: every email raises."""
+
+    def notify_all(self, notices: Any) -> None:
+        raise ConnectionError("MongoDB did not answer")
+
+
+def test_an_email_the_outbox_refused_is_sent_by_the_next_round_once(deps: AlertDeps, db: Any, broker: Broker) -> None:
+    """The change is recorded with the email it owes, in one write: an outbox down at that moment (or a
+    worker killed right after) loses no email, and the next round hands it over once."""
+    send(broker, event_message(events.event("payment_intent.succeeded", {"object": "payment_intent"})))
+    at = datetime.now(UTC) + timedelta(minutes=6)
+    refused = check(dataclasses.replace(deps, outbox=DownOutbox()), "QueueBacklogOld", at)
+    assert (refused.firing, refused.change, refused.emailed) == (True, "firing", False)
+    assert emails(db, "QueueBacklogOld") == [] and "QueueBacklogOld" in [d.rule for d in deps.states.owed()]
+    later = check(deps, "QueueBacklogOld", at + timedelta(minutes=1))
+    assert (later.firing, later.change) == (True, None)  # no new change: the owed email went out
+    assert emails(db, "QueueBacklogOld") == ["firing"] and deps.states.owed() == []
+    check(deps, "QueueBacklogOld", at + timedelta(minutes=2))
+    assert emails(db, "QueueBacklogOld") == ["firing"]
+    mail = db.notifications.find_one({"template": "ops_alert", "context.rule": "QueueBacklogOld"})
+    assert mail["dedupeKey"] == f"alert:QueueBacklogOld:{alerts_at(at).isoformat()}:firing"
+
+
+def alerts_at(at: datetime) -> datetime:
+    """A time as the evaluator records it (MongoDB keeps milliseconds)."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def test_a_stopped_worker_fires_no_worker_heartbeat(
     deps: AlertDeps, db: Any, settings: Settings, broker: Broker
 ) -> None:
@@ -163,9 +192,9 @@ class RaceToFire:
     def __init__(self, inner: MongoAlertStates, gate: threading.Barrier) -> None:
         self.inner, self.gate = inner, gate
 
-    def fire(self, name: str, at: datetime, value: float | None) -> bool:
+    def fire(self, name: str, at: datetime, value: float | None, due: EmailDue | None) -> bool:
         self.gate.wait(10)
-        return self.inner.fire(name, at, value)
+        return self.inner.fire(name, at, value, due)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
