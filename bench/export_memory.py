@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from bson import ObjectId
 
 from bench.procstat import rss_mb
-from bench.rig import Rig, Sizes
+from bench.rig import Rig, alone
 from devstack.demo import token
 
 EXPORT_ROWS = 50_000
@@ -127,14 +125,7 @@ def measure_export(rig: Rig, count: int = EXPORT_ROWS) -> ExportMemory:
 
 def main() -> int:
     """This section alone, on a fresh stack in a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as var:
-        rig = Rig(Path(var), Sizes(processes=1, threads=1))
-        try:
-            print("starting the stack", file=sys.stderr, flush=True)
-            rig.start()
-            result = measure_export(rig)
-        finally:
-            rig.stop()
+    result = alone("bench-export-", measure_export)
     print(f"Ingress RSS during a {EXPORT_ROWS:,}-payment CSV export: {result.line()}; peak/idle {result.ratio:.2f}")
     return 0
 

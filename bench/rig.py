@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from dramatiq import Message
@@ -32,6 +33,8 @@ from bench.procstat import rss_mb
 from bench.target import CHILD_DIR
 from devstack.procs import Child, free_port
 from devstack.stack import HEARTBEATS, HOST, Stack
+
+T = TypeVar("T")
 
 DATABASE = "bench"
 
@@ -165,3 +168,16 @@ class Rig:
 
     def rss(self) -> dict[str, float]:
         return {label: rss_mb(pid) for label, pid in self.servers().items() if label != "harness"}
+
+
+def alone(prefix: str, measure: Callable[[Rig], T]) -> T:
+    """One section of ``make bench`` by itself: ``measure`` on a fresh stack (one worker process of
+    one thread) in a temporary folder, stopped however it ends."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as var:
+        rig = Rig(Path(var), Sizes(processes=1, threads=1))
+        try:
+            print("starting the stack", file=sys.stderr, flush=True)
+            rig.start()
+            return measure(rig)
+        finally:
+            rig.stop()

@@ -20,19 +20,17 @@ from __future__ import annotations
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
 from bson import ObjectId
 
-from bench.rig import Rig, Sizes
+from bench.rig import Rig, alone
 
 PAYMENTS = 100_000
 LOADS = 20
@@ -146,14 +144,7 @@ def measure_success_pages(rig: Rig, count: int = PAYMENTS) -> SuccessPages:
 
 def main() -> int:
     """This section alone, on a fresh stack in a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="bench-success-") as var:
-        rig = Rig(Path(var), Sizes(processes=1, threads=1))
-        try:
-            print("starting the stack", file=sys.stderr, flush=True)
-            rig.start()
-            result = measure_success_pages(rig)
-        finally:
-            rig.stop()
+    result = alone("bench-success-", measure_success_pages)
     print(f"Success metrics at {result.payments:,} payments (the MongoDB stand-in):")
     print("\n".join(f"- {line}" for line in result.lines()))
     return 0
