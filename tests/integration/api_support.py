@@ -7,20 +7,25 @@ make, and ``seed`` writes users and a service as the MERN app would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import stripe
 from bson import ObjectId
+from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
+from adapters.queue import build_broker
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway
+from ingress.composition import create_app
 
 #: A JWT secret long enough for HS256 (PyJWT warns below 32 bytes, and warnings are errors here).
 JWT_SECRET = "integration-jwt-secret-of-at-least-32-bytes"
@@ -57,6 +62,21 @@ class FakeGateway(StripeGateway):
         intent = dict(self.retrieve_payment_intent(intent_id), amount=amount)
         self.intents[intent_id] = intent
         return intent
+
+
+@contextlib.contextmanager
+def client_of(
+    settings: Settings, db: Any, wrap: Callable[[ASGIApp], ASGIApp] | None = None, **options: Any
+) -> Iterator[TestClient]:
+    """The app with ``settings`` on the test Redis and MongoDB, Stripe a ``FakeGateway``, under Starlette's
+    TestClient (``options`` for it; ``wrap`` around the app, if given)."""
+    broker = build_broker(settings)
+    try:
+        app = create_app(settings, broker=broker, db=db, stripe_gateway=FakeGateway())
+        with TestClient(wrap(app) if wrap else app, **options) as client:
+            yield client
+    finally:
+        broker.close()
 
 
 def api_settings(settings: Settings) -> Settings:

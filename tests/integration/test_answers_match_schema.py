@@ -20,13 +20,11 @@ from starlette.testclient import TestClient
 
 from adapters.indexes import ensure_all_indexes
 from adapters.mongo import now
-from adapters.queue import build_broker
 from adapters.settings import Settings
-from ingress.composition import create_app
 from ingress.openapi import SCHEMA
 from payments_ops.simulate import pending_payment
 from tests.fakes import mongo_deps
-from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
+from tests.integration.api_support import Seeded, api_settings, bearer, client_of, seed
 from usecases.refunds import Requester, execute_refund, request_refund
 
 
@@ -48,10 +46,8 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def client(settings: Settings, db: Any) -> Iterator[TestClient]:
-    broker = build_broker(settings)
-    with TestClient(create_app(api_settings(settings), broker=broker, db=db, stripe_gateway=FakeGateway())) as c:
+    with client_of(api_settings(settings), db) as c:
         yield c
-    broker.close()
 
 
 def paid_with_history(db: Any, who: Seeded) -> str:

@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.queue import build_broker
 from adapters.settings import ConfigError, Settings, load_settings
-from ingress.composition import create_app
-from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
+from tests.integration.api_support import Seeded, api_settings, bearer, client_of, seed
 
 APP = "https://app.example.com"
 OTHER = "https://evil.example.net"
@@ -31,11 +29,8 @@ class Cors:
 
 @pytest.fixture
 def cors(settings: Settings, db: Any) -> Iterator[Cors]:
-    broker = build_broker(settings)
-    configured = dataclasses.replace(api_settings(settings), cors_origins=(APP,))
-    with TestClient(create_app(configured, broker=broker, db=db, stripe_gateway=FakeGateway())) as client:
+    with client_of(dataclasses.replace(api_settings(settings), cors_origins=(APP,)), db) as client:
         yield Cors(client, seed(db))
-    broker.close()
 
 
 def allow_headers(headers: Any) -> dict[str, str]:

@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.queue import build_broker
 from adapters.reads import MongoPaymentReads
 from adapters.settings import Settings
-from ingress.composition import create_app
-from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
+from tests.integration.api_support import Seeded, api_settings, bearer, client_of, seed
 
 APP = "https://app.example.com"
 OTHER = "https://evil.example.net"
@@ -34,12 +32,9 @@ class Served:
 
 @pytest.fixture
 def served(settings: Settings, db: Any) -> Iterator[Served]:
-    broker = build_broker(settings)
     configured = dataclasses.replace(api_settings(settings), cors_origins=(APP,))
-    app = create_app(configured, broker=broker, db=db, stripe_gateway=FakeGateway())
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with client_of(configured, db, raise_server_exceptions=False) as client:
         yield Served(client, seed(db))
-    broker.close()
 
 
 def exposed(headers: Any) -> set[str]:

@@ -24,11 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.exports import MongoPaymentExports
 from adapters.mongo import connect
-from adapters.queue import build_broker
 from adapters.settings import Settings
 from domain.exports import ADMIN_COLUMNS, CUSTOMER_COLUMNS, STATISTICS_COLUMNS
-from ingress.composition import create_app
-from tests.integration.api_support import FakeGateway, Seeded, api_settings, assert_error_shape, bearer, seed
+from tests.integration.api_support import Seeded, api_settings, assert_error_shape, bearer, client_of, seed
 from usecases.exports import ROWS
 
 CUSTOMER_EXPORT = "/api/payments/history/customer/export"
@@ -47,11 +45,8 @@ class Api:
 @contextlib.contextmanager
 def running(settings: Settings, db: Any, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[Api]:
     """The app on the test Redis and MongoDB (``wrap`` around it, if given), the users seeded."""
-    broker = build_broker(settings)
-    app = create_app(api_settings(settings), broker=broker, db=db, stripe_gateway=FakeGateway())
-    with TestClient(wrap(app) if wrap else app) as client:
+    with client_of(api_settings(settings), db, wrap) as client:
         yield Api(client, seed(db), db)
-    broker.close()
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from starlette.testclient import TestClient
 
 from adapters.queue import build_broker, notification_message, send
 from adapters.settings import Settings
-from ingress.composition import create_app
 from payments_ops import events
-from tests.integration.api_support import FakeGateway, api_settings
+from tests.integration.api_support import api_settings, client_of
 from tests.support import wait_for
 from workers.composition import Worker
 
@@ -30,11 +29,8 @@ ROUTES = [
 
 
 def app_client(settings: Settings, db: Any, token: str | None) -> Iterator[TestClient]:
-    broker = build_broker(settings)
-    tuned = dataclasses.replace(api_settings(settings), ops_token=token)
-    with TestClient(create_app(tuned, broker=broker, db=db, stripe_gateway=FakeGateway())) as client:
+    with client_of(dataclasses.replace(api_settings(settings), ops_token=token), db) as client:
         yield client
-    broker.close()
 
 
 @pytest.fixture

@@ -13,20 +13,16 @@ from bson import ObjectId
 from starlette.testclient import TestClient
 
 from adapters.indexes import ensure_all_indexes
-from adapters.queue import build_broker
 from adapters.settings import Settings
-from ingress.composition import create_app
-from tests.integration.api_support import FakeGateway, Seeded, api_settings, bearer, seed
+from tests.integration.api_support import Seeded, api_settings, bearer, client_of, seed
 
 STATUSES = ["completed", "partially_refunded", "refunded", "disputed", "dispute_lost", "pending", "failed", "canceled"]
 
 
 @pytest.fixture
 def client(settings: Settings, db: Any) -> Iterator[TestClient]:
-    broker = build_broker(settings)
-    with TestClient(create_app(api_settings(settings), broker=broker, db=db, stripe_gateway=FakeGateway())) as c:
+    with client_of(api_settings(settings), db) as c:
         yield c
-    broker.close()
 
 
 def seeded_payments(db: Any, who: Seeded, n: int = 120) -> list[dict[str, Any]]:
