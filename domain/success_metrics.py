@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-#: Payment statuses after a successful charge (the customer paid, whatever happened since).
-PAID = frozenset({"completed", "partially_refunded", "refunded", "disputed", "dispute_lost"})
-#: Statuses that count as a failed outcome while the payment is still in them.
-FAILED = frozenset({"failed", "canceled"})
+from domain import payments
+from domain.payments import PAID
+
+#: Statuses that count as a failed outcome while the payment is still in them (paid ones: ``PAID``).
+FAILED = frozenset({payments.FAILED, payments.CANCELED})
 
 #: Event sources (``stripe_events.source``): pushed by Stripe, or found by reconcile.
 WEBHOOK = "webhook"
