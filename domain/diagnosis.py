@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain import refunds
 from domain.payments import COMPLETED, DISPUTE_CLOSED, DISPUTE_LOST, PAID, REFUNDED, REQUIRES_ACTION, status_of_intent
 
 #: A payment paid this recently may still be on its way to activation (webhook → enrollment takes ms to seconds).
@@ -176,7 +177,7 @@ def review_required(f: Facts) -> Finding | None:
 
 
 def refund_pending(f: Facts) -> Finding | None:
-    pending = [r for r in f.refunds if r.status == "pending"]
+    pending = [r for r in f.refunds if r.status == refunds.PENDING]
     if not pending:
         return None
     total = sum(r.amount for r in pending)
@@ -189,7 +190,7 @@ def refund_pending(f: Facts) -> Finding | None:
 
 
 def refund_failed(f: Facts) -> Finding | None:
-    failed = [r for r in f.refunds if r.status in ("failed", "canceled")]
+    failed = [r for r in f.refunds if r.status in refunds.NOT_REFUNDED]
     if not failed:
         return None
     why = failed[0].failure_reason or "no reason given"
