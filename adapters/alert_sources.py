@@ -15,10 +15,7 @@ from adapters.mongo import Doc
 from adapters.queue import Broker
 from adapters.queue_health import QueueHealth
 from adapters.success_metrics import MongoSuccessFacts
-from usecases.ports import PURGING, REPLAYING, AlertDeps, Outbox
-
-#: Every state a failure record may be in (``adapters.failures``).
-STATES = ["dead", REPLAYING, PURGING, "replayed", "purged"]
+from usecases.ports import FAILURE_STATES, AlertDeps, Outbox
 
 
 class MongoDeadLetters:
@@ -28,7 +25,8 @@ class MongoDeadLetters:
     def dead_since(self, start: datetime) -> int:
         # Every record, whatever ops did with it since: a job that failed for good is what the rule counts.
         # The states listed let the ``state_recent`` index (state, lastFailedAt) serve the range.
-        return self.collection.count_documents({"state": {"$in": STATES}, "lastFailedAt": {"$gte": start}})
+        every_state = {"$in": list(FAILURE_STATES)}
+        return self.collection.count_documents({"state": every_state, "lastFailedAt": {"$gte": start}})
 
 
 def build_alert_deps(db: Database[Doc], broker: Broker, outbox: Outbox, ops_email: str | None) -> AlertDeps:

@@ -30,7 +30,7 @@ from adapters.serialize import jsonable, payment_json
 from ingress import parse
 from ingress.errors import ApiError
 from usecases import ops, reviews
-from usecases.ports import Deps, FailureSelection, Operator, OpsDeps
+from usecases.ports import FAILURE_STATES, Deps, FailureSelection, Operator, OpsDeps
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ MAX_JOBS = 4
 #: Seconds the ingress waits, at shutdown, for its jobs to stop between two messages.
 STOP_WAIT = 5.0
 #: ``replaying``/``purging``: taken by a replay or purge that is running, or died (back to dead after its lease).
-STATES = frozenset({"dead", "replaying", "purging", "replayed", "purged"})
+STATES = frozenset(FAILURE_STATES)
 #: Seconds after which an unfinished inbox event counts as stuck, unless ``olderThan`` says otherwise.
 STUCK_AFTER = 600
 FILTERS = frozenset({"queue", "actor", "error", "since", "until", "state", "cursor", "limit"})

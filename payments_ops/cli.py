@@ -46,7 +46,7 @@ from payments_ops.composition import connect_ops
 from payments_ops.config import ops_settings
 from usecases import ops, reviews
 from usecases.ops import MAX_RATE, MIN_RATE
-from usecases.ports import Deps, FailureSelection, Operator, OpsDeps
+from usecases.ports import FAILURE_STATES, Deps, FailureSelection, Operator, OpsDeps
 
 #: The door the audit names for runs from this command.
 VIA = "payments-ops"
@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     failures = commands.add_parser("failures", help="failed jobs").add_subparsers(dest="action", required=True)
     listing = failures.add_parser("list", parents=[common])
     _filters(listing)
-    listing.add_argument("--state", choices=["dead", "replaying", "purging", "replayed", "purged"])
+    listing.add_argument("--state", choices=FAILURE_STATES)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
     failures.add_parser("show", parents=[common]).add_argument("failure_id")

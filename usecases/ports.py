@@ -381,6 +381,8 @@ class CheckoutDeps:
 REPLAYING = "replaying"
 PURGING = "purging"
 CLAIMED = (REPLAYING, PURGING)
+#: Every state a failure record may be in.
+FAILURE_STATES = ("dead", REPLAYING, PURGING, "replayed", "purged")
 
 
 @dataclass(frozen=True)
